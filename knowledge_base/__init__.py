@@ -1,0 +1,1 @@
+"""Knowledge base: load -> chunk -> embed -> FAISS + SQLite store -> hybrid retrieval with citations."""

