@@ -16,6 +16,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     show = csub.add_parser("show", parents=[common], help="print the resolved config as TOML")
     show.add_argument("--json", action="store_true", help="print JSON instead of TOML")
+    add_lm_options(show)
     show.set_defaults(func=cmd_config_show)
 
     p = sub.add_parser("ask", parents=[common], help="stream one answer to stdout")

@@ -1,0 +1,1 @@
+"""Tools for developers: a scripted OpenAI-compatible server for tests, load tests and benchmarks."""
