@@ -272,9 +272,9 @@ def load_causal_lm(
     ``load_in_4bit`` quantizes the base to NF4 with double quantization through bitsandbytes.
     ``adapter`` loads a peft LoRA directory on top (``trainable_adapter`` keeps it trainable).
     """
+    source = resolve_source(spec, models_dir)  # fails fast, before the heavy imports
     from transformers import AutoModelForCausalLM
 
-    source = resolve_source(spec, models_dir)
     if source.alias and source.gguf_file and models_dir is not None:
         source = ModelSource(
             str(ensure_bundled_cache(source.alias, models_dir)), alias=source.alias, local=True
