@@ -1580,7 +1580,7 @@ def mentions_answer(
     if spec.kind == "expression":
         return _leaks_expression(text, spec, context)
     if spec.kind == "choice":
-        return _leaks_choice(text, spec)
+        return _leaks_choice(text, spec, prompt)
     return _leaks_text(text, spec, context)
 
 
@@ -1610,17 +1610,24 @@ def _leaks_number(text: str, spec: AnswerSpec, context: str) -> bool:
     for m in find_numbers(text):
         if not any(_number_matches(m, t, spec) for t in targets):
             continue
-        in_prompt = _number_key(m) in ctx_keys or (
+        verdict = grade(spec, m.canonical())
+        if verdict.code == "not_simplified" and not verdict.correct:
+            continue  # 4/6 when the item asks for lowest terms: a step, not the answer
+        # weak mentions count only when stated as a result ("= 6", "the answer is 6")
+        weak = (
+            not verdict.correct and verdict.code != "unit_missing"  # 0.75 for 75%, 0.33 for 1/3
+        )
+        weak |= _number_key(m) in ctx_keys or (
             m.form in ("fraction", "mixed")
             and len(m.parts) >= 2
             and all(p in ctx_ints for p in m.parts)
-        )
-        trivial = m.value in (0, 1) and m.form in ("integer", "words") and not m.percent
-        if in_prompt or trivial:
-            if _ANSWER_CONTEXT.search(s[: m.start]) and not _continues_expression(s, m.end):
-                return True
-            continue
-        return True
+        )  # the problem's own numbers
+        weak |= m.value in (0, 1) and m.form in ("integer", "words") and not m.percent
+        weak |= m.form == "fraction" and exp.value.denominator == 1 and not m.percent  # 80/4
+        if not weak:
+            return True
+        if _ANSWER_CONTEXT.search(s[: m.start]) and not _continues_expression(s, m.end):
+            return True
     return False
 
 
@@ -1742,30 +1749,58 @@ def _expression_candidates(text: str) -> list[str]:
     return out
 
 
-def _leaks_choice(text: str, spec: AnswerSpec) -> bool:
-    t = spec.target()
-    label = _label(t.index)
-    option = _norm_words(spec.choices[t.index])
-    raw = normalize_text(text)
-    words = _norm_words(text)
-    lab = label.lower()
-    label_pat = rf"(?:\(\s*{lab}\s*\)|\b{lab}\s*\)|\boption\s+{lab}\b|\bchoice\s+{lab}\b|\bletter\s+{lab}\b)"
-    if re.search(rf"\b{label}\b", text) and lab not in ("a", "i"):
-        label_pat = rf"(?:{label_pat}|\b{lab}\b)"
-    elif re.search(rf"(?<![\w'])({label})(?![\w'])", text):
-        label_pat = rf"(?:{label_pat}|(?<![\w']){lab}(?![\w']))"
-    affirm = r"(?:correct|right|the\s+answer|the\s+right\s+(?:answer|option|one)|the\s+correct\s+(?:answer|option|one))"
-    leads = r"(?:answer|correct\s+(?:answer|option|choice|one)|right\s+(?:answer|option|choice|one))\s*(?:is|:|would\s+be|=)\s*"
-    for pat in (label_pat, rf"\b{re.escape(option)}\b" if option else None):
-        if not pat:
+def _mark_options(sentence: str, spec: AnswerSpec) -> str:
+    """The sentence, normalized, with each option's label and text replaced by ``optN``."""
+    s = sentence
+    for i in range(len(spec.choices)):
+        L, low = _label(i), _label(i).lower()
+        pats = [
+            rf"\(\s*[{L}{low}]\s*\)",
+            rf"(?i:\b(?:option|choice|letter)\s+)[{L}{low}]\b",
+            rf"(?<![\w'(])[{L}{low}]\)",
+        ]
+        if L in ("A", "I"):
+            pats.append(rf"(?<![\w'])({L})(?=\s*(?:[.,!?:;]|$))")
+        else:
+            pats.append(rf"(?<![\w']){L}(?![\w'])")
+        s = re.sub("|".join(pats), f" lab{i} ", s)
+    hay = _norm_words(s)
+    order = sorted(range(len(spec.choices)), key=lambda i: -len(spec.choices[i]))
+    for i in order:
+        t = _norm_words(spec.choices[i])
+        if t:
+            hay = re.sub(rf"(?<![\w.]){re.escape(t)}(?![\w]|\.\d)", f" opt{i} ", hay)
+    return re.sub(r"\s+", " ", hay)
+
+
+def _leaks_choice(text: str, spec: AnswerSpec, context: str) -> bool:
+    c = spec.target().index
+    me = rf"(?:opt|lab){c}\b"
+    in_prompt = {
+        i
+        for i, o in enumerate(spec.choices)
+        if _norm_words(o) and re.search(rf"\b{re.escape(_norm_words(o))}\b", _norm_words(context))
+    }
+    lead = (
+        r"(?:answer|correct\s+(?:answer|option|choice|one)|right\s+(?:answer|option|choice|one))"
+        r"\s*(?:is|:|would\s+be|=|should\s+be)\s*"
+    )
+    affirm = r"\s*(?:is|was|would\s+be)\s+(?:definitely\s+|indeed\s+)?(?:correct|right|answer|the\s+(?:correct|right))"
+    for sentence in re.split(r"(?<=[.!?])\s+(?=\S)|\n+", text):
+        hay = _mark_options(sentence, spec)
+        hits = {int(h) for h in re.findall(r"(?:opt|lab)(\d+)\b", hay)}
+        labels = {int(h) for h in re.findall(r"lab(\d+)\b", hay)}
+        if c not in hits:
             continue
-        for hay in (raw, words):
-            if re.search(rf"{leads}(?:option\s+|choice\s+)?{pat}", hay):
-                return True
-            if re.search(rf"{pat}\s*(?:is|was|would\s+be)\s+(?:the\s+)?{affirm}", hay):
-                return True
-            if re.search(rf"\b(?:pick|choose|select)\s+{pat}", hay):
-                return True
+        if labels == {c} and not sentence.rstrip().endswith("?"):
+            return True  # "Evaporation (A): ...", "so 5/8 is larger (B)"
+        if re.search(rf"{lead}{me}", hay) or re.search(rf"{me}{affirm}", hay):
+            return True
+        if re.search(rf"\b(?:pick|choose|select|go\s+with)\s+{me}", hay):
+            return True
+        # only the right option singled out, in a statement about it
+        if hits == {c} and c not in in_prompt:
+            return True
     return False
 
 
