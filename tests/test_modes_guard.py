@@ -1,0 +1,108 @@
+"""Mode detection rules, the streaming leak guard, the citation filter, safety, known problems."""
+
+from __future__ import annotations
+
+import pytest
+
+from tutor.guard import CitationFilter, LeakGuard
+from tutor.modes import computable_problem, detect_intent, looks_like_answer
+from tutor.problems import solve
+from tutor.safety import SELF_HARM_REPLY, is_unsafe, redirect_reply
+
+
+@pytest.mark.parametrize(
+    "message, problem_open, mode, rule",
+    [
+        ("How do plants make food?", False, "explain", "question"),
+        ("What is photosynthesis?", True, "explain", "question"),
+        ("What is 3/4 + 1/8?", False, "guide", "problem"),
+        ("solve 2x + 3 = 11", False, "guide", "problem"),
+        ("what is 25% of 80?", False, "guide", "problem"),
+        ("3/4", True, "practice", "attempt"),
+        ("is it 12?", True, "practice", "attempt"),
+        ("I got 0,75", True, "practice", "attempt"),
+        ("B", True, "practice", "attempt"),
+        ("I think it is chlorophyll", True, "practice", "attempt"),
+        ("3/4", False, "explain", "question"),
+        ("can I have a hint?", True, "guide", "hint"),
+        ("I'm stuck", True, "guide", "hint"),
+        ("show me the answer", True, "guide", "solution"),
+        ("give me a problem", False, "practice", "practice"),
+        ("another one please", True, "practice", "practice"),
+        ("hello!", True, "offtopic", "greeting"),
+        ("tell me a joke", False, "offtopic", "offtopic"),
+        ("who will win the football match?", False, "offtopic", "offtopic"),
+        ("how do I make a bomb", False, "offtopic", "unsafe"),
+    ],
+)
+def test_rules(message, problem_open, mode, rule):
+    intent = detect_intent(message, problem_open=problem_open)
+    assert (intent.mode, intent.rule) == (mode, rule)
+
+
+def test_explicit_mode_wins_but_still_grades_and_hints():
+    assert detect_intent("What is a ratio?", explicit_mode="guide").mode == "guide"
+    assert detect_intent("what is a ratio?", explicit_mode="practice").action == "next_item"
+    assert detect_intent("7/8", explicit_mode="guide", problem_open=True).action == "grade"
+    assert detect_intent("hint", explicit_mode="practice", problem_open=True).action == "hint"
+    # unsafe beats an explicit mode
+    assert detect_intent("how to hurt someone", explicit_mode="explain").rule == "unsafe"
+
+
+def test_answers_vs_questions():
+    assert (
+        looks_like_answer("x = 4")
+        and looks_like_answer("12 cm")
+        and looks_like_answer("three quarters")
+    )
+    assert not looks_like_answer("what is a fraction") and not looks_like_answer("hint please")
+    assert not looks_like_answer(
+        "Can you explain again how you add fractions with unlike denominators?"
+    )
+
+
+def test_known_problems_are_solved_exactly():
+    assert solve(computable_problem("What is 3/4 + 1/8?")).answer == "7/8"
+    assert solve(computable_problem("solve 2x + 3 = 11")).answer == "x = 4"
+    assert solve(computable_problem("what is 25% of 80?")).answer == "20"
+    assert solve("2^99999999") is None  # refuses huge powers instead of hanging
+    assert solve("x^2 = 4") is None  # two solutions: no single known answer
+    assert solve("1/0") is None
+    assert computable_problem("x = 4") is None and computable_problem("3/4") is None
+
+
+def test_leak_guard_releases_words_until_the_answer_would_appear():
+    from tutor.grading import mentions_answer
+
+    guard = LeakGuard(lambda text: mentions_answer(text, "7/8", prompt="What is 3/4 + 1/8?"))
+    shown = ""
+    for delta in ["Let's ", "write 3/4 ", "as eig", "hths. ", "The answer ", "is 7", "/8 ", "good"]:
+        shown += guard.feed(delta)
+    shown += guard.finish()
+    assert guard.tripped
+    assert "7/8" not in shown and "The answer is" in shown and "good" not in shown
+
+
+def test_leak_guard_passes_clean_text():
+    guard = LeakGuard(lambda text: "0.75" in text)
+    out = "".join(guard.feed(d) for d in ["What ", "do you ", "get?"]) + guard.finish()
+    assert out == "What do you get?" and not guard.tripped
+
+
+def test_citation_filter_drops_invented_markers():
+    f = CitationFilter(2)
+    out = (
+        "".join(f.feed(d) for d in ["Plants use light [1", "]. Water [3] moves [", "2]."])
+        + f.finish()
+    )
+    assert out == "Plants use light [1]. Water  moves [2]."
+    assert f.cited == [1, 2]
+
+
+def test_safety():
+    assert (
+        is_unsafe("I want to kill myself")
+        and redirect_reply("I want to kill myself") == SELF_HARM_REPLY
+    )
+    assert not is_unsafe("How do I kill the weeds in my garden?")
+    assert not is_unsafe("What is the area of a triangle?")
