@@ -172,41 +172,109 @@ class TutorConfig:
 
 @dataclass
 class FinetuneConfig:
-    """LoRA / QLoRA fine-tuning (recipes in configs/*.toml override these)."""
+    """LoRA / QLoRA fine-tuning (recipes in configs/*.toml override these).
 
-    run_name: str = "lora"
+    Data files are read relative to the working directory; ``data_format = "auto"`` detects each
+    file's format. QLoRA (``qlora = true``) is the LoRA recipe on a 4-bit NF4 base.
+    """
+
+    run_name: str = "lora"  # the run lives in <paths.home>/runs/<run_name>
     data: list[str] = field(default_factory=list)
-    data_format: str = "auto"
-    base_model: str = ""  # empty = lm.model
-    qlora: bool = False
+    # Validation files; empty = hold out ``eval_fraction`` of the problems of ``data``.
+    eval_data: list[str] = field(default_factory=list)
+    data_format: Literal[
+        "auto", "openai", "sharegpt", "alpaca", "qa", "gsm8k", "dialogue", "mathdial"
+    ] = "auto"
+    # System prompt for QA examples: ``explain`` mode when a record carries reference passages,
+    # else the guide mode at the "full solution earned" help level (``auto``); or force one.
+    qa_mode: Literal["auto", "explain", "solution"] = "auto"
+    skip_invalid: bool = False  # skip (and count) bad records instead of stopping at the first
+    max_examples: int = 0  # per data file, first N valid records; 0 = all
+    base_model: str = ""  # HF id, directory or bundled alias; empty = lm.model
+    qlora: bool = False  # NF4 + double quant base through bitsandbytes
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
     max_length: int = 1024
-    packing: bool = False
+    # Examples whose last answer does not fit even after dropping early turns.
+    too_long: Literal["drop", "error"] = "drop"
+    packing: bool = False  # pack examples into max_length rows (no cross-example attention)
+    group_by_length: bool = True  # batch similar lengths together (less padding)
     epochs: float = 1.0
-    max_steps: int = -1
+    max_steps: int = -1  # > 0 overrides epochs
     learning_rate: float = 2e-4
-    batch_size: int = 4
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
+    batch_size: int = 4  # per device; with packing, packed rows per device
     grad_accum: int = 1
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
-    eval_steps: int = 50
+    max_grad_norm: float = 1.0
+    eval_steps: int = 50  # evaluate (and checkpoint) every N optimizer steps
     eval_fraction: float = 0.1
-    early_stopping_patience: int = 3
+    eval_before: bool = True  # evaluate the untouched base first (the card's "before" loss)
+    early_stopping_patience: int = 3  # evaluations without improvement; 0 = off
     gradient_checkpointing: bool = False
+    optim: Literal["auto", "adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "adamw_8bit"] = (
+        "auto"  # auto: paged 8-bit AdamW for QLoRA on CUDA, fused AdamW otherwise
+    )
     seed: int = 42
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    logging_steps: int = 10
     tensorboard: bool = False
-    max_examples: int = 0
+    resume: bool = False  # continue from the run's last checkpoint
+    overwrite: bool = False  # delete an existing run of the same name first
 
     def __post_init__(self) -> None:
-        if self.lora_r <= 0:
-            raise ConfigError(f"finetune.lora_r must be > 0, got {self.lora_r}")
+        def bad(key: str, rule: str, value: object) -> ConfigError:
+            return ConfigError(f"finetune.{key} must be {rule}, got {value!r}")
+
+        if not self.run_name or not all(c.isalnum() or c in "._-" for c in self.run_name):
+            raise bad(
+                "run_name", "a non-empty name of letters, digits, '.', '_' or '-'", self.run_name
+            )
+        if self.run_name in (".", ".."):
+            raise bad("run_name", "a real name", self.run_name)
+        for key in (
+            "lora_r",
+            "lora_alpha",
+            "batch_size",
+            "grad_accum",
+            "eval_steps",
+            "logging_steps",
+        ):
+            if getattr(self, key) <= 0:
+                raise bad(key, "> 0", getattr(self, key))
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise bad("lora_dropout", "within 0..1", self.lora_dropout)
+        if not self.target_modules:
+            raise bad(
+                "target_modules", "a non-empty list (e.g. ['all-linear'])", self.target_modules
+            )
+        if self.max_length < 16:
+            raise bad("max_length", ">= 16", self.max_length)
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise bad("epochs", "> 0 (or set max_steps)", self.epochs)
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise bad("max_steps", "-1 (use epochs) or > 0", self.max_steps)
+        if self.learning_rate <= 0:
+            raise bad("learning_rate", "> 0", self.learning_rate)
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise bad("warmup_ratio", "within 0..1", self.warmup_ratio)
+        if self.weight_decay < 0 or self.max_grad_norm < 0:
+            raise bad(
+                "weight_decay and max_grad_norm", ">= 0", (self.weight_decay, self.max_grad_norm)
+            )
         if not 0.0 <= self.eval_fraction < 1.0:
+            raise bad("eval_fraction", "within 0..1", self.eval_fraction)
+        if self.early_stopping_patience < 0:
+            raise bad("early_stopping_patience", ">= 0", self.early_stopping_patience)
+        if self.max_examples < 0:
+            raise bad("max_examples", ">= 0", self.max_examples)
+        if self.resume and self.overwrite:
             raise ConfigError(
-                f"finetune.eval_fraction must be within 0..1, got {self.eval_fraction}"
+                "finetune.resume and finetune.overwrite cannot both be true; pick one"
             )
 
 

@@ -1,0 +1,229 @@
+"""``tutor finetune {train,data,merge}``: thin commands over ``finetune.recipe`` / ``merge``.
+
+Options with ``dest="finetune.KEY"`` are config overrides (they win over ``--config FILE``,
+the environment and the defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+FORMATS = ("auto", "openai", "sharegpt", "alpaca", "qa", "gsm8k", "dialogue", "mathdial")
+
+
+def _data_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", dest="finetune.data", nargs="+", metavar="FILE", default=None)
+    g.add_argument(
+        "--eval-data",
+        dest="finetune.eval_data",
+        nargs="+",
+        metavar="FILE",
+        default=None,
+        help="validation files (default: hold out finetune.eval_fraction of the problems)",
+    )
+    g.add_argument("--format", dest="finetune.data_format", choices=FORMATS, default=None)
+    g.add_argument(
+        "--max-examples",
+        dest="finetune.max_examples",
+        metavar="N",
+        type=int,
+        default=None,
+        help="use the first N valid records of each file",
+    )
+    g.add_argument("--max-length", dest="finetune.max_length", metavar="N", type=int, default=None)
+    g.add_argument(
+        "--base-model",
+        metavar="MODEL",
+        dest="finetune.base_model",
+        default=None,
+        help="HF id, directory or bundled alias (default: lm.model)",
+    )
+    g.add_argument(
+        "--skip-invalid",
+        dest="finetune.skip_invalid",
+        action="store_const",
+        const=True,
+        default=None,
+        help="skip bad records instead of stopping",
+    )
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "finetune", parents=[common], help="LoRA / QLoRA fine-tuning on dialogues and QA"
+    )
+    fsub = p.add_subparsers(dest="finetune_command", metavar="ACTION", required=True)
+
+    t = fsub.add_parser(
+        "train",
+        parents=[common],
+        help="train a LoRA adapter (QLoRA with --qlora)",
+        description="Train a LoRA adapter into <home>/runs/<run_name>/. Example: tutor finetune "
+        "train --config configs/cpu-smollm2-lora.toml --max-steps 20",
+    )
+    _data_options(t)
+    g = t.add_argument_group("training")
+    g.add_argument("--run-name", dest="finetune.run_name", metavar="NAME", default=None)
+    g.add_argument(
+        "--qlora",
+        dest="finetune.qlora",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="4-bit NF4 base through bitsandbytes",
+    )
+    g.add_argument(
+        "--packing", dest="finetune.packing", action=argparse.BooleanOptionalAction, default=None
+    )
+    g.add_argument("--epochs", dest="finetune.epochs", metavar="X", type=float, default=None)
+    g.add_argument("--max-steps", dest="finetune.max_steps", metavar="N", type=int, default=None)
+    g.add_argument("--lr", dest="finetune.learning_rate", metavar="X", type=float, default=None)
+    g.add_argument("--batch-size", dest="finetune.batch_size", metavar="N", type=int, default=None)
+    g.add_argument("--grad-accum", dest="finetune.grad_accum", metavar="N", type=int, default=None)
+    g.add_argument("--eval-steps", dest="finetune.eval_steps", metavar="N", type=int, default=None)
+    g.add_argument("--lora-r", dest="finetune.lora_r", metavar="N", type=int, default=None)
+    g.add_argument("--seed", dest="finetune.seed", metavar="N", type=int, default=None)
+    g.add_argument(
+        "--device", dest="finetune.device", metavar="DEV", default=None, help="auto, cpu, cuda"
+    )
+    g.add_argument(
+        "--dtype",
+        dest="finetune.dtype",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        default=None,
+    )
+    g.add_argument(
+        "--tensorboard",
+        dest="finetune.tensorboard",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+    )
+    g.add_argument(
+        "--resume",
+        dest="finetune.resume",
+        action="store_const",
+        const=True,
+        default=None,
+        help="continue the run from its last checkpoint",
+    )
+    g.add_argument(
+        "--overwrite",
+        dest="finetune.overwrite",
+        action="store_const",
+        const=True,
+        default=None,
+        help="delete an existing run of the same name first",
+    )
+    t.set_defaults(func=cmd_train)
+
+    d = fsub.add_parser(
+        "data",
+        parents=[common],
+        help="check and count training data without training",
+        description="Load, validate, dedupe and split the data; with the base model's "
+        "tokenizer, also count tokens and truncation.",
+    )
+    _data_options(d)
+    d.add_argument("--no-tokenize", action="store_true", help="skip the token counts")
+    d.add_argument(
+        "--show",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print the first N training examples as JSON lines",
+    )
+    d.set_defaults(func=cmd_data)
+
+    m = fsub.add_parser(
+        "merge",
+        parents=[common],
+        help="merge an adapter into its base: a plain 16-bit model directory",
+    )
+    src = m.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", metavar="NAME", help="a run in <home>/runs")
+    src.add_argument("--adapter", metavar="DIR", help="an adapter directory")
+    m.add_argument("--out", metavar="DIR", help="default: <run>/merged")
+    m.add_argument(
+        "--model",
+        metavar="BASE",
+        default="",
+        help="base model (default: the one the run was trained on)",
+    )
+    m.add_argument("--dtype", choices=["bfloat16", "float16", "float32"], default="bfloat16")
+    m.add_argument(
+        "--load-in-4bit",
+        action="store_true",
+        help="refused: merging into a 4-bit base loses the adapter",
+    )
+    m.add_argument("--overwrite", action="store_true")
+    m.set_defaults(func=cmd_merge)
+
+
+def cmd_train(args: argparse.Namespace, config: Any) -> int:
+    from finetune.recipe import run_finetune, world
+
+    result = run_finetune(config)
+    if world()[0] != 0:
+        return 0  # under accelerate launch / torchrun only rank 0 reports
+    m = result.metrics
+
+    def f(x: Any) -> str:
+        return "n/a" if x is None else f"{x:.4f}"
+
+    print(f"run:        {result.run_dir}")
+    print(f"adapter:    {result.adapter_dir}")
+    print(
+        f"eval loss:  before {f(m['eval_loss_before'])}  final {f(m['final_eval_loss'])}  "
+        f"best {f(m['best_eval_loss'])} (step {m['best_step']})"
+    )
+    print(
+        f"steps:      {m['global_step']}{' (early stopping)' if m['stopped_early'] else ''}  "
+        f"{m['train_seconds']:.0f} s  {m['tokens_per_second']} tokens/s  "
+        f"peak {m['peak_memory_mb']:.0f} MiB"
+    )
+    base = m["base_model"]
+    print(f"use it:     tutor chat --model {base} --adapter {result.adapter_dir}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace, config: Any) -> int:
+    from finetune.data import prepare_examples
+
+    train, val, stats = prepare_examples(config.finetune)
+    if not args.no_tokenize:
+        from finetune.recipe import load_base_tokenizer, tokenize_splits
+
+        tokenize_splits(config.finetune, load_base_tokenizer(config), train, val, stats)
+    print(stats.render())
+    for ex in train[: args.show]:
+        print(json.dumps({"source": ex.source, "messages": ex.messages}, ensure_ascii=False))
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace, config: Any) -> int:
+    from finetune.merge import merge_adapter
+
+    if args.run:
+        run_dir = config.paths.runs_dir / args.run
+        adapter = run_dir / "adapter"
+    else:
+        adapter = Path(args.adapter)
+        run_dir = adapter.parent
+    out = Path(args.out) if args.out else run_dir / "merged"
+    path = merge_adapter(
+        adapter,
+        out,
+        base_model=args.model,
+        models_dir=config.paths.models_dir,
+        dtype=args.dtype,
+        load_in_4bit=args.load_in_4bit or config.lm.load_in_4bit,
+        chat_template=config.lm.chat_template,
+        overwrite=args.overwrite,
+    )
+    print(path)
+    print(f"use it:  tutor chat --model {path}", file=sys.stderr)
+    return 0

@@ -1,0 +1,576 @@
+"""The LoRA recipe: ``setup -> train -> cleanup`` (torchtune style). QLoRA is the same recipe
+with ``quantize_base=True``: the base is loaded 4-bit NF4 (double quant, bf16 compute on CUDA)
+through bitsandbytes and prepared for k-bit training; nothing else changes.
+
+``setup`` does every check that can fail (config, run directory, data, chat template, lengths,
+base model, bitsandbytes) before the first step. ``train`` runs the transformers ``Trainer``
+(evaluation every N steps, early stopping, best checkpoint kept, resume, seeds, progress bar,
+optional TensorBoard) and writes the run directory::
+
+    <paths.home>/runs/<run_name>/
+        adapter/       the LoRA adapter (safetensors) + tokenizer and chat template
+        checkpoints/   the best and the last Trainer checkpoints (resumable)
+        config.toml    the resolved configuration
+        metrics.json   losses, speed, memory, the full log history
+        card.md        the training card (card.json: the same as data)
+
+Ctrl-C stops after the current step and saves a resumable checkpoint (press it twice to abort
+at once). The same code runs under ``accelerate launch`` (DDP): only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import logging
+import os
+import resource
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from finetune.data import DataStats, prepare_examples
+from finetune.errors import RunExistsError, TrainingInterrupted
+from finetune.tokenize import ChatEncoder, Collator, encode_examples, pack
+from tutor.config import Config
+from tutor.errors import ConfigError, MissingDependencyError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class RunResult:
+    run_dir: Path
+    adapter_dir: Path | None
+    metrics: dict[str, Any]
+    stats: DataStats
+    interrupted: bool = False
+
+
+def world() -> tuple[int, int, int]:
+    """(rank, local_rank, world_size) from the launcher's environment."""
+    env = os.environ
+    return (
+        int(env.get("RANK", "0")),
+        int(env.get("LOCAL_RANK", "0")),
+        int(env.get("WORLD_SIZE", "1")),
+    )
+
+
+def run_dir_for(config: Config) -> Path:
+    return config.paths.runs_dir / config.finetune.run_name
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def check_4bit(device: str) -> None:
+    """Fail before training when bitsandbytes cannot do NF4 on ``device``."""
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise MissingDependencyError(
+            "finetune.qlora needs bitsandbytes; install the GPU extra (pip install "
+            "'offline-tutor[gpu]') or train plain LoRA with finetune.qlora=false"
+        )
+    try:
+        import bitsandbytes.functional as bnbf
+        import torch
+
+        x = torch.randn(64, 64, device=device)
+        q, state = bnbf.quantize_4bit(x, quant_type="nf4")
+        y = bnbf.dequantize_4bit(q, state)
+        if not torch.isfinite(y).all():
+            raise RuntimeError("4-bit round trip produced non-finite values")
+    except Exception as e:
+        raise MissingDependencyError(
+            f"bitsandbytes cannot run 4-bit NF4 on {device} here ({type(e).__name__}: {e}); use "
+            f"a CUDA GPU, or train plain LoRA with finetune.qlora=false"
+        ) from e
+
+
+def peak_memory_mb(device: str) -> float:
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+# -- callbacks ----------------------------------------------------------------------------------
+def _callbacks() -> tuple[type, type]:
+    from transformers import TrainerCallback
+
+    class StopOnSignal(TrainerCallback):
+        """First Ctrl-C: finish the step, save a checkpoint, stop. Second: abort now."""
+
+        def __init__(self) -> None:
+            self.requested = False
+            self.stopped = False
+            self._previous: Any = None
+
+        def install(self) -> None:
+            if threading.current_thread() is not threading.main_thread():
+                return
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+
+        def uninstall(self) -> None:
+            if self._previous is not None:
+                signal.signal(signal.SIGINT, self._previous)
+                self._previous = None
+
+        def _handle(self, signum: int, frame: Any) -> None:
+            if self.requested:
+                self.uninstall()
+                raise KeyboardInterrupt
+            self.requested = True
+            log.warning(
+                "stopping after this step and saving a checkpoint (Ctrl-C again aborts at once)"
+            )
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            requested = self.requested
+            if args.world_size > 1:
+                import torch
+                import torch.distributed as dist
+
+                flag = torch.tensor([int(requested)], device=args.device)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                requested = bool(flag.item())
+            if requested:
+                self.stopped = True
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+    class EvaluateAtEnd(TrainerCallback):
+        """Evaluate and checkpoint the last step too, so the final loss is always measured."""
+
+        def __init__(self, has_eval: bool) -> None:
+            self.has_eval = has_eval
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if state.max_steps and state.global_step >= state.max_steps:
+                control.should_save = True
+                control.should_evaluate = self.has_eval
+            return control
+
+    return StopOnSignal, EvaluateAtEnd
+
+
+def load_base_tokenizer(config: Config) -> Any:
+    """The base model's tokenizer (cheap: no weights), for counting and encoding data."""
+    from tutor.lm.resolve import ensure_bundled_cache, load_tokenizer, resolve_source
+
+    spec = config.finetune.base_model or config.lm.model
+    models_dir = config.paths.models_dir
+    source = resolve_source(spec, models_dir)
+    if source.alias and source.gguf_file:
+        ensure_bundled_cache(source.alias, models_dir)
+        source = resolve_source(spec, models_dir)
+    return load_tokenizer(source, config.lm.chat_template)
+
+
+def tokenize_splits(
+    cfg: Any, tokenizer: Any, train: list, val: list, stats: DataStats
+) -> tuple[list[dict], list[dict]]:
+    """Encode both splits (labels on assistant turns), pack the train split when asked, and
+    record token counts, truncation and drops in ``stats``."""
+    from finetune.errors import DataError
+
+    encoder = ChatEncoder(tokenizer, cfg.max_length)
+    train_f, truncated, dropped = encode_examples(train, encoder, too_long=cfg.too_long)
+    val_f, val_truncated, val_dropped = encode_examples(val, encoder, too_long=cfg.too_long)
+    s = stats
+    s.truncated, s.too_long = truncated + val_truncated, len(dropped) + len(val_dropped)
+    if dropped or val_dropped:
+        log.warning(
+            "%d examples do not fit max_length=%d even with only their last exchange and "
+            "were dropped (first: %s); raise finetune.max_length to keep them",
+            s.too_long,
+            cfg.max_length,
+            ", ".join((dropped + val_dropped)[:3]),
+        )
+    if not train_f:
+        raise DataError(
+            f"every training example is longer than finetune.max_length={cfg.max_length} "
+            f"tokens; raise max_length"
+        )
+    lengths = [len(f["input_ids"]) for f in train_f]
+    s.train_tokens = sum(lengths)
+    s.train_label_tokens = sum(sum(x != -100 for x in f["labels"]) for f in train_f)
+    s.eval_tokens = sum(len(f["input_ids"]) for f in val_f)
+    s.max_tokens, s.mean_tokens = max(lengths), s.train_tokens / len(lengths)
+    s.train_examples, s.eval_examples = len(train_f), len(val_f)
+    if cfg.packing:
+        train_f = pack(train_f, cfg.max_length)
+        s.packed_rows = len(train_f)
+    return train_f, val_f
+
+
+# -- the recipe ---------------------------------------------------------------------------------
+class LoRARecipe:
+    """LoRA (or, with ``quantize_base=True``, QLoRA) fine-tuning of a causal LM."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        quantize_base: bool = False,
+        callbacks: Sequence[Any] = (),
+    ) -> None:
+        self.config = config
+        self.cfg = config.finetune
+        self.quantize_base = quantize_base
+        self.extra_callbacks = list(callbacks)
+        self.rank, self.local_rank, self.world_size = world()
+        self.run_dir = run_dir_for(config)
+        self.base_model = self.cfg.base_model or config.lm.model
+        self.trainer: Any = None
+        self.stats = DataStats()
+        self.eval_loss_before: float | None = None
+        self.resume_from: str | None = None
+        self._stop: Any = None
+        self._t0 = 0.0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    # -- setup ----------------------------------------------------------------------------------
+    def _check_run_dir(self) -> None:
+        ckpt_dir = self.run_dir / "checkpoints"
+        if self.cfg.resume:
+            from transformers.trainer_utils import get_last_checkpoint
+
+            last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+            if last is None:
+                raise NotFoundError(
+                    f"nothing to resume: run '{self.cfg.run_name}' has no checkpoint in "
+                    f"{ckpt_dir}; start it without --resume"
+                )
+            self.resume_from = last
+            return
+        if self.cfg.overwrite:
+            if self.is_main and self.run_dir.exists():
+                log.warning("removing the previous run at %s (overwrite)", self.run_dir)
+                shutil.rmtree(self.run_dir)
+            return
+        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+            raise RunExistsError(
+                f"run '{self.cfg.run_name}' already exists at {self.run_dir}; pass --resume "
+                f"to continue it, --overwrite to start over, or --run-name NEW"
+            )
+
+    def _device(self) -> str:
+        from tutor.lm.resolve import pick_device
+
+        device = pick_device(self.cfg.device)
+        if device == "cuda" and self.world_size > 1:
+            device = f"cuda:{self.local_rank}"
+        return device
+
+    def _compute_dtype(self, device: str) -> Any:
+        import torch
+
+        from tutor.lm.resolve import pick_dtype
+
+        dtype = pick_dtype(self.cfg.dtype, device)
+        if self.quantize_base and device.startswith("cuda") and dtype == torch.float32:
+            dtype = torch.bfloat16  # as the resolver's 4-bit config does
+        return dtype
+
+    def _load_model(self, device: str) -> Any:
+        from tutor.lm.resolve import load_causal_lm
+
+        model, _ = load_causal_lm(
+            self.base_model,
+            models_dir=self.config.paths.models_dir,
+            dtype=self.cfg.dtype,
+            device=device,
+            load_in_4bit=self.quantize_base,
+            chat_template=self.config.lm.chat_template,
+        )
+        model.config.use_cache = False
+        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+        if self.quantize_base:
+            # Casts norms/embeddings to fp32; checkpointing is switched on by the Trainer.
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        targets = self.cfg.target_modules
+        lora = LoraConfig(
+            r=self.cfg.lora_r,
+            lora_alpha=self.cfg.lora_alpha,
+            lora_dropout=self.cfg.lora_dropout,
+            target_modules="all-linear" if targets == ["all-linear"] else list(targets),
+            task_type="CAUSAL_LM",
+        )
+        try:
+            model = get_peft_model(model, lora)
+        except ValueError as e:
+            raise ConfigError(f"finetune.target_modules={targets!r}: {e}") from e
+        self.compute_dtype = self._compute_dtype(device)
+        return model
+
+    def setup(self) -> None:
+        """Everything that can fail, before the first training step."""
+        cfg = self.cfg
+        self._t0 = time.perf_counter()
+        self._check_run_dir()
+        device = self._device()
+        if self.quantize_base:
+            check_4bit(device)
+        train, val, self.stats = prepare_examples(cfg)
+        tokenizer = load_base_tokenizer(self.config)
+        train_f, val_f = tokenize_splits(cfg, tokenizer, train, val, self.stats)
+        if self.is_main:
+            for line in self.stats.render().splitlines():
+                log.info("%s", line)
+        if cfg.eval_fraction > 0 or cfg.eval_data:
+            if not val_f:
+                log.warning("no validation example left; evaluation and early stopping are off")
+        model = self._load_model(device)
+        if self.is_main:
+            n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            n_all = sum(p.numel() for p in model.parameters())
+            log.info(
+                "%s %s on %s: %d trainable of %d parameters (%.2f%%)",
+                "QLoRA" if self.quantize_base else "LoRA",
+                self.base_model,
+                device,
+                n_train,
+                n_all,
+                100 * n_train / max(1, n_all),
+            )
+        self.device = device
+        self.trainer = self._build_trainer(model, tokenizer, train_f, val_f, device)
+
+    def _training_args(self, has_eval: bool, device: str) -> Any:
+        import torch
+        from transformers import TrainingArguments
+
+        cfg = self.cfg
+        optim = cfg.optim
+        if optim == "auto":
+            on_cuda = device.startswith("cuda")
+            optim = "paged_adamw_8bit" if self.quantize_base and on_cuda else "adamw_torch_fused"
+        bf16 = self.compute_dtype == torch.bfloat16
+        fp16 = self.compute_dtype == torch.float16
+        progress = log.isEnabledFor(logging.INFO) and self.is_main
+        return TrainingArguments(
+            output_dir=str(self.run_dir / "checkpoints"),
+            per_device_train_batch_size=cfg.batch_size,
+            per_device_eval_batch_size=cfg.batch_size,
+            gradient_accumulation_steps=cfg.grad_accum,
+            num_train_epochs=cfg.epochs,
+            max_steps=cfg.max_steps,
+            learning_rate=cfg.learning_rate,
+            lr_scheduler_type=cfg.lr_scheduler,
+            warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of all steps
+            weight_decay=cfg.weight_decay,
+            max_grad_norm=cfg.max_grad_norm,
+            optim=optim,
+            bf16=bf16,
+            fp16=fp16,
+            use_cpu=device == "cpu",
+            eval_strategy="steps" if has_eval else "no",
+            eval_steps=cfg.eval_steps,
+            save_strategy="steps",
+            save_steps=cfg.eval_steps,
+            save_total_limit=2,  # the best and the last
+            load_best_model_at_end=has_eval,
+            metric_for_best_model="eval_loss",
+            greater_is_better=False,
+            logging_steps=cfg.logging_steps,
+            logging_first_step=True,
+            seed=cfg.seed,
+            data_seed=cfg.seed,
+            activation_checkpointing=cfg.gradient_checkpointing,
+            activation_checkpointing_kwargs={"use_reentrant": False},
+            train_sampling_strategy=(
+                "group_by_length" if cfg.group_by_length and not cfg.packing else "random"
+            ),
+            remove_unused_columns=False,
+            report_to="none",
+            disable_tqdm=not progress,
+            ddp_find_unused_parameters=False,
+            ddp_backend="gloo" if device == "cpu" and self.world_size > 1 else None,
+            dataloader_num_workers=0,
+        )
+
+    def _build_trainer(
+        self, model: Any, tokenizer: Any, train_f: list, val_f: list, device: str
+    ) -> Any:
+        from transformers import EarlyStoppingCallback, Trainer
+
+        cfg = self.cfg
+        has_eval = bool(val_f)
+        StopOnSignal, EvaluateAtEnd = _callbacks()
+        self._stop = StopOnSignal()
+        callbacks: list[Any] = [self._stop, EvaluateAtEnd(has_eval)]
+        if has_eval and cfg.early_stopping_patience > 0:
+            callbacks.append(
+                EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)
+            )
+        if cfg.tensorboard and self.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+            from transformers.integrations import TensorBoardCallback
+
+            tb = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+            callbacks.append(TensorBoardCallback(tb_writer=tb))
+        callbacks += self.extra_callbacks
+        self.collator = Collator(tokenizer.pad_token_id)
+        self.tokenizer = tokenizer
+        return Trainer(
+            model=model,
+            args=self._training_args(has_eval, device),
+            train_dataset=train_f,
+            eval_dataset=val_f or None,
+            data_collator=self.collator,
+            processing_class=tokenizer,
+            callbacks=callbacks,
+        )
+
+    # -- train ----------------------------------------------------------------------------------
+    def train(self) -> RunResult:
+        if self.trainer is None:
+            raise RuntimeError("call setup() before train()")
+        trainer, cfg = self.trainer, self.cfg
+        if cfg.eval_before and trainer.eval_dataset is not None and not self.resume_from:
+            self.eval_loss_before = float(trainer.evaluate()["eval_loss"])
+            if self.is_main:
+                log.info("eval loss before training: %.4f", self.eval_loss_before)
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.run_dir / "config.toml", self.resolved_config().to_toml())
+        self._stop.install()
+        t0 = time.perf_counter()
+        try:
+            output = trainer.train(resume_from_checkpoint=self.resume_from)
+        finally:
+            self._stop.uninstall()
+        train_seconds = time.perf_counter() - t0
+        metrics = self._metrics(output, train_seconds)
+        interrupted = self._stop.stopped
+        adapter_dir = None
+        if self.is_main:
+            if not interrupted:
+                adapter_dir = self._save_adapter()
+            from finetune.card import write_card
+
+            write_atomic(self.run_dir / "metrics.json", _json(metrics))
+            write_card(
+                self.run_dir,
+                config=self.resolved_config(),
+                stats=self.stats,
+                metrics=metrics,
+                quantize_base=self.quantize_base,
+            )
+        if interrupted:
+            last = trainer.state.global_step
+            raise TrainingInterrupted(
+                f"stopped at step {last}; a checkpoint was saved in {self.run_dir / 'checkpoints'}"
+                f". Resume with: tutor finetune train --config ... --run-name {cfg.run_name} --resume"
+            )
+        return RunResult(self.run_dir, adapter_dir, metrics, self.stats)
+
+    def resolved_config(self) -> Config:
+        ft = dataclasses.replace(self.cfg, base_model=self.base_model, qlora=self.quantize_base)
+        return dataclasses.replace(self.config, finetune=ft)
+
+    def _metrics(self, output: Any, train_seconds: float) -> dict[str, Any]:
+        state = self.trainer.state
+        evals = [h for h in state.log_history if "eval_loss" in h]
+        tokens = self.collator.tokens * self.world_size
+        stopped_early = bool(
+            not self._stop.stopped and state.max_steps and state.global_step < state.max_steps
+        )
+        return {
+            "status": "interrupted" if self._stop.stopped else "completed",
+            "base_model": self.base_model,
+            "method": "qlora" if self.quantize_base else "lora",
+            "device": self.device,
+            "compute_dtype": str(self.compute_dtype).replace("torch.", ""),
+            "world_size": self.world_size,
+            "global_step": state.global_step,
+            "max_steps": state.max_steps,
+            "epoch": state.epoch,
+            "stopped_early": stopped_early,
+            "resumed_from": self.resume_from,
+            "train_loss": output.training_loss,
+            "eval_loss_before": self.eval_loss_before,
+            "final_eval_loss": evals[-1]["eval_loss"] if evals else None,
+            "best_eval_loss": state.best_metric,
+            "best_step": _step_of(state.best_model_checkpoint),
+            "best_checkpoint": state.best_model_checkpoint,
+            "train_seconds": round(train_seconds, 2),
+            "total_seconds": round(time.perf_counter() - self._t0, 2),
+            "train_tokens_seen": tokens,
+            "tokens_per_second": round(tokens / train_seconds, 1) if train_seconds else None,
+            "peak_memory_mb": round(peak_memory_mb(self.device), 1),
+            "log_history": state.log_history,
+        }
+
+    def _save_adapter(self) -> Path:
+        """The (best, when evaluated) adapter + tokenizer, written atomically."""
+        target = self.run_dir / "adapter"
+        tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=self.run_dir))
+        try:
+            self.trainer.model.save_pretrained(str(tmp), safe_serialization=True)
+            self.tokenizer.save_pretrained(str(tmp))
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        log.info("adapter saved to %s", target)
+        return target
+
+    # -- cleanup --------------------------------------------------------------------------------
+    def cleanup(self) -> None:
+        if self._stop is not None:
+            self._stop.uninstall()
+        self.trainer = None
+        import gc
+
+        gc.collect()
+
+
+def _step_of(checkpoint: str | None) -> int | None:
+    if not checkpoint:
+        return None
+    try:
+        return int(Path(checkpoint).name.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def _json(data: Any) -> str:
+    import json
+
+    return json.dumps(data, indent=2, default=str) + "\n"
+
+
+lora_recipe = partial(LoRARecipe, quantize_base=False)
+qlora_recipe = partial(LoRARecipe, quantize_base=True)
+
+
+def run_finetune(config: Config, *, callbacks: Sequence[Any] = ()) -> RunResult:
+    """Fine-tune as ``config.finetune`` says: LoRA, or QLoRA when ``finetune.qlora``."""
+    recipe = (qlora_recipe if config.finetune.qlora else lora_recipe)(config, callbacks=callbacks)
+    try:
+        recipe.setup()
+        return recipe.train()
+    finally:
+        recipe.cleanup()
