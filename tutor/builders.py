@@ -27,3 +27,12 @@ def build_generator(config: Config) -> Any:
 
         return OpenAIGenerator.from_config(lm)
     raise ConfigError(f"lm.backend={lm.backend!r} is not known; use 'hf' or 'openai'")
+
+
+def build_learner_store(config: Config) -> Any:
+    """The learner store at ``config.database_url`` (SQLite file in the data dir by default),
+    with the ``[tutor]`` BKT defaults and the fallback item bank (``tutor.item_bank`` or the
+    shipped sample bank) for collections that have none loaded."""
+    from tutor.store import LearnerStore
+
+    return LearnerStore.from_config(config)

@@ -1057,6 +1057,19 @@ class LearnerStore:
         except InputError:
             return []
 
+    def stored_skills(self, collection: str) -> dict[str, Skill]:
+        """The skills stored for a collection (no fallback), in their order."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(S.skills)
+                .where(S.skills.c.collection == collection)
+                .order_by(S.skills.c.position)
+            ).all()
+        return {
+            r.skill_id: Skill(r.skill_id, r.name, tuple(r.prerequisites), r.description)
+            for r in rows
+        }
+
     def items(
         self, collection: str = DEFAULT_COLLECTION, *, skill: str | None = None
     ) -> list[Item]:

@@ -1,0 +1,341 @@
+"""Commands for the learner model: ``tutor learners …``, ``tutor items …``, ``tutor users …``.
+
+Thin: parse, call the store, render. Personal data goes to stdout (or a file written
+atomically with mode 0600); diagnostics go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tutor.errors import InputError
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    # -- learners
+    p = sub.add_parser(
+        "learners", parents=[common], help="learners: list, show, export, delete, fit-kt"
+    )
+    lsub = p.add_subparsers(dest="learners_command", metavar="ACTION", required=True)
+    x = lsub.add_parser("list", parents=[common], help="list learners with their activity")
+    x.set_defaults(func=cmd_learners_list)
+    x = lsub.add_parser("add", parents=[common], help="add a learner")
+    x.add_argument("name")
+    x.add_argument("--display-name", default="", help="name the tutor uses when talking")
+    x.set_defaults(func=cmd_learners_add)
+    x = lsub.add_parser(
+        "show", parents=[common], help="profile, mastery and predictions of a learner"
+    )
+    x.add_argument("name")
+    _collection_option(x)
+    x.set_defaults(func=cmd_learners_show)
+    x = lsub.add_parser("export", parents=[common], help="export all data of a learner as JSON")
+    x.add_argument("name")
+    x.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE (mode 0600) instead of stdout"
+    )
+    x.set_defaults(func=cmd_learners_export)
+    x = lsub.add_parser("delete", parents=[common], help="delete all data of a learner")
+    x.add_argument("name")
+    x.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    x.set_defaults(func=cmd_learners_delete)
+    x = lsub.add_parser(
+        "fit-kt", parents=[common], help="fit BKT parameters per skill from the attempts log"
+    )
+    x.add_argument(
+        "--min-attempts",
+        type=int,
+        default=20,
+        help="skills with fewer graded attempts keep their parameters (default 20)",
+    )
+    x.set_defaults(func=cmd_learners_fit_kt)
+
+    # -- items
+    p = sub.add_parser("items", parents=[common], help="practice items: add, list, check")
+    isub = p.add_subparsers(dest="items_command", metavar="ACTION", required=True)
+    x = isub.add_parser(
+        "add", parents=[common], help="validate bank files and load them into a collection"
+    )
+    x.add_argument(
+        "files", nargs="+", metavar="FILE", help=".yaml/.jsonl bank files or directories"
+    )
+    _collection_option(x)
+    x.set_defaults(func=cmd_items_add)
+    x = isub.add_parser("list", parents=[common], help="list the items of a collection")
+    _collection_option(x)
+    x.add_argument("--skill", default=None, help="only items of this skill")
+    x.set_defaults(func=cmd_items_list)
+    x = isub.add_parser("check", parents=[common], help="validate bank files without loading them")
+    x.add_argument("files", nargs="+", metavar="FILE")
+    x.set_defaults(func=cmd_items_check)
+
+    # -- users
+    p = sub.add_parser("users", parents=[common], help="web UI accounts: add, list")
+    usub = p.add_subparsers(dest="users_command", metavar="ACTION", required=True)
+    x = usub.add_parser("add", parents=[common], help="create an account (asks for the password)")
+    x.add_argument("name")
+    role = x.add_mutually_exclusive_group()
+    role.add_argument("--teacher", dest="role", action="store_const", const="teacher")
+    role.add_argument("--student", dest="role", action="store_const", const="student")
+    x.add_argument(
+        "--learner", default=None, help="learner to link a student to (default: the user name)"
+    )
+    x.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin",
+    )
+    x.set_defaults(func=cmd_users_add, role="student")
+    x = usub.add_parser("list", parents=[common], help="list accounts")
+    x.set_defaults(func=cmd_users_list)
+
+
+def _collection_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--collection",
+        dest="kb.collection",
+        default=None,
+        metavar="NAME",
+        help="course collection (default: kb.collection, 'default')",
+    )
+
+
+def _store(config: Any) -> Any:
+    from tutor.builders import build_learner_store
+
+    return build_learner_store(config)
+
+
+# -- learners ------------------------------------------------------------------------------------
+
+
+def cmd_learners_list(args: argparse.Namespace, config: Any) -> int:
+    store = _store(config)
+    rows = store.list_learners()
+    if not rows:
+        print("no learners yet", file=sys.stderr)
+        return 0
+    print(f"{'name':24} {'sessions':>8} {'messages':>8} {'attempts':>8}  last active")
+    for r in rows:
+        print(
+            f"{r.learner.name:24} {r.n_sessions:>8} {r.n_messages:>8} {r.n_attempts:>8}  "
+            f"{(r.last_active_at or '-')[:19]}"
+        )
+    return 0
+
+
+def cmd_learners_add(args: argparse.Namespace, config: Any) -> int:
+    store = _store(config)
+    lr = store.add_learner(args.name, display_name=args.display_name)
+    print(f"added learner {lr.name} (id {lr.id})", file=sys.stderr)
+    return 0
+
+
+def cmd_learners_show(args: argparse.Namespace, config: Any) -> int:
+    store = _store(config)
+    lr = store.find_learner(args.name)
+    profile = store.get_profile(lr.id)
+    print(f"learner: {lr.name}" + (f" ({lr.display_name})" if lr.display_name else ""))
+    for k, v in profile.to_dict().items():
+        if v:
+            print(f"  {k}: {v}")
+    skills = store.skills(config.kb.collection)
+    m = store.mastery(lr.id, skills)
+    print(f"\n{'skill':24} {'P(mastery)':>10} {'P(correct)':>10} {'attempts':>8} {'correct':>8}")
+    for s, v in m.items():
+        flag = "  mastered" if v.mastered else ""
+        print(
+            f"{s:24} {v.p_mastery:>10.2f} {v.p_correct:>10.2f} {v.n_attempts:>8} {v.n_correct:>8}{flag}"
+        )
+    sel = store.next_item(lr.id, config.kb.collection)
+    if sel is not None:
+        print(
+            f"\nnext item: {sel.item.id} ({sel.skill}, difficulty {sel.item.difficulty}, "
+            f"target {sel.target_difficulty}): {sel.reason}"
+        )
+    return 0
+
+
+def cmd_learners_export(args: argparse.Namespace, config: Any) -> int:
+    store = _store(config)
+    lr = store.find_learner(args.name)
+    data = store.export_learner(lr.id)
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    n = sum(len(v) for v in data["tables"].values())
+    print(f"exported {n} rows of {lr.name} to {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_learners_delete(args: argparse.Namespace, config: Any) -> int:
+    store = _store(config)
+    lr = store.find_learner(args.name)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise InputError(f"refusing to delete {lr.name!r} without confirmation; pass --yes")
+        answer = input(f"Delete ALL data of learner {lr.name!r}? Type the name to confirm: ")
+        if answer.strip() != lr.name:
+            print("not deleted", file=sys.stderr)
+            return 1
+    counts = store.delete_learner(lr.id)
+    detail = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+    print(f"deleted learner {lr.name}: {detail}", file=sys.stderr)
+    return 0
+
+
+def cmd_learners_fit_kt(args: argparse.Namespace, config: Any) -> int:
+    store = _store(config)
+    fits = store.fit_kt(min_observations=args.min_attempts)
+    if not fits:
+        print(
+            f"no skill has {args.min_attempts} graded attempts yet; the defaults stay in use",
+            file=sys.stderr,
+        )
+        return 0
+    print(
+        f"{'skill':24} {'prior':>6} {'learn':>6} {'guess':>6} {'slip':>6} {'learners':>8} {'attempts':>8}"
+    )
+    for s, r in sorted(fits.items()):
+        p = r.params
+        print(
+            f"{s:24} {p.prior:>6.3f} {p.learn:>6.3f} {p.guess:>6.3f} {p.slip:>6.3f} "
+            f"{r.n_sequences:>8} {r.n_observations:>8}"
+        )
+    return 0
+
+
+# -- items ---------------------------------------------------------------------------------------
+
+
+def _known_skills(store: Any, collection: str) -> dict[str, Any]:
+    """Skills item files may use: the collection's stored skills, else the shipped ones."""
+    from tutor.items import DEFAULT_SKILLS_FILE, load_skills
+
+    stored = store.stored_skills(collection)
+    if stored:
+        return stored
+    return load_skills(DEFAULT_SKILLS_FILE) if DEFAULT_SKILLS_FILE.is_file() else {}
+
+
+def cmd_items_add(args: argparse.Namespace, config: Any) -> int:
+    from tutor.items import load_bank
+
+    store = _store(config)
+    coll = config.kb.collection
+    bank = load_bank(args.files, known_skills=_known_skills(store, coll))
+    report = store.add_items(bank, collection=coll)
+    print(
+        f"loaded {report.n_items} items ({report.n_replaced} replaced) and {report.n_skills} skills "
+        f"into collection {coll!r}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_items_list(args: argparse.Namespace, config: Any) -> int:
+    store = _store(config)
+    coll = config.kb.collection
+    stored = coll in store.collections()
+    items = store.items(coll, skill=args.skill)
+    if not stored:
+        print(
+            f"collection {coll!r} has no items loaded; showing the default bank "
+            "(`tutor items add FILE` loads one)",
+            file=sys.stderr,
+        )
+    print(f"{'id':14} {'skill':20} {'type':10} {'diff':>4}  prompt")
+    for it in items:
+        prompt = it.prompt.replace("\n", " ")
+        print(
+            f"{it.id:14} {it.skill:20} {it.kind:10} {it.difficulty:>4}  "
+            f"{prompt[:60] + ('…' if len(prompt) > 60 else '')}"
+        )
+    print(f"{len(items)} items", file=sys.stderr)
+    return 0
+
+
+def cmd_items_check(args: argparse.Namespace, config: Any) -> int:
+    from tutor.items import DEFAULT_SKILLS_FILE, load_bank, load_skills
+
+    known = load_skills(DEFAULT_SKILLS_FILE) if DEFAULT_SKILLS_FILE.is_file() else {}
+    bank = load_bank(args.files, known_skills=known)
+    kinds: dict[str, int] = {}
+    for it in bank.items:
+        kinds[it.kind] = kinds.get(it.kind, 0) + 1
+    used = sorted({s for it in bank.items for s in it.skills})
+    print(
+        f"ok: {len(bank.items)} items over {len(used)} skills "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))})"
+    )
+    return 0
+
+
+# -- users ---------------------------------------------------------------------------------------
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise InputError("no terminal to ask for the password; pass --password-stdin")
+    pw = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != pw:
+        raise InputError("the two passwords differ; try again")
+    return pw
+
+
+def cmd_users_add(args: argparse.Namespace, config: Any) -> int:
+    store = _store(config)
+    password = _read_password(args)
+    learner_id = None
+    if args.role == "student":
+        lr = store.get_or_create_learner(args.learner or args.name)
+        learner_id = lr.id
+    elif args.learner:
+        raise InputError("--learner is only for student accounts")
+    user = store.add_user(args.name, password, role=args.role, learner_id=learner_id)
+    linked = f", linked to learner {args.learner or args.name}" if learner_id else ""
+    print(f"added {user.role} {user.username}{linked}", file=sys.stderr)
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace, config: Any) -> int:
+    store = _store(config)
+    users = store.list_users()
+    if not users:
+        print(
+            "no users yet; create the first teacher with `tutor users add NAME --teacher`",
+            file=sys.stderr,
+        )
+        return 0
+    names = {s.learner.id: s.learner.name for s in store.list_learners()}
+    print(f"{'user':24} {'role':8} {'learner':20} last login")
+    for u in users:
+        print(
+            f"{u.username:24} {u.role:8} {names.get(u.learner_id, '-') if u.learner_id else '-':20} "
+            f"{(u.last_login_at or '-')[:19]}"
+        )
+    return 0
