@@ -345,7 +345,7 @@ class KnowledgeBase:
         if progress:
             progress(len(targets), len(targets), "done")
         report.seconds = time.perf_counter() - t0
-        log.info("%s", report.summary())
+        log.debug("%s", report.summary())
         return report
 
     def _flush(
@@ -383,18 +383,20 @@ class KnowledgeBase:
                 r.message = f"replaced {r.replaced}"
         return embed_s
 
-    def _embed(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
+    def _embed(
+        self, texts: Sequence[str], progress: ProgressFn | None = None, *, bar: bool = True
+    ) -> np.ndarray:
         """Vectors for ``texts``: batched (longest first, little padding), normalized."""
         embedder = self._need_embedder()
         n = len(texts)
         order = sorted(range(n), key=lambda i: -len(texts[i]))
         bs = max(1, self.options.batch_size)
         out: np.ndarray | None = None
-        bar = None
-        if self._progress_enabled():
+        pbar = None
+        if bar and self._progress_enabled():
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=n, desc="embedding", unit="chunk", leave=False)
+            pbar = tqdm(total=n, desc="embedding", unit="chunk", leave=False)
         try:
             for start in range(0, n, bs):
                 idx = order[start : start + bs]
@@ -409,13 +411,13 @@ class KnowledgeBase:
                 if out is None:
                     out = np.empty((n, vecs.shape[1]), dtype=np.float32)
                 out[idx] = normalize(vecs)
-                if bar is not None:
-                    bar.update(len(idx))
+                if pbar is not None:
+                    pbar.update(len(idx))
                 if progress:
                     progress(min(start + bs, n), n, "embedding")
         finally:
-            if bar is not None:
-                bar.close()
+            if pbar is not None:
+                pbar.close()
         if out is None:
             return np.zeros((0, _dimension(embedder) or 1), dtype=np.float32)
         return out
@@ -494,7 +496,7 @@ class KnowledgeBase:
         qv: np.ndarray | None = None
         dense: list[tuple[int, float]] = []
         if mode != "bm25":
-            qv = self._embed([query.strip()])
+            qv = self._embed([query.strip()], bar=False)
             self._check_embedder(qv.shape[1])
             dense = self._dense(qv, colls, document, n_cand, opts)
         sparse: list[tuple[int, float]] = []

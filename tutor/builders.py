@@ -36,3 +36,21 @@ def build_learner_store(config: Config) -> Any:
     from tutor.store import LearnerStore
 
     return LearnerStore.from_config(config)
+
+
+def build_embedder(config: Config) -> Any:
+    """The knowledge-base embedder (``kb.embedder``): the bundled all-MiniLM-L6-v2 by default,
+    or any sentence-transformers model by name or path. Lazy: the model loads on first use."""
+    from knowledge_base.embed import SentenceTransformerEmbedder
+
+    kb = config.kb
+    return SentenceTransformerEmbedder(kb.embedder, device=kb.device, batch_size=kb.batch_size)
+
+
+def build_knowledge_base(config: Config, embedder: Any | None = None) -> Any:
+    """The knowledge base in ``paths.kb_dir`` with the ``[kb]`` options; ``embedder`` defaults
+    to ``build_embedder(config)``."""
+    from knowledge_base import KnowledgeBase
+
+    emb = embedder if embedder is not None else build_embedder(config)
+    return KnowledgeBase.open(config.paths.kb_dir, emb, options=config.kb)

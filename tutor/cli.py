@@ -21,7 +21,12 @@ from typing import Any
 from tutor.errors import TutorError
 
 # Each module exposes ``register(subparsers, common)``; the order is the order in --help.
-REGISTRARS: tuple[str, ...] = ("tutor.commands", "finetune.cli", "tutor.learner_cli")
+REGISTRARS: tuple[str, ...] = (
+    "tutor.commands",
+    "knowledge_base.cli",
+    "finetune.cli",
+    "tutor.learner_cli",
+)
 
 CommandFn = Callable[[argparse.Namespace, Any], int | None]
 
