@@ -39,6 +39,7 @@ install: $(VENV)/.stamp-install
 install-dev: $(VENV)/.stamp-dev
 
 run: install
+	$(BIN)/tutor kb add data/curriculum --collection default
 	$(BIN)/tutor chat
 
 test: install-dev
