@@ -157,7 +157,9 @@ class AnswerSpec:
     strict_form: bool = False
     unit_required: bool = True
     form: ExpressionForm = "any"
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False, hash=False)
+    _cache: dict[str, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         if self.kind not in ANSWER_KINDS:
@@ -298,7 +300,8 @@ def normalize_text(text: str) -> str:
     s = re.sub(r"\((-?\d+(?:\.\d+)?)\)\s*/\s*\((\d+(?:\.\d+)?)\)", r"\1/\2", s)
     s = s.lower()
     s = re.sub(r"(\d)\s+out\s+of\s+(\d)", r"\1/\2", s)
-    return re.sub(r"\s+", " ", s).strip()
+    s = re.sub(r"[^\S\n]+", " ", s)  # collapse spaces, keep line breaks (list labels)
+    return re.sub(r" ?\n[\s]*", "\n", s).strip()
 
 
 def _fix_commas(s: str, *, free_text: bool) -> str:
@@ -736,15 +739,20 @@ def _match_to_number(m: re.Match[str], s: str) -> Number:
     )
 
 
+def _trim(s: str) -> str:
+    """Strip spaces and punctuation around an answer, keeping a leading point of ``.75``."""
+    return re.sub(r"^(?:[\s!?;:]|\.(?!\d))+|[\s.!?;:]+$", "", s)
+
+
 def _strip_answer_text(text: str) -> str:
     s = normalize_text(text)
     s = _fix_commas(s, free_text=False)
-    s = s.strip(" .!?;:")
+    s = _trim(s)
     s = _LEAD_INS.sub("", s)
     # "x = 4", "4 = x", "x=4"
     s = re.sub(r"^[a-z]\s*=\s*", "", s)
     s = re.sub(r"\s*=\s*[a-z]$", "", s)
-    return s.strip(" .!?;:")
+    return _trim(s)
 
 
 def parse_number(text: str) -> Number | None:
@@ -969,8 +977,8 @@ def _parse_expression(text: str, evaluate: bool = True) -> Any:
     """A sympy expression or ``Eq``-like pair, or None. Safe on untrusted input: only digits,
     single-letter variables, ``+-*/^().=`` and ``sqrt``/``pi`` get through, with small exponents."""
     s = normalize_text(text)
-    s = _fix_commas(s, free_text=False).strip(" .?!")
-    s = _LEAD_INS.sub("", s).strip(" .?!")
+    s = _trim(_fix_commas(s, free_text=False))
+    s = _trim(_LEAD_INS.sub("", s))
     if not s or len(s) > 120 or not re.fullmatch(r"[0-9a-z+\-*/^(). =]+", s):
         return None
     if s.count("=") > 1:

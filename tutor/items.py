@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -279,8 +279,12 @@ def _read_yaml(path: Path, text: str) -> tuple[Any, _Lines]:
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
+        # "expected ']' but got <stream end>": the line where the construct began helps more
+        if e.context_mark is not None and (mark is None or mark.index >= len(text.rstrip())):
+            mark = e.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise ItemBankError(path, line, None, f"invalid YAML: {e.problem or e}") from None
+        what = f"{e.context}: {e.problem}" if e.context else (e.problem or str(e))
+        raise ItemBankError(path, line, None, f"invalid YAML: {what}") from None
     except yaml.YAMLError as e:
         raise ItemBankError(path, None, None, f"invalid YAML: {e}") from None
     finally:
@@ -496,8 +500,10 @@ def _build_item(
     own = grade(spec, answer_text)
     if not own.correct:
         raise err("answer", f"the checker does not accept the answer itself ({own.code})")
+    # an accepted form is another way to write the same answer, not a second answer
+    lenient = replace(spec, accepted=(), strict_form=False, simplify=False, unit_required=False)
     for a in spec.accepted:
-        r = grade(spec, a)
+        r = grade(spec, a) if kind in ("text", "choice") else grade(lenient, a)
         if not r.correct:
             raise err("accepted", f"the checker does not accept {a!r} ({r.code})")
     hints = d.get("hints") or []
