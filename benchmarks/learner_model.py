@@ -1,0 +1,118 @@
+"""Learner-performance prediction on held-out simulated learners: BKT vs baselines.
+
+Simulates several skills from known BKT parameters (different prior/learn/guess/slip, and
+different sequence lengths per learner), fits BKT per skill by EM on the training learners,
+and scores the prediction of each next answer for held-out learners (online: every prediction
+uses only the learner's earlier answers). Side by side:
+
+- majority: the most frequent outcome in training, a constant (AUC 0.5 by construction);
+- per-skill rate: each skill's correct rate in training;
+- learner running rate: the learner's own correct rate so far on the skill (Laplace-smoothed);
+- BKT (defaults): the untrained ``[tutor]`` defaults;
+- BKT (fitted): EM per skill, as ``tutor learners fit-kt`` does;
+- BKT (true params): the generating model, the ceiling.
+
+Run: ``python benchmarks/learner_model.py [--learners 500] [--seed 0]``; prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from tutor import kt
+
+SKILLS: dict[str, kt.BKTParams] = {
+    "fractions": kt.BKTParams(prior=0.25, learn=0.12, guess=0.2, slip=0.1),
+    "decimals": kt.BKTParams(prior=0.4, learn=0.2, guess=0.25, slip=0.08),
+    "ratios-percents": kt.BKTParams(prior=0.1, learn=0.1, guess=0.15, slip=0.12),
+    "linear-equations": kt.BKTParams(prior=0.15, learn=0.25, guess=0.1, slip=0.05),
+    "water-cycle": kt.BKTParams(prior=0.5, learn=0.15, guess=0.3, slip=0.1),
+}
+
+
+def simulate_skill(p: kt.BKTParams, n: int, rng: np.random.Generator) -> list[list[int]]:
+    lengths = rng.integers(5, 31, n)
+    sim = kt.simulate(p, n, int(lengths.max()), rng=rng)
+    return [list(map(int, row[:k])) for row, k in zip(sim.correct, lengths, strict=True)]
+
+
+def running_rate(seqs: list[list[int]]) -> list[np.ndarray]:
+    out = []
+    for s in seqs:
+        c = np.cumsum([0, *s[:-1]])
+        k = np.arange(len(s))
+        out.append((c + 1) / (k + 2))
+    return out
+
+
+def metrics(y: np.ndarray, p: np.ndarray) -> tuple[float, float, float]:
+    return kt.auc(y, p), float(((p >= 0.5) == y).mean()), float(np.sqrt(((p - y) ** 2).mean()))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--learners", type=int, default=500, help="learners per split and skill")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    rng = np.random.default_rng(args.seed)
+    defaults = kt.BKTParams()
+    train = {s: simulate_skill(p, args.learners, rng) for s, p in SKILLS.items()}
+    test = {s: simulate_skill(p, args.learners, rng) for s, p in SKILLS.items()}
+
+    t0 = time.perf_counter()
+    fitted = {s: kt.fit_skill(seqs, init=defaults) for s, seqs in train.items()}
+    fit_s = time.perf_counter() - t0
+
+    all_train = np.concatenate([np.concatenate([np.asarray(x) for x in v]) for v in train.values()])
+    majority = float(all_train.mean() >= 0.5)
+    rate = {s: float(np.concatenate([np.asarray(x) for x in v]).mean()) for s, v in train.items()}
+
+    y_parts, preds = [], {name: [] for name in MODELS}
+    for s, seqs in test.items():
+        y_parts.append(np.concatenate([np.asarray(x) for x in seqs]))
+        n = len(y_parts[-1])
+        preds["majority"].append(np.full(n, majority))
+        preds["per-skill rate"].append(np.full(n, rate[s]))
+        preds["learner running rate"].append(np.concatenate(running_rate(seqs)))
+        preds["BKT (defaults)"].append(np.concatenate(kt.predict_sequences(seqs, defaults)))
+        preds["BKT (fitted, EM)"].append(
+            np.concatenate(kt.predict_sequences(seqs, fitted[s].params))
+        )
+        preds["BKT (true params)"].append(np.concatenate(kt.predict_sequences(seqs, SKILLS[s])))
+    y = np.concatenate(y_parts)
+    n_train = sum(len(x) for v in train.values() for x in v)
+    print(
+        f"{len(SKILLS)} skills; {args.learners} training and {args.learners} held-out learners per "
+        f"skill; {n_train} training and {len(y)} held-out answers (5-30 per learner); seed {args.seed}; "
+        f"EM fit of all skills {fit_s:.2f} s\n"
+    )
+    print("| model | AUC | accuracy | RMSE |")
+    print("|---|---:|---:|---:|")
+    for name in MODELS:
+        a, acc, rmse = metrics(y, np.concatenate(preds[name]))
+        print(f"| {name} | {a:.3f} | {acc:.3f} | {rmse:.3f} |")
+    print("\nFitted vs true parameters (prior / learn / guess / slip):\n")
+    print("| skill | true | fitted |")
+    print("|---|---|---|")
+    for s, p in SKILLS.items():
+        f = fitted[s].params
+        print(
+            f"| {s} | {p.prior:.2f} / {p.learn:.2f} / {p.guess:.2f} / {p.slip:.2f} "
+            f"| {f.prior:.2f} / {f.learn:.2f} / {f.guess:.2f} / {f.slip:.2f} |"
+        )
+
+
+MODELS = (
+    "majority",
+    "per-skill rate",
+    "learner running rate",
+    "BKT (defaults)",
+    "BKT (fitted, EM)",
+    "BKT (true params)",
+)
+
+if __name__ == "__main__":
+    main()
