@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import threading
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import sqlalchemy as sa
 
@@ -36,9 +38,27 @@ def bank():  # type: ignore[no-untyped-def]
     return load_default_bank()
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'learners.sqlite'}"
+PG_URL = os.environ.get("TUTOR_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database: a SQLite file, and (with TUTOR_TEST_POSTGRES_URL=postgresql+psycopg://
+    user@host/db) a new PostgreSQL database per test, dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'learners.sqlite'}"
+        return
+    if not PG_URL:
+        pytest.skip("set TUTOR_TEST_POSTGRES_URL=postgresql+psycopg://user@host/db to run")
+    name = f"tutor_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture
@@ -123,9 +143,10 @@ def test_acknowledged_writes_are_durable(db_url: str, bank) -> None:  # type: ig
     b = LearnerStore(db_url, fallback_bank=bank)
     assert [m.content for m in b.messages(s.id)] == ["hello"]
     assert len(b.attempts(lr.id)) == 1
-    with a.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
+    if a.engine.dialect.name == "sqlite":
+        with a.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
     a.close()
     b.close()
 
@@ -508,18 +529,3 @@ def test_export_and_delete_cover_every_learner_table(store: LearnerStore, bank) 
         store.export_learner(ana)
     assert store.authenticate("ana", "password1") is None
     assert store.export_learner(ben)["tables"]["messages"][0]["content"] == "ben says hi"
-
-
-def test_postgresql_when_available() -> None:
-    """Runs the store against a real PostgreSQL when TUTOR_TEST_POSTGRES_URL is set."""
-    import os
-
-    url = os.environ.get("TUTOR_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("set TUTOR_TEST_POSTGRES_URL=postgresql+psycopg://... to run")
-    store = LearnerStore(url, kdf_n=FAST_KDF, fallback_bank=load_default_bank())
-    name = f"pg-{np.random.default_rng().integers(1e9)}"
-    lid = _fill(store, load_default_bank(), name)
-    assert store.export_learner(lid)["tables"]["messages"]
-    store.delete_learner(lid)
-    store.close()
