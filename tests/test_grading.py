@@ -43,6 +43,7 @@ EXPANDED = spec("expression", "2x + 6", form="expanded")
 SIMPLIFIED = spec("expression", "5x", form="simplified")
 ANY_EXPR = spec("expression", "x^2 - 1")
 EQUATION = spec("expression", "y = 2x + 1")
+STRICT_EQUATION = spec("expression", "2x + 3 = 11", strict_form=True)
 CHOICE = spec("choice", "B", choices=("evaporation", "condensation", "precipitation"))
 NUM_CHOICE = spec("choice", "A", choices=("0.5", "0.45", "0.405"))
 TEXT = spec("text", "evaporation", accepted=("evaporating",))
@@ -188,6 +189,10 @@ CASES = [
     (EQUATION, "2y = 4x + 2", True, "correct"),
     (EQUATION, "y = 2x", False, "incorrect"),
     (EQUATION, "2x + 1", False, "wrong_form"),
+    (STRICT_EQUATION, "11 = 3 + 2x", True, "correct"),
+    (STRICT_EQUATION, "x = 4", False, "wrong_form"),
+    (STRICT_EQUATION, "4x + 6 = 22", False, "wrong_form"),
+    (STRICT_EQUATION, "2x + 3 = 12", False, "incorrect"),
     # multiple choice
     (CHOICE, "B", True, "correct"),
     (CHOICE, "b", True, "correct"),
@@ -447,6 +452,16 @@ LEAKS = [
             ("Option A is right.", True),
             ("The correct answer is evaporation.", True),
             ("Evaporation (A): heat turns liquid water into vapor.", True),
+        ],
+    ),
+    (
+        FakeItem("Write an equation: x doubled, plus 3, is 11.", STRICT_EQUATION),
+        [
+            ("Doubling x gives 2x; then add 3.", False),
+            ("What does 'is 11' become in an equation?", False),
+            ("Solving it would give x = 4.", False),
+            ("So the equation is 2x + 3 = 11.", True),
+            ("11 = 2x + 3", True),
         ],
     ),
     (

@@ -1475,6 +1475,8 @@ def _grade_expression(spec: AnswerSpec, text: str, expected: str) -> GradeResult
             raw = _parse_expression(text, evaluate=False)
             if raw is not None and not _form_ok(raw, r, spec.form):
                 return _result(False, "wrong_form", norm, expected)
+        if spec.strict_form and isinstance(r, tuple) and not _same_equation(r, exp):
+            return _result(False, "wrong_form", norm, expected)  # "x = 4" for "2x + 3 = 11"
         return _result(True, "correct", norm, expected)
     if not isinstance(r, tuple) and not isinstance(exp, tuple):
         try:
@@ -1492,6 +1494,14 @@ def _grade_expression(spec: AnswerSpec, text: str, expected: str) -> GradeResult
             except (ValueError, TypeError):
                 pass
     return _result(False, "incorrect", norm, expected)
+
+
+def _same_equation(a: tuple[Any, Any], b: tuple[Any, Any]) -> bool:
+    """The same equation up to the order of its sides and of the terms in each side."""
+    import sympy
+
+    sa_, sb_ = [sympy.expand(x) for x in a], [sympy.expand(x) for x in b]
+    return (sa_[0] == sb_[0] and sa_[1] == sb_[1]) or (sa_[0] == sb_[1] and sa_[1] == sb_[0])
 
 
 def _form_ok(raw: Any, evaluated: Any, form: str) -> bool:
@@ -1718,6 +1728,8 @@ def _leaks_expression(text: str, spec: AnswerSpec, context: str) -> bool:
             ):
                 continue
             if _expr_equal(p, exp):
+                if spec.strict_form and isinstance(p, tuple) and not _same_equation(p, exp):
+                    continue  # an equivalent equation the checker would not accept
                 raw = _parse_expression(cand, evaluate=False)
                 if (
                     _format_expr(p) in ctx_forms
