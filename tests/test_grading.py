@@ -204,6 +204,8 @@ CASES = [
     (CHOICE, "Condensation.", True, "correct"),
     (CHOICE, "b) condensation", True, "correct"),
     (CHOICE, "I pick b", True, "correct"),
+    (CHOICE, "I think it is B.", True, "correct"),
+    (CHOICE, "I think it's A", False, "wrong_choice"),
     (CHOICE, "A", False, "wrong_choice"),
     (CHOICE, "evaporation", False, "wrong_choice"),
     (CHOICE, "E", False, "not_parsed"),

@@ -1143,7 +1143,7 @@ def _choice_index(spec: AnswerSpec, response: str) -> int | None:
     nr = _norm_words(r)
     if nr in norm_choices:
         return norm_choices.index(nr)
-    m = _LABEL_RE.match(r)
+    m = _LABEL_RE.match(r) or _LABEL_RE.match(_trim(_LEAD_INS.sub("", r)))  # "I think it's B"
     if m:
         idx = ord(m.group(1)) - ord("a")
         rest = _norm_words(m.group(2) or "")
