@@ -26,9 +26,7 @@ import logging
 import os
 import resource
 import shutil
-import signal
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -104,68 +102,6 @@ def peak_memory_mb(device: str) -> float:
 
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-# -- callbacks ----------------------------------------------------------------------------------
-def _callbacks() -> tuple[type, type]:
-    from transformers import TrainerCallback
-
-    class StopOnSignal(TrainerCallback):
-        """First Ctrl-C: finish the step, save a checkpoint, stop. Second: abort now."""
-
-        def __init__(self) -> None:
-            self.requested = False
-            self.stopped = False
-            self._previous: Any = None
-
-        def install(self) -> None:
-            if threading.current_thread() is not threading.main_thread():
-                return
-            self._previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handle)
-
-        def uninstall(self) -> None:
-            if self._previous is not None:
-                signal.signal(signal.SIGINT, self._previous)
-                self._previous = None
-
-        def _handle(self, signum: int, frame: Any) -> None:
-            if self.requested:
-                self.uninstall()
-                raise KeyboardInterrupt
-            self.requested = True
-            log.warning(
-                "stopping after this step and saving a checkpoint (Ctrl-C again aborts at once)"
-            )
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-            requested = self.requested
-            if args.world_size > 1:
-                import torch
-                import torch.distributed as dist
-
-                flag = torch.tensor([int(requested)], device=args.device)
-                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                requested = bool(flag.item())
-            if requested:
-                self.stopped = True
-                control.should_save = True
-                control.should_training_stop = True
-            return control
-
-    class EvaluateAtEnd(TrainerCallback):
-        """Evaluate and checkpoint the last step too, so the final loss is always measured."""
-
-        def __init__(self, has_eval: bool) -> None:
-            self.has_eval = has_eval
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-            if state.max_steps and state.global_step >= state.max_steps:
-                control.should_save = True
-                control.should_evaluate = self.has_eval
-            return control
-
-    return StopOnSignal, EvaluateAtEnd
 
 
 def load_base_tokenizer(config: Config) -> Any:
@@ -401,6 +337,7 @@ class LoRARecipe:
                 "group_by_length" if cfg.group_by_length and not cfg.packing else "random"
             ),
             remove_unused_columns=False,
+            prediction_loss_only=True,  # evaluation keeps the loss, not every logit
             report_to="none",
             disable_tqdm=not progress,
             ddp_find_unused_parameters=False,
@@ -411,11 +348,12 @@ class LoRARecipe:
     def _build_trainer(
         self, model: Any, tokenizer: Any, train_f: list, val_f: list, device: str
     ) -> Any:
-        from transformers import EarlyStoppingCallback, Trainer
+        from transformers import EarlyStoppingCallback
+
+        from finetune.trainer import EvaluateAtEnd, SFTTrainer, StopOnSignal
 
         cfg = self.cfg
         has_eval = bool(val_f)
-        StopOnSignal, EvaluateAtEnd = _callbacks()
         self._stop = StopOnSignal()
         callbacks: list[Any] = [self._stop, EvaluateAtEnd(has_eval)]
         if has_eval and cfg.early_stopping_patience > 0:
@@ -431,7 +369,7 @@ class LoRARecipe:
         callbacks += self.extra_callbacks
         self.collator = Collator(tokenizer.pad_token_id)
         self.tokenizer = tokenizer
-        return Trainer(
+        return SFTTrainer(
             model=model,
             args=self._training_args(has_eval, device),
             train_dataset=train_f,

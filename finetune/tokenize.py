@@ -231,7 +231,7 @@ def pack(features: Sequence[dict[str, list[int]]], max_length: int) -> list[dict
 
 class Collator:
     """Pads a batch. Plain rows get an attention mask; packed rows get ``position_ids`` (the
-    padding forms its own segment) and no mask. Counts the real tokens it batches."""
+    padding forms its own segment), no mask and ``use_cache=False``. Counts the real tokens."""
 
     def __init__(self, pad_token_id: int) -> None:
         self.pad_token_id = pad_token_id
@@ -252,4 +252,8 @@ class Collator:
             self.tokens += n
         batch = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)}
         batch["position_ids" if packed else "attention_mask"] = torch.tensor(extra)
+        if packed:
+            # transformers only derives the block-diagonal mask from position_ids when no KV
+            # cache is built, and training forwards build one unless told not to.
+            batch["use_cache"] = False
         return batch
