@@ -1,0 +1,303 @@
+"""The knowledge base as a store: add / skip / replace / remove, collections, bad input in a
+batch, embedder mismatch, index kinds, and readers seeing other writers' commits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from knowledge_base import KnowledgeBase
+from knowledge_base.errors import DocumentNotFoundError, EmbedderMismatchError, StoreError
+from knowledge_base.store import Store
+from knowledge_base.testing import HashEmbedder
+from tests.test_kb_load import PDF_PAGES, make_docx, make_encrypted_pdf, make_image_pdf, make_pdf
+from tutor.errors import InputError
+
+TOPICS = {
+    "fractions.md": "# Fractions\n\nA fraction names equal parts of a whole.\n\n## Adding\n\n"
+    "Add the numerators when the denominators match.\n",
+    "percents.md": "# Percents\n\nPercent means per hundred.\n\n## Discounts\n\n"
+    "A discount takes a percent off the price.\n",
+    "water.txt": "The Water Cycle\n\nWater evaporates, condenses into clouds and falls as rain.\n",
+}
+
+
+def write_course(d: Path, files: dict[str, str] = TOPICS) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (d / name).write_text(text, encoding="utf-8")
+    return d
+
+
+def open_kb(path: Path, embedder: object | None = None, **kw: object) -> KnowledgeBase:
+    return KnowledgeBase.open(path, embedder or HashEmbedder(), show_progress=False, **kw)
+
+
+def test_add_then_unchanged_readd_is_skipped_without_embedding(tmp_path: Path) -> None:
+    course = write_course(tmp_path / "course")
+    emb = HashEmbedder()
+    kb = open_kb(tmp_path / "kb", emb)
+    r = kb.add(course)
+    assert [(Path(f.path).name, f.status) for f in r.files] == [
+        ("fractions.md", "added"),
+        ("percents.md", "added"),
+        ("water.txt", "added"),
+    ]
+    assert r.ok and r.chunks == sum(f.chunks for f in r.files) and r.chunks >= 5
+    assert {d.title for d in kb.list_documents()} == {"Fractions", "Percents", "The Water Cycle"}
+    calls = emb.calls
+    again = kb.add(course)
+    assert [f.status for f in again.files] == ["skipped"] * 3
+    assert all(f.message == "unchanged" for f in again.files)
+    assert emb.calls == calls  # nothing embedded
+    assert kb.store.check() == []
+    kb.close()
+
+
+def test_changed_file_replaces_its_old_chunks(tmp_path: Path) -> None:
+    course = write_course(tmp_path / "course")
+    kb = open_kb(tmp_path / "kb")
+    kb.add(course)
+    old = {d.source: d for d in kb.list_documents()}
+    (course / "percents.md").write_text(
+        "# Percents\n\nPercent means out of one hundred.\n\n## Interest\n\nBanks pay interest.\n"
+    )
+    r = kb.add(course)
+    by_name = {Path(f.path).name: f for f in r.files}
+    assert by_name["percents.md"].status == "replaced"
+    src = str((course / "percents.md").resolve())
+    assert by_name["percents.md"].replaced == old[src].doc_id
+    assert by_name["fractions.md"].status == "skipped"
+    docs = kb.list_documents()
+    assert len(docs) == 3 and old[src].doc_id not in {d.doc_id for d in docs}
+    texts = " ".join(p.text for p in kb.search("interest discount percent", k=10))
+    assert "Banks pay interest" in texts and "discount" not in texts.lower()
+    assert kb.store.check() == []
+
+
+def test_remove_document_and_collection(tmp_path: Path) -> None:
+    course = write_course(tmp_path / "course")
+    kb = open_kb(tmp_path / "kb")
+    kb.add(course, collection="math")
+    kb.add(course / "water.txt", collection="science")
+    water_sci = kb.list_documents("science")[0]
+    math_ids = {d.doc_id for d in kb.list_documents("math")}
+    assert water_sci.doc_id not in math_ids  # ids are per collection
+    gone = kb.remove(water_sci.doc_id)
+    assert gone.doc_id == water_sci.doc_id
+    assert kb.list_documents("science") == []
+    assert kb.search("clouds rain", collection="science") == []
+    with pytest.raises(DocumentNotFoundError, match="tutor kb list"):
+        kb.remove(water_sci.doc_id)
+    assert kb.store.check() == []
+    info = kb.remove_collection("math")
+    assert info.documents == 3
+    assert kb.list_documents() == []
+    assert [c.name for c in kb.collections()] == ["science"]
+    # removed documents are gone from search and from the index files on disk
+    files = sorted(p.name for p in (tmp_path / "kb" / "index").iterdir())
+    assert all(f.startswith("science.") for f in files)
+
+
+def test_stats(tmp_path: Path) -> None:
+    kb = open_kb(tmp_path / "kb")
+    assert kb.stats().documents == 0 and kb.stats().embedder is None
+    kb.add(write_course(tmp_path / "c"))
+    st = kb.stats()
+    assert st.embedder == "hash-embedder" and st.dimension == 128
+    assert st.documents == 3 and st.formats == {"md": 2, "txt": 1}
+    assert st.collections[0].name == "default" and st.collections[0].vectors == st.chunks
+    assert st.disk_bytes > 0
+
+
+def test_bad_inputs_in_a_batch_fail_per_file_and_keep_the_rest(tmp_path: Path) -> None:
+    kb = open_kb(tmp_path / "kb", max_file_mb=0.05)
+    first = kb.add(write_course(tmp_path / "before", {"kept.md": "# Kept\n\nStored before.\n"}))
+    kept_id = first.files[0].doc_id
+    d = tmp_path / "batch"
+    d.mkdir()
+    good_pdf = make_pdf(d / "good.pdf", PDF_PAGES, title="Water")
+    (d / "corrupt.pdf").write_bytes(good_pdf.read_bytes()[:400])
+    make_encrypted_pdf(good_pdf, d / "locked.pdf")
+    make_image_pdf(d / "scan.pdf")
+    (d / "empty.md").write_bytes(b"")
+    (d / "binary.md").write_bytes(bytes(range(256)) * 4)
+    (d / "latin1.txt").write_bytes("café crème".encode("latin-1"))
+    (d / "huge.md").write_text("# Huge\n\n" + "words " * 20_000)
+    make_docx(d / "ratios.docx")
+    report = kb.add([d, tmp_path / "no-such-file.md"])
+    status = {Path(f.path).name: (f.status, f.message) for f in report.files}
+    assert status["good.pdf"][0] == "added" and status["ratios.docx"][0] == "added"
+    expect = {
+        "corrupt.pdf": "not a readable PDF",
+        "locked.pdf": "password-protected",
+        "scan.pdf": "no text layer",
+        "empty.md": "empty",
+        "binary.md": "binary",
+        "latin1.txt": "not UTF-8",
+        "huge.md": "over the",
+        "no-such-file.md": "does not exist",
+    }
+    for name, needle in expect.items():
+        st, msg = status[name]
+        assert st == "error" and needle in msg, (name, msg)
+    assert not report.ok and len(report.errors) == len(expect)
+    ids = {doc.doc_id for doc in kb.list_documents()}
+    assert kept_id in ids and len(ids) == 3
+    assert kb.store.check() == []
+    pdf_hit = kb.search("evaporation water vapour", k=1)[0]
+    assert pdf_hit.pages == [1] and pdf_hit.citation == "Water — Evaporation, p. 1"
+
+
+def test_same_content_from_another_path_is_a_duplicate(tmp_path: Path) -> None:
+    a = write_course(tmp_path / "a", {"notes.md": "# Notes\n\nSame words.\n"})
+    b = write_course(tmp_path / "b", {"notes.md": "# Notes\n\nSame words.\n"})
+    kb = open_kb(tmp_path / "kb")
+    kb.add(a)
+    r = kb.add(b)
+    assert r.files[0].status == "skipped" and "already stored" in r.files[0].message
+    assert len(kb.list_documents()) == 1
+
+
+def test_uploads_as_bytes_replace_by_name(tmp_path: Path) -> None:
+    kb = open_kb(tmp_path / "kb")
+    seen: list[tuple[int, int, str]] = []
+    r = kb.add(
+        [("unit1.md", b"# Unit 1\n\nRatios compare quantities.\n")],
+        progress=lambda done, total, msg: seen.append((done, total, msg)),
+    )
+    assert r.files[0].status == "added"
+    assert kb.list_documents()[0].source == "upload:unit1.md"
+    assert seen[0] == (0, 1, "reading unit1.md") and seen[-1] == (1, 1, "done")
+    assert any(msg == "embedding" for _, _, msg in seen)
+    r = kb.add(("unit1.md", b"# Unit 1\n\nRates compare different units.\n"))
+    assert r.files[0].status == "replaced"
+    assert len(kb.list_documents()) == 1
+
+
+def test_checkpoints_commit_in_several_transactions(tmp_path: Path) -> None:
+    course = write_course(
+        tmp_path / "c", {f"doc{i}.md": f"# Doc {i}\n\nText number {i}.\n" for i in range(6)}
+    )
+    kb = open_kb(tmp_path / "kb", checkpoint_chunks=2)
+    kb.add(course)
+    gen = kb.store.collections()[0].generation
+    assert gen == 3  # 6 one-chunk documents, committed two at a time
+    assert kb.store.check() == []
+
+
+def test_embedder_mismatch_is_refused(tmp_path: Path) -> None:
+    kb = open_kb(tmp_path / "kb", HashEmbedder(64, name="model-a"))
+    kb.add(write_course(tmp_path / "c"))
+    kb.close()
+    with pytest.raises(EmbedderMismatchError, match="built with the embedder 'model-a'") as e:
+        open_kb(tmp_path / "kb", HashEmbedder(64, name="model-b"))
+    assert "--set kb.embedder=model-a" in str(e.value)
+    with pytest.raises(EmbedderMismatchError, match="32-dimensional"):
+        open_kb(tmp_path / "kb", HashEmbedder(32, name="model-a"))
+
+    class Liar(HashEmbedder):  # claims 64 dimensions, returns 32
+        def encode(self, texts):  # type: ignore[no-untyped-def]
+            return super().encode(texts)[:, :32]
+
+    kb = open_kb(tmp_path / "kb", Liar(64, name="model-a"))
+    with pytest.raises(EmbedderMismatchError):
+        kb.search("fractions")
+    # without an embedder, listing still works; adding does not
+    kb = KnowledgeBase.open(tmp_path / "kb")
+    assert len(kb.list_documents()) == 3
+    with pytest.raises(InputError, match="without an embedder"):
+        kb.add(write_course(tmp_path / "d", {"x.md": "# X\n\nnew\n"}))
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_approximate_indexes_add_search_remove(tmp_path: Path, kind: str) -> None:
+    files = {
+        f"t{i}.md": f"# Topic {i}\n\nword{i} alpha{i % 7} beta{i % 5} gamma{i % 3}.\n"
+        for i in range(120)
+    }
+    course = write_course(tmp_path / "c", files)
+    opts = {"index": "auto", "ann_threshold": 100} if kind == "ivf" else {"index": "hnsw"}
+    kb = open_kb(tmp_path / "kb", HashEmbedder(4096), **opts)
+    kb.add(course)
+    assert kb.collections()[0].index_kind == kind
+    hit = kb.search("word17 alpha3 beta2", k=1, mode="dense")[0]
+    assert hit.title == "Topic 17"
+    victim = next(d for d in kb.list_documents() if d.title == "Topic 17")
+    kb.remove(victim.doc_id)
+    assert all(p.title != "Topic 17" for p in kb.search("word17 alpha3 beta2", k=5))
+    assert kb.store.check() == []
+    assert kb.collections()[0].vectors == 119
+
+
+def test_auto_switches_back_to_flat_when_small(tmp_path: Path) -> None:
+    files = {f"t{i}.md": f"# T{i}\n\nw{i} a{i % 7}.\n" for i in range(100)}
+    course = write_course(tmp_path / "c", files)
+    kb = open_kb(tmp_path / "kb", HashEmbedder(32), ann_threshold=100)
+    kb.add(course)
+    assert kb.collections()[0].index_kind == "ivf"
+    for d in kb.list_documents()[:60]:
+        kb.remove(d.doc_id)
+    assert kb.collections()[0].index_kind == "flat"
+    assert kb.store.check() == []
+
+
+def test_reader_sees_another_writers_commit(tmp_path: Path) -> None:
+    course = write_course(tmp_path / "c")
+    writer = open_kb(tmp_path / "kb")
+    reader = open_kb(tmp_path / "kb")  # separate connection and index cache
+    writer.add(course / "fractions.md")
+    assert [p.title for p in reader.search("fraction numerators", k=3)] == ["Fractions"] * 2
+    writer.add(course / "percents.md")
+    titles = {p.title for p in reader.search("percent discount price", k=3)}
+    assert "Percents" in titles
+    writer.remove(writer.list_documents()[0].doc_id)
+    assert reader.store.check() == []
+
+
+def test_a_second_writer_waits_then_gives_a_clear_error(tmp_path: Path) -> None:
+    kb = open_kb(tmp_path / "kb", lock_timeout=0.3)
+    other = Store(tmp_path / "kb")
+    with other._write_lock(), pytest.raises(StoreError, match="another process is writing"):
+        kb.add(write_course(tmp_path / "c"))
+
+
+def test_chunk_ids_are_never_reused(tmp_path: Path) -> None:
+    course = write_course(tmp_path / "c", {"a.md": "# A\n\nalpha\n"})
+    kb = open_kb(tmp_path / "kb")
+    kb.add(course)
+    first = kb.store.chunk_ids(kb.list_documents()[0].doc_id)
+    kb.remove(kb.list_documents()[0].doc_id)
+    kb.add(course)
+    second = kb.store.chunk_ids(kb.list_documents()[0].doc_id)
+    assert second.min() > first.max()
+
+
+def test_invalid_collection_names_and_options(tmp_path: Path) -> None:
+    kb = open_kb(tmp_path / "kb")
+    with pytest.raises(InputError, match="collection name"):
+        kb.add(write_course(tmp_path / "c"), collection="../etc")
+    with pytest.raises(InputError, match="unknown knowledge-base option"):
+        open_kb(tmp_path / "kb", chunk_tokenz=3)
+    from tutor.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="kb.chunk_tokens"):
+        open_kb(tmp_path / "kb", chunk_tokens=4)
+
+
+def test_store_files_layout_and_stale_files_cleanup(tmp_path: Path) -> None:
+    kb = open_kb(tmp_path / "kb")
+    course = write_course(tmp_path / "c")
+    for name in TOPICS:
+        kb.add(course / name)
+    idx = sorted(p.name for p in (tmp_path / "kb" / "index").iterdir())
+    assert idx == ["default.2.faiss", "default.3.faiss"]  # current + previous generation
+    vecs = np.stack(
+        [
+            kb.store.index("default").reconstruct(int(i))
+            for i in kb.store.chunk_ids(kb.list_documents()[0].doc_id)
+        ]
+    )
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
