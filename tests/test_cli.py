@@ -96,6 +96,7 @@ def test_chat_repl_keeps_history_through_errors(tmp_path: Path):
     with ScriptedServer(Script(reply=lambda m: f"turns={len(m)} ")) as srv:
         r = tutor(
             "chat",
+            "--raw",
             "--backend",
             "openai",
             "--base-url",
@@ -116,6 +117,7 @@ def test_chat_backend_failure_keeps_repl_alive(tmp_path: Path):
     with ScriptedServer(Script(reply=lambda m: "a b c d e f g ", drop_after=2)) as srv:
         r = tutor(
             "chat",
+            "--raw",
             "--backend",
             "openai",
             "--base-url",

@@ -54,3 +54,24 @@ def build_knowledge_base(config: Config, embedder: Any | None = None) -> Any:
 
     emb = embedder if embedder is not None else build_embedder(config)
     return KnowledgeBase.open(config.paths.kb_dir, emb, options=config.kb)
+
+
+def build_agent(
+    config: Config,
+    *,
+    generator: Any | None = None,
+    store: Any | None = None,
+    kb: Any | None = None,
+    show_prompt: bool = False,
+) -> Any:
+    """The tutor agent with the configured LM, learner store and knowledge base (each can be
+    handed in instead, e.g. one shared model for every UI session)."""
+    from tutor.agent import AgentSettings, TutorAgent
+
+    return TutorAgent(
+        generator if generator is not None else build_generator(config),
+        store if store is not None else build_learner_store(config),
+        kb if kb is not None else build_knowledge_base(config),
+        AgentSettings.from_config(config),
+        show_prompt=show_prompt,
+    )

@@ -25,8 +25,34 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     add_lm_options(p)
     p.set_defaults(func=cmd_ask)
 
-    p = sub.add_parser("chat", parents=[common], help="chat in the terminal (keeps history)")
-    p.add_argument("--system", default=None, help="system prompt (default: the tutor persona)")
+    p = sub.add_parser(
+        "chat",
+        parents=[common],
+        help="chat with the tutor in the terminal (keeps history)",
+        description="Chat with the tutor as a learner: grounded answers with sources, hints, "
+        "practice items with grading and mastery. Commands inside the chat: /mode "
+        "auto|explain|guide|practice, /hint, /practice, /progress, /new, /quit.",
+    )
+    p.add_argument(
+        "--learner", default="student", help="learner name (created if new; default: student)"
+    )
+    p.add_argument(
+        "--collection",
+        dest="kb.collection",
+        default=None,
+        help="course collection (default: kb.collection)",
+    )
+    p.add_argument("--mode", choices=["auto", "explain", "guide", "practice"], default="auto")
+    p.add_argument(
+        "--new", action="store_true", help="start a new session instead of resuming the last one"
+    )
+    p.add_argument("--show-prompt", action="store_true", help="print each turn's prompt to stderr")
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="plain LM chat without the tutor (no retrieval, no learner model)",
+    )
+    p.add_argument("--system", default=None, help="system prompt for --raw")
     add_lm_options(p)
     p.set_defaults(func=cmd_chat)
 
@@ -76,6 +102,8 @@ def cmd_ask(args: argparse.Namespace, config: Any) -> int:
 
 
 def cmd_chat(args: argparse.Namespace, config: Any) -> int:
+    if not args.raw:
+        return _agent_chat(args, config)
     from tutor.builders import build_generator
 
     gen = build_generator(config)
@@ -115,3 +143,112 @@ def cmd_chat(args: argparse.Namespace, config: Any) -> int:
             print(f"\nerror: {e}", file=sys.stderr)
             continue
         history += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
+
+
+def _read_line(prompt: str) -> str | None:
+    try:
+        return input(prompt)
+    except (EOFError, KeyboardInterrupt):
+        print(file=sys.stderr)
+        return None
+
+
+def render_event(event: Any, *, out: Any = sys.stdout, err: Any = sys.stderr) -> None:
+    """Print one agent event for a terminal: text to stdout as it streams, the rest after."""
+    kind = event.kind
+    if kind == "text":
+        out.write(event.text)
+        out.flush()
+    elif kind == "reset":
+        out.write("\n(rephrasing…)\n")
+    elif kind == "grading":
+        mark = "✓ correct" if event.correct else "✗ not yet"
+        out.write(f"[{mark}: {event.code}, attempt {event.attempts}]\n")
+    elif kind == "mastery":
+        out.write(
+            f"[{event.skill}: mastery {event.before:.0%} → {event.after:.0%}, "
+            f"P(next correct) {event.p_correct_next:.0%}]\n"
+        )
+    elif kind == "sources":
+        cited = [s for s in event.sources if s.cited] or event.sources
+        if cited:
+            out.write("\n\nSources:\n" + "\n".join(f"  [{s.index}] {s.citation}" for s in cited))
+    elif kind == "done":
+        out.write("\n")
+        out.flush()
+        if event.prompt:
+            for m in event.prompt:
+                err.write(f"--- {m['role']} ---\n{m['content']}\n")
+        err.write(f"({event.mode}; {event.timings.get('total_ms', 0) / 1000:.1f} s)\n")
+
+
+def _agent_chat(args: argparse.Namespace, config: Any) -> int:
+    from tutor.builders import build_agent
+
+    agent = build_agent(config, show_prompt=args.show_prompt)
+    store = agent.store
+    learner = store.get_or_create_learner(args.learner)
+    collection = config.kb.collection
+    sessions = [s for s in store.list_sessions(learner.id) if s.collection == collection]
+    if sessions and not args.new:
+        session = sessions[-1]
+        n = len(store.messages(session.id))
+        print(f"Resuming your session ({n} messages). /new starts a fresh one.", file=sys.stderr)
+    else:
+        session = store.start_session(learner.id, collection=collection)
+    mode = args.mode
+    print(
+        f"Hi {learner.display_name or learner.name}! Tutor on course '{collection}' with "
+        f"{agent.generator.name}. Ask a question, say 'practice', or /help.",
+        file=sys.stderr,
+    )
+    while True:
+        line = _read_line("you> ")
+        if line is None:
+            return 0
+        text = line.strip()
+        if text in ("/quit", "/exit"):
+            return 0
+        if text == "/help":
+            print(
+                "/mode auto|explain|guide|practice  /hint  /practice  /progress  /new  /quit",
+                file=sys.stderr,
+            )
+            continue
+        if text.startswith("/mode"):
+            choice = text.split(maxsplit=1)[1].strip() if " " in text else ""
+            if choice not in ("auto", "explain", "guide", "practice"):
+                print("error: use /mode auto, explain, guide or practice", file=sys.stderr)
+            else:
+                mode = choice
+                print(f"mode: {mode}", file=sys.stderr)
+            continue
+        if text == "/new":
+            session = store.start_session(learner.id, collection=collection)
+            print("new session started", file=sys.stderr)
+            continue
+        if text == "/progress":
+            for m in sorted(
+                store.mastery(learner.id, store.skills(collection)).values(), key=lambda m: m.skill
+            ):
+                print(
+                    f"  {m.skill:<22} mastery {m.p_mastery:5.0%}  P(next correct) {m.p_correct:5.0%}  ({m.n_correct}/{m.n_attempts})"
+                )
+            continue
+        if text == "/hint":
+            text = "hint"
+        elif text == "/practice":
+            text = "give me a problem"
+        if not text:
+            print("error: the message is empty; type a question or an answer", file=sys.stderr)
+            continue
+        sys.stdout.write("tutor> ")
+        try:
+            for event in agent.respond(learner, session, text, mode=mode):
+                render_event(event)
+        except KeyboardInterrupt:
+            print("\n(stopped)", file=sys.stderr)
+            continue
+        except TutorError as e:
+            print(f"\nerror: {e}", file=sys.stderr)
+            continue
