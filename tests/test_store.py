@@ -340,7 +340,15 @@ def test_attempts_update_mastery_once_per_item_and_session(store: LearnerStore, 
 def test_fit_kt_from_the_attempts_log(store: LearnerStore) -> None:
     true = kt.BKTParams(prior=0.3, learn=0.15, guess=0.2, slip=0.1)
     sim = kt.simulate(true, 300, 12, rng=5)
-    ids = [store.add_learner(f"sim-{i}").id for i in range(len(sim.correct))]
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.insert(S.learners),
+            [
+                dict(name=f"sim-{i}", display_name="", created_at="t")
+                for i in range(len(sim.correct))
+            ],
+        )
+    ids = [store.find_learner(f"sim-{i}").id for i in range(len(sim.correct))]
     rows = [
         dict(
             learner_id=lid,
