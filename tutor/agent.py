@@ -43,7 +43,7 @@ from tutor.grading import AnswerSpec, GradeResult, grade, mentions_answer
 from tutor.guard import CitationFilter, LeakGuard
 from tutor.items import Item
 from tutor.modes import Intent, computable_problem, detect_intent
-from tutor.problems import solve
+from tutor.problems import scaffold, solve
 from tutor.prompts import HINT_LADDER, LearnerSummary, ProblemState, PromptPassage, build_messages
 
 log = logging.getLogger(__name__)
@@ -252,14 +252,18 @@ class TutorAgent:
             expr = computable_problem(text)
             known = solve(expr, text) if expr else None
             if known is not None:
-                item = _problem_item(text, known.answer)
+                fresh = state.with_item(None, problem=text, answer=_answer_value(known.answer))
                 state = self.store.set_state(
                     sess.id,
-                    state.with_item(None, problem=text, answer=_answer_value(known.answer)),
+                    replace(fresh, extra={"expression": known.expression}),
                     learner_id=lrn.id,
                 )
-                opened = _Open(item, from_bank=False)
+                steps = scaffold(known.expression)
+                opened = _Open(_problem_item(text, known.answer, steps), from_bank=False)
                 turn.meta["problem"] = text
+                if steps:  # a recognised problem type: the first rung is a fixed, correct question
+                    yield from self._say(turn, f"Let's work it out together. {steps[0]}")
+                    return
         # explain / guide with the LM (guarded while a problem is open)
         yield from self._generate(turn, lrn, sess, state, opened, text, history, cancel)
 
@@ -320,7 +324,9 @@ class TutorAgent:
             new_state = replace(
                 state,
                 attempts=attempts,
-                hint_level=min(max(state.hint_level, attempts), MAX_LADDER - 1),
+                hint_level=min(
+                    state.hint_level + 1, MAX_LADDER - 1
+                ),  # each wrong try climbs a rung,
                 last_code=result.code,
                 solution_earned=state.solution_earned or earned,
             )
@@ -355,7 +361,7 @@ class TutorAgent:
         # wrong: name the mistake first (deterministic), then the next rung of the ladder
         turn.text += feedback + " "
         yield TextDelta(feedback + " ")
-        hint = _bank_hint(item, new_state.hint_level) if opened.from_bank else ""
+        hint = _bank_hint(item, new_state.hint_level)
         if hint:
             yield from self._say(turn, f"Hint: {hint}")
             return
@@ -415,7 +421,7 @@ class TutorAgent:
             sess.id, replace(state, hint_level=level), learner_id=lrn.id
         )
         turn.meta["hint_level"] = level
-        hint = _bank_hint(item, level) if opened.from_bank else ""
+        hint = _bank_hint(item, level)
         if hint:
             yield from self._say(turn, f"{prefix}Hint: {hint}")
             return
@@ -495,11 +501,7 @@ class TutorAgent:
             yield TextReset("the reply gave the answer away; asking again")
             strict = True
         else:
-            fallback = (
-                _bank_hint(opened.item, max(state.hint_level, 1))
-                if opened and opened.from_bank
-                else ""
-            )
+            fallback = _bank_hint(opened.item, max(state.hint_level, 1)) if opened else ""
             reply = f"Hint: {fallback}" if fallback else GENERIC_HINT
             turn.text += reply
             yield TextDelta(reply)
@@ -634,7 +636,8 @@ class TutorAgent:
                 log.info("open item %s is no longer in collection %s", state.item_id, collection)
                 return None
         if state.problem and state.answer:
-            return _Open(_problem_item(state.problem, state.answer), from_bank=False)
+            steps = scaffold(state.extra.get("expression", "")) if state.extra else []
+            return _Open(_problem_item(state.problem, state.answer, steps), from_bank=False)
         return None
 
 
@@ -646,14 +649,16 @@ def _answer_value(answer: str) -> str:
     return answer.split("=", 1)[1].strip() if "=" in answer else answer
 
 
-def _problem_item(statement: str, answer: str) -> Item:
-    """A learner-brought problem as an item, so grading and the leak guard treat it alike."""
+def _problem_item(statement: str, answer: str, steps: list[str] | None = None) -> Item:
+    """A learner-brought problem as an item, so grading, hints and the leak guard treat it
+    alike. ``steps`` is its scaffold: rung 0 opened the problem, the rest are the hints."""
     digest = hashlib.sha1(statement.encode("utf-8")).hexdigest()[:10]
     return Item(
         id=f"problem-{digest}",
         skills=("own-problem",),
         prompt=statement,
         answer=AnswerSpec.infer(_answer_value(answer)),
+        hints=tuple((steps or [])[1:]),
         solution="",
     )
 

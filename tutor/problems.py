@@ -42,9 +42,11 @@ def solve(expression: str, statement: str = "") -> KnownProblem | None:
         return None
     if re.search(r"[a-wyzA-WYZ]", expr):  # only the unknown x is supported
         return None
+    # a learner writes 1/2 / 1/4 meaning (1/2) ÷ (1/4): keep simple fractions together
+    parsed_expr = re.sub(r"(?<![\d.)])(\d+)\s*/\s*(\d+)(?![\d.(])", r"(\1/\2)", expr)
     try:
         if "=" in expr:
-            left, _, right = expr.partition("=")
+            left, _, right = parsed_expr.partition("=")
             if "=" in right:
                 return None
             x = sympy.Symbol("x")
@@ -53,7 +55,7 @@ def solve(expression: str, statement: str = "") -> KnownProblem | None:
             if len(sols) != 1 or not sols[0].is_rational:
                 return None
             return KnownProblem(statement or expression, expr, f"x = {_fmt(sols[0])}")
-        value = sympy.nsimplify(_parse(expr).doit())
+        value = sympy.nsimplify(_parse(parsed_expr).doit())
         if not value.is_rational:
             return None
         return KnownProblem(statement or expression, expr, _fmt(value))
@@ -80,3 +82,83 @@ def _fmt(value) -> str:
 
     r = sympy.Rational(value)
     return str(r.p) if r.q == 1 else f"{r.p}/{r.q}"
+
+
+# -- scaffolds: a deterministic hint ladder for common problem types --------------------------
+
+_FRAC2 = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*([-+*/])\s*(\d+)\s*/\s*(\d+)\s*$")
+_LINEAR = re.compile(r"^\s*([-+]?\d*)\s*\*?\s*x\s*(?:([-+])\s*(\d+))?\s*=\s*([-+]?\d+)\s*$")
+_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)/100 \* (\d+(?:\.\d+)?)\s*$")
+
+
+def scaffold(expression: str) -> list[str]:
+    """Three rungs (a pointing question, a specific hint, one worked step) for problem types
+    the tutor recognises, none of which states the final answer; [] for others."""
+    from math import gcd
+
+    m = _FRAC2.match(expression)
+    if m:
+        a, b, op, c, d = int(m[1]), int(m[2]), m[3], int(m[4]), int(m[5])
+        if op in "+-":
+            word = "add" if op == "+" else "subtract"
+            if b == d:
+                return [
+                    f"The denominators are already the same. What happens to the numerators when you {word} the fractions?",
+                    f"Keep the denominator {b} and {word} the numerators {a} and {c}.",
+                    f"Write it as ({a} {op} {c})/{b}, then simplify if you can.",
+                ]
+            lcd = b * d // gcd(b, d)
+            return [
+                f"Can you {word} these fractions as they are? What do the denominators {b} and {d} need to be first?",
+                f"Find a common denominator: the smallest number that both {b} and {d} divide into is {lcd}.",
+                f"Rewrite both fractions over {lcd}: {a}/{b} = {a * lcd // b}/{lcd} and {c}/{d} = {c * lcd // d}/{lcd}. Now {word} the numerators.",
+            ]
+        if op == "*":
+            return [
+                "When you multiply two fractions, what do you do with the numerators and with the denominators?",
+                f"Multiply the numerators ({a} × {c}) and multiply the denominators ({b} × {d}).",
+                f"That gives ({a} × {c})/({b} × {d}). Work out both products, then simplify.",
+            ]
+        return [
+            "Dividing by a fraction is the same as multiplying by what?",
+            f"Flip the second fraction: dividing by {c}/{d} means multiplying by {d}/{c}.",
+            f"So {a}/{b} ÷ {c}/{d} = {a}/{b} × {d}/{c}. Multiply the numerators and the denominators, then simplify.",
+        ]
+    m = _LINEAR.match(expression.replace(" ", "") and expression)
+    if m:
+        coef = m[1] if m[1] not in ("", "+", "-") else (m[1] + "1" if m[1] else "1")
+        sign, const, rhs = m[2], m[3], m[4]
+        xterm = "x" if coef == "1" else ("-x" if coef == "-1" else f"{coef}x")
+        if const:
+            inverse = "subtract" if sign == "+" else "add"
+            then = (
+                " Now work out the right side."
+                if coef == "1"
+                else f" Now work out the right side, then divide both sides by {coef}."
+            )
+            return [
+                "Which number is added to or taken away from the x term? How could you undo that on both sides?",
+                f"{inverse.capitalize()} {const} on both sides of the equation to get the x term alone.",
+                f"After you {inverse} {const} on both sides, you have {xterm} = {rhs} {'-' if sign == '+' else '+'} {const}.{then}",
+            ]
+        return [
+            "The x is multiplied by a number. What is the opposite of multiplying?",
+            f"Divide both sides by {coef}.",
+            f"Dividing both sides by {coef} leaves x on its own on the left. What is left on the right side?",
+        ]
+    m = _PERCENT.match(expression)
+    if m:
+        p, n = m[1], m[2]
+        return [
+            f"How could you write {p}% as a fraction or a decimal?",
+            f"{p}% means {p} out of 100, so {p}% of {n} is {p}/100 × {n}.",
+            f"{p}% = {float(p) / 100:g}. Multiply {float(p) / 100:g} by {n}.",
+        ]
+    ops = set(re.findall(r"[-+*/^]", re.sub(r"^\s*-", "", expression)))
+    if len(ops) >= 2 or "(" in expression:
+        return [
+            "Which part of this expression should you work out first?",
+            "Use the order of operations: brackets first, then powers, then × and ÷ from left to right, then + and − from left to right.",
+            "Work out the first step only, write the shorter expression, and continue from there.",
+        ]
+    return []
