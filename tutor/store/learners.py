@@ -11,14 +11,16 @@ other's history.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import secrets
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -1187,12 +1189,80 @@ class LearnerStore:
             ).rowcount
         if not n:
             raise NotFoundError(f"no user named {username!r}")
+        self.revoke_user_sessions(username)  # a new password signs every session out
 
     def delete_user(self, username: str) -> None:
         with self._write() as conn:
             n = conn.execute(sa.delete(S.users).where(S.users.c.username == username)).rowcount
         if not n:
             raise NotFoundError(f"no user named {username!r}")
+
+    # -- web sign-in sessions --------------------------------------------------------------------
+
+    def create_auth_session(self, user_id: int, *, hours: float, address: str = "") -> str:
+        """A new signed-in session for a user, valid for ``hours``; returns its secret token.
+
+        Only the token's SHA-256 is stored, so a copy of the database signs no one in. Expired
+        sessions are purged here, so the table does not grow without bound.
+        """
+        if hours <= 0:
+            raise InputError(f"a session must last more than 0 hours, got {hours}")
+        token = secrets.token_urlsafe(32)
+        now = datetime.now(UTC)
+        ts = now.isoformat(timespec="microseconds")
+        expires = (now + timedelta(hours=hours)).isoformat(timespec="microseconds")
+        with self._write() as conn:
+            conn.execute(sa.delete(S.auth_sessions).where(S.auth_sessions.c.expires_at <= ts))
+            if conn.execute(sa.select(S.users.c.id).where(S.users.c.id == user_id)).first() is None:
+                raise NotFoundError(f"no user with id {user_id}")
+            conn.execute(
+                sa.insert(S.auth_sessions).values(
+                    token_hash=_token_hash(token),
+                    user_id=user_id,
+                    created_at=ts,
+                    expires_at=expires,
+                    address=(address or "")[:100],
+                )
+            )
+        return token
+
+    def auth_session_user(self, token: str) -> User | None:
+        """The user of a live session token; None when unknown, expired or revoked."""
+        if not isinstance(token, str) or not token or len(token) > 200:
+            return None
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(S.users)
+                .join(S.auth_sessions, S.auth_sessions.c.user_id == S.users.c.id)
+                .where(
+                    S.auth_sessions.c.token_hash == _token_hash(token),
+                    S.auth_sessions.c.expires_at > now_iso(),
+                )
+            ).first()
+        return _user(row) if row is not None else None
+
+    def revoke_auth_session(self, token: str) -> None:
+        """Sign one session out (unknown tokens are ignored)."""
+        if isinstance(token, str) and token:
+            with self._write() as conn:
+                conn.execute(
+                    sa.delete(S.auth_sessions).where(
+                        S.auth_sessions.c.token_hash == _token_hash(token)
+                    )
+                )
+
+    def revoke_user_sessions(self, username: str) -> int:
+        """Sign a user out everywhere; returns how many sessions ended."""
+        with self._write() as conn:
+            uid = conn.execute(
+                sa.select(S.users.c.id).where(S.users.c.username == username)
+            ).scalar()
+            if uid is None:
+                return 0
+            n = conn.execute(
+                sa.delete(S.auth_sessions).where(S.auth_sessions.c.user_id == uid)
+            ).rowcount
+        return int(n)
 
     # -- export and deletion ---------------------------------------------------------------------
 
@@ -1254,6 +1324,10 @@ class LearnerStore:
 def _retryable(e: Exception) -> bool:
     msg = str(e).lower()
     return isinstance(e, IntegrityError) or "locked" in msg or "deadlock" in msg or "busy" in msg
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def _check_learner_tables() -> None:

@@ -192,6 +192,28 @@ def m006_session_state(conn: sa.Connection) -> None:
     conn.execute(sa.text("ALTER TABLE sessions ADD COLUMN state TEXT NOT NULL DEFAULT '{}'"))
 
 
+@migration
+def m007_auth_sessions(conn: sa.Connection) -> None:
+    # Web sign-in sessions (ui.auth): token hashes with an expiry, removed with their user.
+    md = sa.MetaData()
+    sa.Table("users", md, sa.Column("id", sa.Integer, primary_key=True))
+    sa.Table(
+        "auth_sessions",
+        md,
+        sa.Column("token_hash", sa.String(64), primary_key=True),
+        sa.Column(
+            "user_id",
+            sa.Integer,
+            sa.ForeignKey("users.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
+        sa.Column("created_at", _ts(), nullable=False),
+        sa.Column("expires_at", _ts(), nullable=False),
+        sa.Column("address", sa.String(100), nullable=False, server_default=""),
+    ).create(conn)
+
+
 def applied_migrations(conn: sa.Connection) -> list[str]:
     if not sa.inspect(conn).has_table("schema_migrations"):
         return []

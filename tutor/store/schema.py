@@ -162,6 +162,24 @@ users = sa.Table(
     sa.Column("last_login_at", TS, nullable=True),
 )
 
+# Signed-in web sessions (``tutor serve``): the SHA-256 of the cookie token, never the token.
+# Deleting a user (or the learner behind it) deletes its sessions (ON DELETE CASCADE).
+auth_sessions = sa.Table(
+    "auth_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column(
+        "user_id",
+        sa.Integer,
+        sa.ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("expires_at", TS, nullable=False),
+    sa.Column("address", sa.String(100), nullable=False, server_default=""),
+)
+
 # Every table that holds one learner's data, children first (the order deletion uses).
 # Export and delete go through this list; a test checks it names every table with a
 # ``learner_id`` column, so a new table cannot be forgotten.
