@@ -192,6 +192,8 @@ class TutorAgent:
                 "rule": intent.rule,
                 "leaks_blocked": turn.leaks,
                 "sources": [p.citation for p in turn.passages],
+                # the passage texts too, so a reloaded chat can still show what was cited
+                "passages": [p.text for p in turn.passages],
                 "cited": turn.cited,
                 **turn.meta,
             }
