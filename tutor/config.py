@@ -280,21 +280,44 @@ class FinetuneConfig:
 
 @dataclass
 class UIConfig:
-    """The Gradio web app."""
+    """The web app (``tutor serve``)."""
 
+    # 127.0.0.1 keeps the app on this machine; anything else needs TLS in front (a warning says so).
     host: str = "127.0.0.1"
     port: int = 7860
-    concurrency_limit: int = 1
+    # Turns generated at once. 0 = automatic: 1 with the in-process model (one generation at a
+    # time; the others wait in the queue and see their place), 16 with the openai backend.
+    concurrency_limit: int = 0
+    # Skip sign-in: everyone is the one demo student (only on a loopback host).
     demo: bool = False
     max_upload_mb: float = 50.0
+    # A sign-in lasts this long; then the browser is sent back to the sign-in page.
     session_hours: float = 12.0
-    share: bool = False
+    share: bool = False  # not supported: the tutor is offline (kept so old configs load)
+    # Seconds added to every failed sign-in, and failures allowed per account and per address
+    # in 15 minutes before sign-in is refused for a while.
+    login_delay: float = 1.0
+    login_attempts: int = 10
+    # The course collection the app serves; empty = kb.collection.
+    collection: str = ""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ConfigError(f"ui.port must be within 1..65535, got {self.port}")
-        if self.concurrency_limit <= 0:
-            raise ConfigError(f"ui.concurrency_limit must be > 0, got {self.concurrency_limit}")
+        if self.concurrency_limit < 0:
+            raise ConfigError(
+                f"ui.concurrency_limit must be >= 0 (0 = automatic), got {self.concurrency_limit}"
+            )
+        if self.max_upload_mb <= 0:
+            raise ConfigError(f"ui.max_upload_mb must be > 0, got {self.max_upload_mb}")
+        if self.session_hours <= 0:
+            raise ConfigError(f"ui.session_hours must be > 0, got {self.session_hours}")
+        if self.login_delay < 0:
+            raise ConfigError(f"ui.login_delay must be >= 0 seconds, got {self.login_delay}")
+        if self.login_attempts <= 0:
+            raise ConfigError(f"ui.login_attempts must be > 0, got {self.login_attempts}")
+        if not self.host.strip():
+            raise ConfigError("ui.host is empty; use 127.0.0.1 (this machine) or 0.0.0.0 (all)")
 
 
 @dataclass
