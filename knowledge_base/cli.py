@@ -175,9 +175,18 @@ def cmd_remove(args: argparse.Namespace, config: Any) -> int:
 
 
 def cmd_search(args: argparse.Namespace, config: Any) -> int:
+    from knowledge_base.errors import DocumentNotFoundError
+
     query = " ".join(args.query)
     kb = _open(config)
     try:
+        if args.collection is not None:
+            names = [c.name for c in kb.collections()]
+            if args.collection not in names:
+                raise DocumentNotFoundError(
+                    f"no collection named {args.collection!r} "
+                    f"(collections: {', '.join(names) or 'none yet'})"
+                )
         passages = kb.search(query, collection=args.collection, document=args.document)
     finally:
         kb.close()

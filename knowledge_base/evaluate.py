@@ -4,7 +4,7 @@ A QA set is JSONL, one question a line::
 
     {"question": "...", "document": "fractions.md", "section": "Fractions > Adding fractions"}
 
-``document`` is the file name; ``section`` the heading path of the chunk that answers it, or a
+``document`` is the file name (or its trailing path, ``book/file.md``); ``section`` the heading path of the chunk that answers it, or a
 list of acceptable paths. A retrieved passage is a hit when its file name and its section path
 match exactly.
 """
@@ -35,6 +35,13 @@ class RetrievalMetrics:
     recall: float  # share of questions with a hit in the top k
     mrr: float  # mean reciprocal rank of the first hit (0 when none in the top k)
     misses: list[dict[str, Any]] = field(default_factory=list)
+    ranks: list[int | None] = field(default_factory=list)  # first-hit rank per question
+
+    def recall_at(self, k: int) -> float:
+        """Recall at a cut-off ``k`` <= the evaluated ``k``."""
+        if k > self.k:
+            raise ValueError(f"evaluated at k={self.k}; cannot report recall@{k}")
+        return sum(1 for r in self.ranks if r is not None and r <= k) / max(len(self.ranks), 1)
 
 
 def load_qa(path: str | Path) -> list[QAItem]:
@@ -59,8 +66,10 @@ def load_qa(path: str | Path) -> list[QAItem]:
 
 
 def is_hit(p: Passage, item: QAItem) -> bool:
-    name = Path(p.source.removeprefix("upload:")).name
-    return name == item.document and p.section in item.sections
+    """Same file (``name.md`` or a trailing path such as ``book/name.md``) and same section."""
+    source = Path(p.source.removeprefix("upload:")).as_posix()
+    same_file = source == item.document or source.endswith("/" + item.document)
+    return same_file and p.section in item.sections
 
 
 def evaluate_retrieval(
@@ -74,9 +83,11 @@ def evaluate_retrieval(
     hits = 0
     rr = 0.0
     misses = []
+    ranks: list[int | None] = []
     for item in items:
         passages = kb.search(item.question, k=k, collection=collection, mode=mode, min_score=-1.0)
         rank = next((r for r, p in enumerate(passages, start=1) if is_hit(p, item)), None)
+        ranks.append(rank)
         if rank is None:
             misses.append(
                 {
@@ -90,5 +101,11 @@ def evaluate_retrieval(
         rr += 1.0 / rank
     n = max(len(items), 1)
     return RetrievalMetrics(
-        mode=mode, k=k, questions=len(items), recall=hits / n, mrr=rr / n, misses=misses
+        mode=mode,
+        k=k,
+        questions=len(items),
+        recall=hits / n,
+        mrr=rr / n,
+        misses=misses,
+        ranks=ranks,
     )

@@ -470,7 +470,8 @@ class KnowledgeBase:
     ) -> list[Passage]:
         """The ``k`` best passages for ``query``, best first, each with its citation.
 
-        ``collection``/``document``: restrict to one collection or one document (id).
+        ``collection``/``document``: restrict to one collection or one document (id). An
+        unknown collection gives no passages (and a warning); an unknown document raises.
         ``mmr``: True (``kb.mmr_lambda``) or a lambda in 0..1 re-ranks for diversity; None
         uses ``kb.mmr``. ``mode``: ``hybrid`` (default), ``dense`` or ``bm25``.
         ``min_score``: passages less similar (cosine) than this are dropped unless BM25 found
@@ -574,11 +575,16 @@ class KnowledgeBase:
         colls = self.store.collections()
         if collection is not None:
             if not any(c.name == collection for c in colls):
-                known = ", ".join(repr(c.name) for c in colls) or "none yet"
-                raise DocumentNotFoundError(
-                    f"no collection named {collection!r} (collections: {known}); "
-                    f"add documents with: tutor kb add PATH --collection {collection}"
+                # A course with no material loaded yet is a normal state for the tutor: no
+                # passages. (``tutor kb search`` checks the name and reports a typo.)
+                log.warning(
+                    "no collection named %r (collections: %s); add documents with: "
+                    "tutor kb add PATH --collection %s",
+                    collection,
+                    ", ".join(c.name for c in colls) or "none yet",
+                    collection,
                 )
+                return []
             return [c.name for c in colls if c.name == collection and c.vectors > 0]
         return [c.name for c in colls if c.vectors > 0]
 

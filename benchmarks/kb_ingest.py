@@ -1,0 +1,141 @@
+"""Ingest throughput: ``tutor kb add`` vs the embedder's raw ``encode`` on the same chunks.
+
+The baseline is ``SentenceTransformer.encode`` (batch 64, normalized) over exactly the texts the
+knowledge base embeds for the same files, with the model already loaded. The ingest side is
+``KnowledgeBase.add`` on a fresh store (read, sniff, parse, chunk with the model's tokenizer,
+embed, write FAISS + SQLite atomically) with the same warm model; the two alternate for
+``--repeats`` rounds and medians are reported, since this machine's 2 cores are shared. The
+``tutor kb add`` command line end to end (a new process: imports, model load) is timed once.
+
+    python benchmarks/kb_ingest.py                  # the OpenStax chapters in ../shared/data
+    python benchmarks/kb_ingest.py --data data/curriculum
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from knowledge_base import KnowledgeBase, SentenceTransformerEmbedder  # noqa: E402
+from knowledge_base.chunk import chunk_document  # noqa: E402
+from knowledge_base.load import iter_files, load_document  # noqa: E402
+
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "curriculum"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA if DEFAULT_DATA.is_dir() else REPO / "data" / "curriculum",
+    )
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N files")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--no-cli", action="store_true", help="skip the end-to-end CLI run")
+    args = ap.parse_args()
+
+    import torch
+
+    files = list(iter_files(args.data))
+    if args.limit:
+        files = files[: args.limit]
+    emb = SentenceTransformerEmbedder("all-minilm-l6-v2", batch_size=args.batch_size)
+    t0 = time.perf_counter()
+    emb.encode(["warm up"])
+    load_s = time.perf_counter() - t0
+
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = KnowledgeBase.open(
+            Path(tmp) / "probe", emb, show_progress=False, batch_size=args.batch_size
+        )
+        texts: list[str] = []
+        for f in files:
+            doc = load_document(f)
+            chunks = chunk_document(
+                doc,
+                max_tokens=probe.max_chunk_tokens(),
+                overlap=probe.options.chunk_overlap,
+                count_tokens=emb.count_tokens,
+            )
+            texts += [c.embedding_text() for c in chunks]
+        probe.close()
+
+        raw, kb_rates, embed_share = [], [], []
+        for r in range(args.repeats):
+            t0 = time.perf_counter()
+            emb.model.encode(
+                texts, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True
+            )
+            raw.append(len(texts) / (time.perf_counter() - t0))
+
+            kb = KnowledgeBase.open(
+                Path(tmp) / f"kb{r}", emb, show_progress=False, batch_size=args.batch_size
+            )
+            report = kb.add(files)
+            kb.close()
+            assert report.ok and report.chunks == len(texts), (report.summary(), len(texts))
+            kb_rates.append(report.chunks / report.seconds)
+            embed_share.append(report.embed_seconds / report.seconds)
+
+        cli = None
+        if not args.no_cli:
+            env = dict(os.environ, HF_HUB_OFFLINE="1")
+            t0 = time.perf_counter()
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "tutor",
+                    "--home",
+                    str(Path(tmp) / "cli"),
+                    "-q",
+                    "kb",
+                    "add",
+                    *map(str, files),
+                ],
+                check=True,
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
+            cli = len(texts) / (time.perf_counter() - t0)
+
+    raw_m, kb_m = statistics.median(raw), statistics.median(kb_rates)
+    print(
+        f"# {len(files)} files from {args.data}, {len(texts)} chunks; batch {args.batch_size}; "
+        f"torch threads {torch.get_num_threads()}; model load {load_s:.1f}s (not counted)"
+    )
+    print()
+    print("| measurement | chunks/s | vs raw encode |")
+    print("|---|---:|---:|")
+    print(f"| raw `SentenceTransformer.encode` (median of {args.repeats}) | {raw_m:.1f} | 1.00x |")
+    print(
+        f"| `KnowledgeBase.add` = `tutor kb add` in-process, warm model (median of {args.repeats}; "
+        f"embedding = {100 * statistics.median(embed_share):.0f}% of its time) | {kb_m:.1f} | {kb_m / raw_m:.2f}x |"
+    )
+    if cli is not None:
+        print(
+            f"| `tutor kb add` command end to end (new process: imports + model load) | {cli:.1f} "
+            f"| {cli / raw_m:.2f}x |"
+        )
+    print()
+    print(
+        "raw runs:",
+        ", ".join(f"{x:.1f}" for x in raw),
+        "| add runs:",
+        ", ".join(f"{x:.1f}" for x in kb_rates),
+    )
+
+
+if __name__ == "__main__":
+    main()
