@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,32 @@ def bundled_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     cache = Path(os.environ.get("TUTOR_TEST_MODEL_CACHE", tmp_path_factory.mktemp("models")))
     return ensure_bundled_cache("smollm2-135m-instruct", cache)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory):
+    """An admin URL of a PostgreSQL server: TUTOR_TEST_POSTGRES_URL when set, else a throwaway
+    server started on loopback for this test session (skipped, with the reason, only when the
+    server truly cannot start here)."""
+    url = os.environ.get("TUTOR_TEST_POSTGRES_URL", "")
+    if url:
+        yield url
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None:
+        pytest.skip("psycopg is not installed (pip install '.[postgres]')")
+    from tests.pg import start_postgres
+
+    base = Path(tempfile.mkdtemp(prefix="tutor-pg-"))
+    try:
+        url, stop = start_postgres(base)
+    except Exception as e:  # binaries missing, no runuser, initdb failure
+        pytest.skip(f"PostgreSQL could not start here: {e}")
+    try:
+        yield url
+    finally:
+        stop()
 
 
 @pytest.fixture

@@ -49,13 +49,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'learners.sqlite'}"
         return
-    if not PG_URL:
-        pytest.skip("set TUTOR_TEST_POSTGRES_URL=postgresql+psycopg://user@host/db to run")
+    pg_url = PG_URL or request.getfixturevalue("postgres_url")
     name = f"tutor_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    yield sa.make_url(pg_url).set(database=name).render_as_string(hide_password=False)
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
