@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 
 from knowledge_base.load import Block, Document
 
+# Bump when chunk boundaries change for the same settings: stored documents get re-chunked.
+CHUNKER_VERSION = 1
+
 # Counts tokens for a batch of texts (the embedder's tokenizer, or ``approx_token_counts``).
 TokenCounter = Callable[[Sequence[str]], list[int]]
 

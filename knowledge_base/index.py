@@ -44,7 +44,7 @@ class IndexOptions:
     index: Literal["auto", "flat", "ivf", "hnsw"] = "auto"
     ann_threshold: int = 100_000
     ivf_nlist: int = 0  # 0 = auto
-    ivf_nprobe: int = 32
+    ivf_nprobe: int = 128
     hnsw_m: int = 32
     hnsw_ef_construction: int = 40
     hnsw_ef_search: int = 64

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from knowledge_base import index as ix
-from knowledge_base.chunk import Chunk, chunk_document
+from knowledge_base.chunk import CHUNKER_VERSION, Chunk, chunk_document
 from knowledge_base.embed import embedder_max_tokens, normalize, token_counter
 from knowledge_base.errors import (
     DocumentNotFoundError,
@@ -237,6 +237,10 @@ class KnowledgeBase:
 
     # ------------------------------------------------------------------ ingest
 
+    def chunking_signature(self) -> str:
+        """How documents are chunked now; a stored document chunked otherwise is re-chunked."""
+        return f"v{CHUNKER_VERSION} tokens={self.max_chunk_tokens()} overlap={self.options.chunk_overlap}"
+
     def max_chunk_tokens(self) -> int:
         """The chunk budget: ``kb.chunk_tokens``, capped at what the embedder takes whole."""
         cap = embedder_max_tokens(self.embedder) if self.embedder is not None else None
@@ -302,12 +306,18 @@ class KnowledgeBase:
                 digest = content_hash(data)
                 existing = self.store.document_by_source(coll, source)
                 if existing is not None and existing.content_hash == digest:
-                    _set(res, "skipped", existing.doc_id, existing.title, existing.n_chunks)
-                    res.message = "unchanged"
-                    continue
+                    if existing.chunking == self.chunking_signature():
+                        _set(res, "skipped", existing.doc_id, existing.title, existing.n_chunks)
+                        res.message = "unchanged"
+                        continue
                 doc_id = document_id(coll, name, digest)
                 same = self.store.document(doc_id)
-                if same is not None or any(q.doc.doc_id == doc_id for q in pending):
+                rechunk = (
+                    same is not None and existing is not None and same.doc_id == existing.doc_id
+                )
+                if (same is not None and not rechunk) or any(
+                    q.doc.doc_id == doc_id for q in pending
+                ):
                     where = same.source if same is not None else "earlier in this batch"
                     _set(res, "skipped", doc_id, same.title if same else None, 0)
                     res.message = f"same content already stored as {doc_id} (from {where})"
@@ -360,9 +370,10 @@ class KnowledgeBase:
         self._check_embedder(vectors.shape[1])
         new: list[NewDocument] = []
         pos = 0
+        sig = self.chunking_signature()
         for p in pending:
             n = len(p.chunks)
-            new.append(NewDocument(p.doc, p.chunks, vectors[pos : pos + n]))
+            new.append(NewDocument(p.doc, p.chunks, vectors[pos : pos + n], chunking=sig))
             pos += n
         if progress:
             progress(0, 1, f"saving {len(texts)} chunks")
@@ -380,7 +391,11 @@ class KnowledgeBase:
                 r.status, r.chunks, r.message = "skipped", 0, result.duplicates[did]
             elif did in result.replaced:
                 r.status, r.replaced = "replaced", result.replaced[did]
-                r.message = f"replaced {r.replaced}"
+                r.message = (
+                    "re-chunked (chunk settings changed)"
+                    if r.replaced == did
+                    else f"replaced {r.replaced}"
+                )
         return embed_s
 
     def _embed(

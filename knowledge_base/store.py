@@ -109,6 +109,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         END;
         """,
     ),
+    (
+        # How a document was chunked (budget, overlap, chunker version): re-adding an unchanged
+        # file with other chunk settings re-chunks it instead of skipping it.
+        "0002_chunking_signature",
+        "ALTER TABLE documents ADD COLUMN chunking TEXT NOT NULL DEFAULT ''",
+    ),
 ]
 
 # BM25 column weights: chunk text, section path, title.
@@ -128,6 +134,7 @@ class DocumentInfo:
     pages: int
     n_chunks: int
     added_at: float
+    chunking: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -167,6 +174,7 @@ class NewDocument:
     doc: Document
     chunks: list[Chunk]
     vectors: np.ndarray
+    chunking: str = ""
 
 
 @dataclass
@@ -571,19 +579,25 @@ class Store:
                 if d.doc_id in seen:
                     result.duplicates[d.doc_id] = "listed twice in this batch"
                     continue
-                existing = c.execute(
-                    "SELECT doc_id, source, collection FROM documents WHERE doc_id=?", (d.doc_id,)
+                old = c.execute(
+                    "SELECT doc_id FROM documents WHERE collection=? AND source=?",
+                    (collection, d.source),
                 ).fetchone()
-                if existing is not None and existing["doc_id"] not in remove_ids:
+                existing = c.execute(
+                    "SELECT doc_id, source FROM documents WHERE doc_id=?", (d.doc_id,)
+                ).fetchone()
+                # The same id stored from another source: a duplicate. (From the same source it
+                # is this document re-chunked, replaced below.)
+                if (
+                    existing is not None
+                    and existing["doc_id"] not in remove_ids
+                    and (old is None or old[0] != existing["doc_id"])
+                ):
                     result.duplicates[d.doc_id] = (
                         f"the same content is already stored as {existing['doc_id']} "
                         f"(from {existing['source']})"
                     )
                     continue
-                old = c.execute(
-                    "SELECT doc_id FROM documents WHERE collection=? AND source=?",
-                    (collection, d.source),
-                ).fetchone()
                 if old is not None:
                     remove_ids.add(old[0])
                     result.replaced[d.doc_id] = old[0]
@@ -687,7 +701,9 @@ class Store:
                 for nd, ids in zip(to_add, new_ids, strict=True):
                     d = nd.doc
                     c.execute(
-                        "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        "INSERT INTO documents (doc_id, collection, source, name, title, format, "
+                        "content_hash, bytes, pages, n_chunks, added_at, chunking) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                         (
                             d.doc_id,
                             collection,
@@ -700,6 +716,7 @@ class Store:
                             d.pages,
                             len(nd.chunks),
                             now,
+                            nd.chunking,
                         ),
                     )
                     c.executemany(

@@ -301,3 +301,42 @@ def test_store_files_layout_and_stale_files_cleanup(tmp_path: Path) -> None:
         ]
     )
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+
+
+def test_new_chunk_settings_rechunk_unchanged_files(tmp_path: Path) -> None:
+    course = write_course(tmp_path / "c", {"long.md": "# Long\n\n" + "Fractions are parts. " * 80})
+    kb = open_kb(tmp_path / "kb", chunk_tokens=200, chunk_overlap=20)
+    first = kb.add(course).files[0]
+    kb = open_kb(tmp_path / "kb", chunk_tokens=200, chunk_overlap=20)
+    assert kb.add(course).files[0].status == "skipped"
+    kb = open_kb(tmp_path / "kb", chunk_tokens=60, chunk_overlap=10)
+    again = kb.add(course).files[0]
+    assert again.status == "replaced" and again.message == "re-chunked (chunk settings changed)"
+    assert again.doc_id == first.doc_id and again.chunks > first.chunks
+    assert kb.list_documents()[0].n_chunks == again.chunks
+    assert kb.store.check() == []
+
+
+def test_a_store_from_the_first_schema_is_migrated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import knowledge_base.store as store_mod
+
+    full = list(store_mod.MIGRATIONS)
+    monkeypatch.setattr(store_mod, "MIGRATIONS", full[:1])
+    old = Store(tmp_path / "kb")  # a store as the first release wrote it
+    old._conn.execute("INSERT INTO collections(name, created_at) VALUES ('default', 0)")
+    old._conn.execute(
+        "INSERT INTO documents VALUES ('a-1', 'default', '/x/a.md', 'a.md', 'A', 'md', 'h', 1, 0, "
+        "0, 0)"
+    )
+    old.close()
+    monkeypatch.setattr(store_mod, "MIGRATIONS", full)
+    kb = open_kb(tmp_path / "kb")
+    applied = [r[0] for r in kb.store._conn.execute("SELECT name FROM migrations ORDER BY name")]
+    assert applied == [name for name, _ in full]
+    (doc,) = kb.list_documents()
+    assert doc.doc_id == "a-1" and doc.chunking == ""  # unknown: re-chunked on the next add
+    r = kb.add(write_course(tmp_path / "c", {"b.md": "# B\n\nbeta\n"}))
+    assert r.files[0].status == "added"
+    assert kb.store.document(r.files[0].doc_id).chunking.startswith("v1 tokens=")
