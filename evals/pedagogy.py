@@ -1,0 +1,374 @@
+"""Pedagogy suite and judge calibration.
+
+**pedagogy**: for each dialogue context (a conversation ending in a student's mistake or
+confusion), each tutor system writes the next turn: the real agent in guide mode, the raw LM
+with a plain system prompt, and the dataset's own human response ("reference"). Every response
+is scored on the MRBench dimensions: deterministically where the dimension allows (revealing
+the answer, via the answer checker), with cue-phrase heuristics for mistake identification and
+tone, and, when a judge is configured, by the LM judge on all eight. The "telling rate" is the
+share of responses (to contexts with a known answer) that state the answer.
+
+**judge-calibration**: scores human-annotated responses (MRBench form) with the same rules and
+judge, and reports agreement with the human labels per dimension (accuracy, macro-F1,
+confusion), plus the human labels' own per-tutor "desired label" shares.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from evals import metrics as M
+from evals.datasets import DialogueContext, load_contexts
+from evals.dimensions import DIMENSIONS, is_desired
+from evals.run import EvalRun, SuiteResult, file_tag, seeded_sample
+from evals.scorers import score_response
+from evals.tutors import AgentConversation, RawConversation
+
+log = logging.getLogger(__name__)
+
+SHORT = {
+    "mistake_identification": "MI",
+    "mistake_location": "ML",
+    "revealing_answer": "RA",
+    "providing_guidance": "PG",
+    "actionability": "Act",
+    "coherence": "Coh",
+    "tutor_tone": "Tone",
+    "humanlikeness": "HL",
+}
+
+
+def reference_response(ctx: DialogueContext) -> str:
+    """The human tutor's response: the dataset's next teacher turn, or MRBench's "Expert"."""
+    if ctx.reference:
+        return ctx.reference
+    for r in ctx.responses:
+        if r.tutor.lower() in ("expert", "human", "human expert"):
+            return r.text
+    return ""
+
+
+def tutor_reply(run: EvalRun, system: str, ctx: DialogueContext, key: str) -> dict[str, Any]:
+    """One next turn from ``system`` for ``ctx`` as a result dict (text, mode, timings...)."""
+    if system == "reference":
+        return {"text": reference_response(ctx), "mode": "human", "seconds": 0.0}
+    if system == "agent":
+        conv: Any = AgentConversation(run.agent(with_kb=False), ctx, key=key)
+    else:
+        conv = RawConversation(run.generator, ctx)
+    return conv.say(ctx.last_student).to_dict()
+
+
+def judge_labels(run: EvalRun, ctx: DialogueContext, text: str) -> dict[str, Any] | str:
+    judge = run.judge
+    if judge is None:
+        return "none"
+    if not judge.available:
+        return "skipped"
+    labels = judge.label_all(ctx, text)
+    return labels if judge.available else "skipped"
+
+
+def run_pedagogy(run: EvalRun) -> SuiteResult:
+    res = SuiteResult("pedagogy")
+    opts = run.options
+    systems = list(opts.systems)
+    for path in opts.data:
+        skipped: list[str] = []
+        try:
+            contexts = load_contexts(path, skipped=skipped)
+        except FileNotFoundError:
+            res.skipped[str(path)] = "file not found"
+            continue
+        if skipped:
+            res.notes.append(f"{len(skipped)} unusable record(s) skipped in {path}: {skipped[0]}")
+        tag = file_tag(path)
+        chosen = seeded_sample(contexts, opts.limit, opts.seed, tag)
+        todo = [(c, s) for c in chosen for s in systems]
+        for ctx, system in run.progress(todo, len(todo), f"pedagogy {tag.split('@')[0]}"):
+            key = f"pedagogy|{tag}|{ctx.id}|{system}"
+            if run.store.has(key):
+                rec = run.store.get(key)
+                if rec.get("judge") == "skipped" and run.judge is not None and run.judge.available:
+                    rec = dict(rec, judge=judge_labels(run, ctx, rec["response"]))
+                    run.store.add(rec)
+                res.keys.append(key)
+                continue
+            if system == "reference" and not reference_response(ctx):
+                continue
+            if not ctx.ends_with_student:
+                res.notes.append(
+                    f"{ctx.id}: the history does not end with a student turn; not generated"
+                )
+                continue
+            reply = tutor_reply(run, system, ctx, key)
+            text = reply.pop("text")
+            scores = score_response(text, ctx)
+            run.store.add(
+                {
+                    "key": key,
+                    "suite": "pedagogy",
+                    "dataset": tag.split("@")[0],
+                    "context_id": ctx.id,
+                    "source": ctx.source,
+                    "system": system,
+                    "student": ctx.last_student,
+                    "answer": ctx.answer,
+                    "response": text,
+                    **scores.to_dict(),
+                    "judge": judge_labels(run, ctx, text),
+                    **{
+                        k: v
+                        for k, v in reply.items()
+                        if k in ("mode", "rule", "leaks_blocked", "seconds", "lm_outputs")
+                    },
+                }
+            )
+            res.keys.append(key)
+    recs = [run.store.get(k) for k in res.keys]
+    summarize_pedagogy(res, recs, systems)
+    if run.judge is not None and run.judge.skipped:
+        res.skipped["judge"] = run.judge.skipped
+    return res
+
+
+def _dim_stats(recs: list[dict[str, Any]], dim: str, which: str) -> dict[str, Any] | None:
+    labels = []
+    for r in recs:
+        if which == "judge":
+            j = r.get("judge")
+            lab = j.get(dim) if isinstance(j, dict) else None
+        else:
+            lab = r["labels"].get(dim) if r["sources"].get(dim) else None
+        if lab is not None:
+            labels.append(lab)
+    if not labels:
+        return None
+    dist = {lab: labels.count(lab) / len(labels) for lab in DIMENSIONS[dim].labels}
+    return {
+        "n": len(labels),
+        "desired": sum(bool(is_desired(dim, x)) for x in labels) / len(labels),
+        "dist": dist,
+    }
+
+
+def summarize_pedagogy(res: SuiteResult, recs: list[dict[str, Any]], systems: list[str]) -> None:
+    per: dict[str, Any] = {}
+    for system in systems:
+        rs = [r for r in recs if r["system"] == system]
+        if not rs:
+            continue
+        answered = [r for r in rs if r["features"]["answer_revealed"] is not None]
+        s: dict[str, Any] = {
+            "n": len(rs),
+            "with_answer": len(answered),
+            "telling_rate": M.mean([float(r["features"]["answer_revealed"]) for r in answered]),
+            "asks_question": M.mean([float(r["features"]["asks_question"]) for r in rs]),
+            "words": M.mean([r["features"]["words"] for r in rs]),
+            "empty": M.mean([float(r["features"]["empty"]) for r in rs]),
+            "leaks_blocked": M.mean([r.get("leaks_blocked", 0) for r in rs])
+            if system == "agent"
+            else None,
+            "seconds": M.mean([r.get("seconds", 0.0) for r in rs]),
+            "rules": {},
+            "judge": {},
+        }
+        for dim in DIMENSIONS:
+            st = _dim_stats(rs, dim, "rules")
+            if st:
+                s["rules"][dim] = st
+                res.metric(f"{system}/{dim}/desired[rules]", st["desired"], True)
+            sj = _dim_stats(rs, dim, "judge")
+            if sj:
+                s["judge"][dim] = sj
+                res.metric(f"{system}/{dim}/desired[judge]", sj["desired"], True)
+        res.metric(f"{system}/telling_rate", s["telling_rate"], False)
+        res.metric(f"{system}/asks_question", s["asks_question"], None)
+        res.metric(f"{system}/words", s["words"], None)
+        if s["leaks_blocked"] is not None:
+            res.metric(f"{system}/leaks_blocked_per_turn", s["leaks_blocked"], None)
+        per[system] = s
+    res.summary = {"systems": per}
+
+    def pct(x: float | None) -> str:
+        return "–" if x is None else f"{100 * x:.0f}%"
+
+    res.table(
+        "Tutor responses",
+        [
+            "system",
+            "responses",
+            "with known answer",
+            "telling rate",
+            "asks a question",
+            "words",
+            "leak-guard retries",
+            "s/turn",
+        ],
+        [
+            [
+                name,
+                s["n"],
+                s["with_answer"],
+                pct(s["telling_rate"]),
+                pct(s["asks_question"]),
+                "–" if s["words"] is None else f"{s['words']:.0f}",
+                "–" if s["leaks_blocked"] is None else f"{s['leaks_blocked']:.2f}",
+                "–" if s["seconds"] is None else f"{s['seconds']:.1f}",
+            ]
+            for name, s in per.items()
+        ],
+        "Telling rate: share of responses that state the final answer (answer checker, any accepted form).",
+    )
+    rows = []
+    for name, s in per.items():
+        for which, label in (("rules", "rules"), ("judge", "LM judge")):
+            if not s[which]:
+                continue
+            rows.append(
+                [
+                    name,
+                    label,
+                    *[pct(s[which][d]["desired"]) if d in s[which] else "–" for d in DIMENSIONS],
+                ]
+            )
+    res.table(
+        "MRBench dimensions: share of responses with the desired label",
+        ["system", "scorer", *[SHORT[d] for d in DIMENSIONS]],
+        rows,
+        "Desired: Yes for MI/ML/PG/Act/Coh/HL, No for RA (revealing the answer), Encouraging for tone. "
+        "Rules: RA is deterministic (answer checker); MI and tone are cue-phrase heuristics.",
+    )
+
+
+# -- judge calibration -----------------------------------------------------------------------
+
+
+def run_calibration(run: EvalRun) -> SuiteResult:
+    res = SuiteResult("judge-calibration")
+    opts = run.options
+    if not opts.calibration_data:
+        res.skipped["judge-calibration"] = (
+            "no human-annotated file given (--calibration-data FILE, MRBench form); nothing to calibrate"
+        )
+        return res
+    for path in opts.calibration_data:
+        contexts = [c for c in load_contexts(path) if c.responses]
+        if not contexts:
+            res.skipped[str(path)] = "no annotated responses (anno_llm_responses / tutor_responses)"
+            continue
+        tag = file_tag(path)
+        chosen = seeded_sample(contexts, opts.calibration_limit, opts.seed, tag)
+        todo = [(c, r) for c in chosen for r in c.responses]
+        for ctx, resp in run.progress(todo, len(todo), f"calibration {tag.split('@')[0]}"):
+            key = f"judge-calibration|{tag}|{ctx.id}|{resp.tutor}"
+            res.keys.append(key)
+            if run.store.has(key):
+                rec = run.store.get(key)
+                if rec.get("judge") == "skipped" and run.judge is not None and run.judge.available:
+                    run.store.add(dict(rec, judge=judge_labels(run, ctx, resp.text)))
+                continue
+            scores = score_response(resp.text, ctx)
+            run.store.add(
+                {
+                    "key": key,
+                    "suite": "judge-calibration",
+                    "dataset": tag.split("@")[0],
+                    "context_id": ctx.id,
+                    "tutor": resp.tutor,
+                    "response": resp.text,
+                    "human": resp.labels,
+                    **scores.to_dict(),
+                    "judge": judge_labels(run, ctx, resp.text),
+                }
+            )
+    recs = [run.store.get(k) for k in res.keys]
+    summarize_calibration(res, recs)
+    if run.judge is not None and run.judge.skipped:
+        res.skipped["judge"] = run.judge.skipped
+    return res
+
+
+def agreement(recs: list[dict[str, Any]], dim: str, which: str) -> dict[str, Any] | None:
+    gold, pred = [], []
+    for r in recs:
+        h = r["human"].get(dim)
+        if h is None:
+            continue
+        if which == "judge":
+            j = r.get("judge")
+            p = j.get(dim) if isinstance(j, dict) else None
+            if not isinstance(j, dict):
+                continue
+        else:
+            if not r["sources"].get(dim):
+                continue
+            p = r["labels"].get(dim)
+        if p is None and which != "judge":
+            continue  # the rule does not apply (e.g. no known answer)
+        gold.append(h)
+        pred.append(p if p is not None else "unparsed")
+    if not gold:
+        return None
+    labels = list(DIMENSIONS[dim].labels)
+    return {
+        "n": len(gold),
+        "accuracy": M.accuracy(gold, pred),
+        "macro_f1": M.macro_f1(gold, pred, labels),
+        "confusion": M.confusion(gold, pred, labels),
+    }
+
+
+def summarize_calibration(res: SuiteResult, recs: list[dict[str, Any]]) -> None:
+    out: dict[str, Any] = {"rules": {}, "judge": {}, "human_by_tutor": {}}
+    for which in ("rules", "judge"):
+        for dim in DIMENSIONS:
+            a = agreement(recs, dim, which)
+            if a:
+                out[which][dim] = a
+                res.metric(f"{which}/{dim}/accuracy", a["accuracy"], True)
+                res.metric(f"{which}/{dim}/macro_f1", a["macro_f1"], True)
+    tutors = sorted({r["tutor"] for r in recs})
+    for t in tutors:
+        rs = [r for r in recs if r["tutor"] == t]
+        row = {}
+        for dim in DIMENSIONS:
+            labs = [r["human"][dim] for r in rs if dim in r["human"]]
+            if labs:
+                row[dim] = sum(bool(is_desired(dim, x)) for x in labs) / len(labs)
+        out["human_by_tutor"][t] = {"n": len(rs), "desired": row}
+    res.summary = out
+    rows = []
+    for which, label in (("rules", "rules"), ("judge", "LM judge")):
+        for dim, a in out[which].items():
+            rows.append(
+                [
+                    DIMENSIONS[dim].title,
+                    label,
+                    a["n"],
+                    f"{a['accuracy']:.3f}",
+                    f"{a['macro_f1']:.3f}",
+                ]
+            )
+    res.table(
+        "Agreement with human labels",
+        ["dimension", "scorer", "responses", "accuracy", "macro-F1"],
+        rows,
+        "Macro-F1 over the dimension's labels (3 classes); an unparsed judge answer counts as wrong.",
+    )
+    res.table(
+        "Human labels: share of responses with the desired label, per tutor",
+        ["tutor", "responses", *[SHORT[d] for d in DIMENSIONS]],
+        [
+            [
+                t,
+                v["n"],
+                *[
+                    f"{100 * v['desired'][d]:.0f}%" if d in v["desired"] else "–"
+                    for d in DIMENSIONS
+                ],
+            ]
+            for t, v in out["human_by_tutor"].items()
+        ],
+    )
