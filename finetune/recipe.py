@@ -202,7 +202,10 @@ class LoRARecipe:
                 log.warning("removing the previous run at %s (overwrite)", self.run_dir)
                 shutil.rmtree(self.run_dir)
             return
-        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+        done = ("adapter", "metrics.json", "card.json")
+        if any((self.run_dir / name).exists() for name in done) or any(
+            ckpt_dir.glob("checkpoint-*")
+        ):
             raise RunExistsError(
                 f"run '{self.cfg.run_name}' already exists at {self.run_dir}; pass --resume "
                 f"to continue it, --overwrite to start over, or --run-name NEW"
@@ -275,6 +278,9 @@ class LoRARecipe:
         if cfg.eval_fraction > 0 or cfg.eval_data:
             if not val_f:
                 log.warning("no validation example left; evaluation and early stopping are off")
+        from transformers import set_seed
+
+        set_seed(cfg.seed)  # LoRA's initial A matrices; the Trainer seeds the data order
         model = self._load_model(device)
         if self.is_main:
             n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -350,7 +356,7 @@ class LoRARecipe:
     ) -> Any:
         from transformers import EarlyStoppingCallback
 
-        from finetune.trainer import EvaluateAtEnd, SFTTrainer, StopOnSignal
+        from finetune.trainer import EvaluateAtEnd, FinetuneTrainer, StopOnSignal
 
         cfg = self.cfg
         has_eval = bool(val_f)
@@ -369,7 +375,7 @@ class LoRARecipe:
         callbacks += self.extra_callbacks
         self.collator = Collator(tokenizer.pad_token_id)
         self.tokenizer = tokenizer
-        return SFTTrainer(
+        return FinetuneTrainer(
             model=model,
             args=self._training_args(has_eval, device),
             train_dataset=train_f,
@@ -430,11 +436,17 @@ class LoRARecipe:
         state = self.trainer.state
         evals = [h for h in state.log_history if "eval_loss" in h]
         tokens = self.collator.tokens * self.world_size
-        stopped_early = bool(
-            not self._stop.stopped and state.max_steps and state.global_step < state.max_steps
-        )
+        if self._stop.stopped:
+            stop_reason = "interrupted"
+        elif any(getattr(cb, "fired", False) for cb in self.extra_callbacks):
+            stop_reason = "time_budget"
+        elif state.max_steps and state.global_step < state.max_steps:
+            stop_reason = "early_stopping"
+        else:
+            stop_reason = "max_steps"
         return {
             "status": "interrupted" if self._stop.stopped else "completed",
+            "stop_reason": stop_reason,
             "base_model": self.base_model,
             "method": "qlora" if self.quantize_base else "lora",
             "device": self.device,
@@ -443,7 +455,7 @@ class LoRARecipe:
             "global_step": state.global_step,
             "max_steps": state.max_steps,
             "epoch": state.epoch,
-            "stopped_early": stopped_early,
+            "stopped_early": stop_reason == "early_stopping",
             "resumed_from": self.resume_from,
             "train_loss": output.training_loss,
             "eval_loss_before": self.eval_loss_before,

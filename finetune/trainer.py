@@ -1,8 +1,8 @@
 """The transformers ``Trainer`` as the recipe uses it, plus its callbacks.
 
-``SFTTrainer`` (below) changes one thing: the loss. Only assistant tokens carry labels (about a
-quarter of a tutoring dialogue), so the LM head, a ``hidden x vocab`` matmul that is the single
-biggest activation in a small model (49k-token vocabulary), is computed for the labelled
+``FinetuneTrainer`` changes one thing: the loss. Only assistant tokens carry labels (about a
+quarter of a tutoring dialogue), so the LM head, a ``hidden x vocab`` matmul whose output is the
+biggest activation of a small model (49k-token vocabulary), is computed for the labelled
 positions only, inside the model's own forward (a pre-hook on the output embedding, so DDP,
 autocast and checkpointing see an ordinary forward). The loss is the same cross-entropy over the
 same tokens, normalised like the stock Trainer: by the number of labelled tokens in the whole
@@ -27,7 +27,7 @@ from finetune.tokenize import IGNORE_INDEX
 log = logging.getLogger(__name__)
 
 
-class SFTTrainer(Trainer):
+class FinetuneTrainer(Trainer):
     """``Trainer`` whose loss runs the LM head on labelled positions only."""
 
     def compute_loss(
@@ -118,4 +118,28 @@ class EvaluateAtEnd(TrainerCallback):
         if state.max_steps and state.global_step >= state.max_steps:
             control.should_save = True
             control.should_evaluate = self.has_eval
+        return control
+
+
+class TimeBudget(TrainerCallback):
+    """Stop (evaluating and checkpointing first) once training has run ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self._start = 0.0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        import time
+
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        import time
+
+        if not control.should_training_stop and time.perf_counter() - self._start > self.seconds:
+            self.fired = True
+            control.should_training_stop = True
+            control.should_save = True
+            control.should_evaluate = args.eval_strategy != "no"
         return control

@@ -459,7 +459,7 @@ def test_labelled_only_lm_head_gives_the_stock_loss_and_gradients(tmp_path: Path
     from transformers import TrainingArguments
 
     from finetune.tokenize import ChatEncoder, Collator, pack
-    from finetune.trainer import SFTTrainer
+    from finetune.trainer import FinetuneTrainer
     from tests.tiny import make_model, make_tokenizer
 
     tok = make_tokenizer()
@@ -481,7 +481,7 @@ def test_labelled_only_lm_head_gives_the_stock_loss_and_gradients(tmp_path: Path
     model.config.use_cache = False
     model.train()
     args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none")
-    trainer = SFTTrainer(model=model, args=args)
+    trainer = FinetuneTrainer(model=model, args=args)
     for batch in (Collator(tok.pad_token_id)(feats), Collator(tok.pad_token_id)(pack(feats, 512))):
         stock = model(**batch).loss
         stock_grads = torch.autograd.grad(stock, [p for p in model.parameters() if p.requires_grad])
@@ -493,3 +493,24 @@ def test_labelled_only_lm_head_gives_the_stock_loss_and_gradients(tmp_path: Path
         n = int((batch["labels"][:, 1:] != -100).sum())
         summed = trainer.compute_loss(model, dict(batch), num_items_in_batch=2 * n)
         torch.testing.assert_close(summed * 2, stock, atol=1e-5, rtol=1e-5)
+
+
+def test_fixed_seed_gives_the_same_initial_adapter(tmp_path: Path, tiny: Path) -> None:
+    import torch
+
+    data = write_chats(tmp_path / "chats.jsonl", 6)
+
+    def initial_a(seed: int) -> list:
+        recipe = LoRARecipe(
+            make_config(tmp_path / f"home{seed}", tiny, [data], seed=seed, eval_fraction=0)
+        )
+        recipe.setup()
+        weights = [
+            p.detach().clone() for n, p in recipe.trainer.model.named_parameters() if "lora_A" in n
+        ]
+        recipe.cleanup()
+        return weights
+
+    first, again, other = initial_a(1), initial_a(1), initial_a(2)
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
