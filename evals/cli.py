@@ -75,6 +75,14 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         default="scripted",
         help="simulated student (default scripted)",
     )
+    d.add_argument(
+        "--exclude-run",
+        action="append",
+        metavar="RUN_DIR",
+        default=None,
+        help="leave out contexts on problems a fine-tune run trained on (runs/<name>; reads its "
+        "config.toml); repeatable. Use the same for every run you compare",
+    )
     j = p.add_argument_group("LM judge (optional; calibrate it first with judge-calibration)")
     j.add_argument(
         "--judge-model",
@@ -233,6 +241,7 @@ def options_from_args(args: argparse.Namespace, config: Any) -> Any:
         columns=args.columns,
         sim_learners=args.sim_learners,
         calibration_data=args.calibration_data or [],
+        exclude_runs=args.exclude_run or [],
         calibration_limit=args.calibration_limit,
         judge=judge,
         max_new_tokens=config.lm.max_new_tokens,

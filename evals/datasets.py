@@ -411,6 +411,49 @@ def load_contexts(
     return out
 
 
+# -- fine-tune training data (to keep it out of an eval) ---------------------------------------
+
+
+def normalize_problem(text: str) -> str:
+    return re.sub(r"\s+", " ", (text or "").strip().lower())
+
+
+def training_problems(run_dir: str | Path, *, base: Path | None = None) -> set[str]:
+    """The problem statements a ``tutor finetune`` run trained on: its ``config.toml`` names
+    the data files and ``max_examples`` (the first N records of each file). Only records with
+    a ``problem`` field (dialogue form: MathDial, BRIDGE, ...) or a GSM8K ``question`` count."""
+    import tomllib
+
+    d = Path(run_dir)
+    if d.name == "adapter":
+        d = d.parent
+    cfg_path = d / "config.toml"
+    if not cfg_path.is_file():
+        raise InputError(f"{d} is not a fine-tune run directory (no config.toml); pass runs/<name>")
+    try:
+        ft = tomllib.loads(cfg_path.read_text(encoding="utf-8")).get("finetune", {})
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{cfg_path} is not valid TOML ({e})") from None
+    limit = int(ft.get("max_examples") or 0)
+    out: set[str] = set()
+    for name in [*ft.get("data", []), *ft.get("eval_data", [])]:
+        candidates = [Path(name), (base or Path.cwd()) / name]
+        path = next((c for c in candidates if c.is_file()), None)
+        if path is None:
+            continue
+        n = 0
+        for _line, rec in read_records(path):
+            if not isinstance(rec, Mapping):
+                continue
+            text = rec.get("problem") or rec.get("question")
+            if isinstance(text, str) and text.strip():
+                out.add(normalize_problem(text))
+            n += 1
+            if limit and n >= limit:
+                break
+    return out
+
+
 # -- attempt logs ------------------------------------------------------------------------------
 
 ATTEMPT_COLUMNS = ("learner", "skill", "correct", "order")

@@ -83,6 +83,11 @@ def run_pedagogy(run: EvalRun) -> SuiteResult:
             continue
         if skipped:
             res.notes.append(f"{len(skipped)} unusable record(s) skipped in {path}: {skipped[0]}")
+        contexts, n_out = run.usable(contexts)
+        if n_out:
+            res.notes.append(
+                f"{n_out} context(s) of {path} left out: problems a --exclude-run fine-tune trained on"
+            )
         tag = file_tag(path)
         chosen = seeded_sample(contexts, opts.limit, opts.seed, tag)
         todo = [(c, s) for c in chosen for s in systems]

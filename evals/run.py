@@ -7,8 +7,10 @@ The run directory (``--out``, default ``<paths.reports_dir>/<name>``) holds::
     report.json     summary metrics + every item + config (written at the end, or on Ctrl-C)
     report.md       tables for people; report.html the same with the plots embedded
     plots/*.png     per-dimension bars, reliability diagram, retrieval curves
-    kb/             the eval knowledge base built from the QA sets' documents
     learners.sqlite scratch learner store for the agent's eval sessions
+
+The eval knowledge base (the QA sets' documents, one collection per set) is a cache shared by
+runs with the same embedder: ``<paths.home>/eval-kb/<embedder>``.
 
 Resume: a rerun with the same config hash skips the items already in ``results.jsonl``.
 Item keys carry the dataset file's content hash, so a changed file gets fresh results; the
@@ -26,6 +28,7 @@ import json
 import logging
 import os
 import random
+import re
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -85,6 +88,8 @@ class EvalOptions:
     # judge calibration (MRBench form with human labels)
     calibration_data: list[str] = field(default_factory=list)
     calibration_limit: int = 0
+    # fine-tune runs whose training problems are left out of pedagogy and simulation
+    exclude_runs: list[str] = field(default_factory=list)
     # the LM judge: None = no judge
     judge: dict[str, Any] | None = None
     # eval's own generation budget (lm.max_new_tokens unless set on the command line)
@@ -300,6 +305,29 @@ class SuiteResult:
         self.tables.append({"title": title, "columns": columns, "rows": rows, "note": note})
 
 
+class CachingEmbedder:
+    """Remembers each text's vector: dense and hybrid retrieval embed a question once, and
+    grounding re-embeds the same passages across answers."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._cache: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def encode(self, texts: Sequence[str], **kwargs: Any) -> Any:
+        import numpy as np
+
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            vecs = np.asarray(self.inner.encode(missing, **kwargs), dtype=np.float32)
+            self._cache.update(zip(missing, vecs, strict=True))
+        if not texts:
+            return np.zeros((0, int(getattr(self.inner, "dimension", 0) or 0)), dtype=np.float32)
+        return np.stack([self._cache[t] for t in texts])
+
+
 class EvalRun:
     """Shared state of one run: options, config, results, and the heavy objects, built lazily
     from the config unless handed in (tests pass a fake generator and the hashing embedder)."""
@@ -322,6 +350,7 @@ class EvalRun:
         self._store: Any = None
         self._judge: Any = None
         self._agents: dict[str, Any] = {}
+        self._excluded: set[str] | None = None
         self.rng = random.Random(options.seed)
         blob = config_fingerprint(config, options)
         self.store = RunStore(
@@ -331,6 +360,22 @@ class EvalRun:
             overwrite=options.overwrite,
         )
         self.started = time.time()
+
+    # -- data --------------------------------------------------------------------------------
+    def usable(self, contexts: Sequence[Any]) -> tuple[list[Any], int]:
+        """``contexts`` minus those on a problem a ``--exclude-run`` fine-tune trained on."""
+        if self._excluded is None:
+            from evals.datasets import training_problems
+
+            self._excluded = set()
+            for d in self.options.exclude_runs:
+                self._excluded |= training_problems(d, base=REPO_ROOT)
+        if not self._excluded:
+            return list(contexts), 0
+        from evals.datasets import normalize_problem
+
+        kept = [c for c in contexts if normalize_problem(c.problem) not in self._excluded]
+        return kept, len(contexts) - len(kept)
 
     # -- progress ------------------------------------------------------------------------------
     def show_progress(self) -> bool:
@@ -366,7 +411,17 @@ class EvalRun:
             from tutor.builders import build_embedder
 
             self._embedder = build_embedder(self.config)
+        if not isinstance(self._embedder, CachingEmbedder):
+            self._embedder = CachingEmbedder(self._embedder)
         return self._embedder
+
+    @property
+    def kb_dir(self) -> Path:
+        """The eval knowledge base, shared by runs with the same embedder (a cache in the data
+        dir: re-running with another model does not embed the corpora again)."""
+        name = str(getattr(self.embedder, "name", "embedder"))
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:80] or "embedder"
+        return self.config.paths.home_dir / "eval-kb" / slug
 
     @property
     def kb(self) -> Any:
@@ -374,7 +429,7 @@ class EvalRun:
             from knowledge_base import KnowledgeBase
 
             self._kb = KnowledgeBase.open(
-                self.options.out / "kb",
+                self.kb_dir,
                 self.embedder,
                 options=self.config.kb,
                 show_progress=self.show_progress(),

@@ -36,7 +36,8 @@ _MISTAKE = re.compile(
     r"revisit|let'?s (re)?look at|try (it )?again|one more time|not what|doesn'?t (look|seem) right|"
     r"where did you get|how did you get|why did you|you (forgot|missed|mixed up|confused|swapped)|"
     r"you (only )?(added|subtracted|multiplied|divided|counted|used|wrote|took)\b.*\b(but|instead|not)|"
-    r"should (be|have)|instead of)\b",
+    r"should (be|have)|instead of|close|but (you|remember|look|wait|that|it'?s not)|"
+    r"does it say|is that (right|correct|what))\b",
     re.I,
 )
 _OFFENSIVE = re.compile(

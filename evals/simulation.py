@@ -113,6 +113,11 @@ def run_simulation(run: EvalRun) -> SuiteResult:
         if not contexts:
             res.skipped[str(path)] = "no dialogue with a known answer"
             continue
+        contexts, n_out = run.usable(contexts)
+        if n_out:
+            res.notes.append(
+                f"{n_out} dialogue(s) of {path} left out: problems a --exclude-run fine-tune trained on"
+            )
         tag = file_tag(path)
         chosen = seeded_sample(contexts, opts.sim_limit, opts.seed, tag)
         todo = [(c, s) for c in chosen for s in systems]

@@ -223,6 +223,26 @@ def test_leak_guard_vs_raw_model_on_telling(tmp_path: Path, dialogues: Path, con
     )
 
 
+def test_contexts_a_fine_tune_trained_on_are_left_out(
+    tmp_path: Path, dialogues: Path, config
+) -> None:
+    run_dir = tmp_path / "runs" / "lora"
+    (run_dir / "adapter").mkdir(parents=True)
+    (run_dir / "config.toml").write_text(f'[finetune]\ndata = ["{dialogues}"]\nmax_examples = 1\n')
+    o = opts(
+        tmp_path / "out", dialogues, systems=("reference",), exclude_runs=[str(run_dir / "adapter")]
+    )
+    rep = run_eval(o, config, generator=ScriptedGenerator())
+    assert {r["context_id"] for r in items(rep, "pedagogy")} == {"d2", "d3"}
+    assert "1 context(s)" in rep["suites"]["pedagogy"]["notes"][0]
+    with pytest.raises(InputError, match="not a fine-tune run directory"):
+        run_eval(
+            opts(tmp_path / "o2", dialogues, exclude_runs=[str(tmp_path)]),
+            config,
+            generator=ScriptedGenerator(),
+        )
+
+
 def test_report_files_written_and_readable(tmp_path: Path, dialogues: Path, config) -> None:
     out = tmp_path / "run"
     o = opts(out, dialogues, suites=("pedagogy", "learner-model"), plots=True)

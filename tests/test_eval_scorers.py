@@ -101,6 +101,8 @@ def test_score_response_labels_and_features() -> None:
         ("There is a small mistake in step two.", "Yes"),
         ("You subtracted 25 dollars, but the discount is 25 percent.", "Yes"),
         ("Are you sure about the bottom number?", "Yes"),
+        ("Ah, close! The short hand is the hour.", "Yes"),
+        ("Well done. But you see, she took 2 more.", "Yes"),
         ("Great, what is 2 + 2?", "No"),
         ("Let us move on to the next topic.", "No"),
     ],
