@@ -26,6 +26,7 @@ REGISTRARS: tuple[str, ...] = (
     "knowledge_base.cli",
     "finetune.cli",
     "tutor.learner_cli",
+    "ui.cli",
     "evals.cli",
 )
 

@@ -59,9 +59,7 @@ def learner_progress(store: Any, learner_id: int, collection: str) -> list[Skill
         m = mastery[s]
         name = skills[s].name if s in skills else s
         out.append(
-            SkillProgress(
-                s, name, m.p_mastery, m.p_correct, m.n_attempts, m.n_correct, m.mastered
-            )
+            SkillProgress(s, name, m.p_mastery, m.p_correct, m.n_attempts, m.n_correct, m.mastered)
         )
     return out
 

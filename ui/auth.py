@@ -1,0 +1,272 @@
+"""Sign-in for the web app, all in this module: the sign-in page, sessions, sign-out, limits.
+
+- ``GET /login`` shows the sign-in page; ``POST /login`` (form fields ``username`` and
+  ``password``, as Gradio's own login and ``gradio_client.Client(url, auth=(user, pw))`` send
+  them) checks the password with the learner store (scrypt) and starts a server-side session:
+  a random token in an HttpOnly, SameSite=Lax cookie (Secure over https), stored hashed in the
+  store with an expiry of ``ui.session_hours``. Browsers get a redirect, API clients JSON.
+- ``user_for_request`` is Gradio's ``auth_dependency``: every Gradio route (page config, queue,
+  uploads, files, API) answers 401 unless the cookie names a live session. An expired session
+  is refused like a missing one; the page script then sends the browser to the sign-in page.
+- A wrong password and an unknown user get the same answer after the same delay
+  (``ui.login_delay``); failures are counted per account and per address and sign-in is
+  refused (429) past ``ui.login_attempts`` in 15 minutes.
+- ``--demo`` (loopback only): without a session cookie everyone is the one demo student.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from fastapi import Request
+
+from tutor.errors import NotFoundError, PermissionDeniedError
+
+log = logging.getLogger(__name__)
+
+COOKIE = "tutor_session"
+# Not a valid user name (those start with a letter or digit), so no account can be mistaken
+# for the demo student.
+DEMO_USER = "~demo"
+DEMO_LEARNER = "demo"
+DEMO_DISPLAY = "Demo student"
+WINDOW_S = 15 * 60
+WRONG = "Wrong user name or password."
+_TEMPLATE = Path(__file__).with_name("templates") / "login.jinja"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: resolved on the server for every handler call."""
+
+    username: str
+    role: str  # "student" | "teacher"
+    learner_id: int | None
+    display_name: str
+    demo: bool = False
+
+    @property
+    def is_teacher(self) -> bool:
+        return self.role == "teacher"
+
+
+class FailureLimiter:
+    """Failed sign-ins per key (account, address) in a sliding window."""
+
+    def __init__(self, limit: int, window_s: float = WINDOW_S) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._fails: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        q = self._fails.setdefault(key, deque())
+        while q and now - q[0] > self.window_s:
+            q.popleft()
+        return q
+
+    def retry_after(self, *keys: str) -> float:
+        """Seconds until every key may try again (0 when none is blocked)."""
+        now = time.monotonic()
+        with self._lock:
+            waits = [
+                self.window_s - (now - q[0])
+                for q in (self._recent(k, now) for k in keys)
+                if len(q) >= self.limit
+            ]
+        return max(waits, default=0.0)
+
+    def fail(self, *keys: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for k in keys:
+                self._recent(k, now).append(now)
+
+    def clear(self, key: str) -> None:
+        with self._lock:
+            self._fails.pop(key, None)
+
+
+class SignIn:
+    """Sessions and the sign-in routes for one app (``install`` adds the routes)."""
+
+    def __init__(
+        self,
+        store: Any,
+        *,
+        session_hours: float = 12.0,
+        demo: bool = False,
+        delay_s: float = 1.0,
+        max_failures: int = 10,
+        title: str = "Offline Tutor",
+    ) -> None:
+        self.store = store
+        self.session_hours = session_hours
+        self.demo = demo
+        self.delay_s = delay_s
+        self.limiter = FailureLimiter(max_failures)
+        self.title = title
+        self._demo_learner: int | None = None
+
+    # -- who is signed in -------------------------------------------------------------------
+
+    def token(self, request: Any) -> str | None:
+        return request.cookies.get(COOKIE) or None
+
+    def user_for_request(self, request: Any) -> str | None:
+        """Gradio's ``auth_dependency``: the user name of a live session, else None (401)."""
+        token = self.token(request)
+        if token:
+            user = self.store.auth_session_user(token)
+            return user.username if user is not None else None
+        return DEMO_USER if self.demo else None
+
+    def principal(self, username: str | None) -> Principal:
+        """The signed-in user behind a Gradio request's ``username`` (checked on every call)."""
+        if not username:
+            raise PermissionDeniedError("you are not signed in; sign in again")
+        if username == DEMO_USER:
+            if not self.demo:
+                raise PermissionDeniedError("the demo is not enabled on this server; sign in")
+            return Principal(DEMO_USER, "student", self.demo_learner_id(), DEMO_DISPLAY, True)
+        try:
+            user = self.store.get_user(username)
+        except NotFoundError:
+            raise PermissionDeniedError(
+                "your account no longer exists; ask your teacher, then sign in again"
+            ) from None
+        name = username
+        if user.learner_id is not None:
+            try:
+                lr = self.store.get_learner(user.learner_id)
+                name = lr.display_name or lr.name
+            except NotFoundError:
+                raise PermissionDeniedError(
+                    "your learner record was deleted; ask your teacher"
+                ) from None
+        return Principal(user.username, user.role, user.learner_id, name)
+
+    def demo_learner_id(self) -> int:
+        if self._demo_learner is None:
+            lr = self.store.get_or_create_learner(DEMO_LEARNER, display_name=DEMO_DISPLAY)
+            self._demo_learner = lr.id
+        return self._demo_learner
+
+    # -- routes -----------------------------------------------------------------------------
+
+    def install(self, app: Any) -> None:
+        """Add ``/login``, ``/logout`` and the redirect of a signed-out page load to ``app``."""
+        from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+        from starlette.concurrency import run_in_threadpool
+
+        @app.get("/login", include_in_schema=False)
+        async def login_page(request: Request, expired: str = "") -> HTMLResponse:
+            notice = "Your session has ended. Please sign in again." if expired else ""
+            return HTMLResponse(self.page(notice=notice))
+
+        @app.post("/login", include_in_schema=False)
+        async def login(request: Request) -> Any:
+            form = await request.form()
+            username = str(form.get("username") or "").strip()
+            password = str(form.get("password") or "")
+            address = request.client.host if request.client else ""
+            keys = (f"user:{username.lower()}", f"addr:{address}")
+            wants_html = "text/html" in request.headers.get("accept", "")
+
+            def refuse(status: int, message: str) -> Any:
+                if wants_html:
+                    return HTMLResponse(
+                        self.page(error=message, username=username), status_code=status
+                    )
+                return JSONResponse({"detail": message}, status_code=status)
+
+            wait = self.limiter.retry_after(*keys)
+            if wait > 0:
+                await asyncio.sleep(self.delay_s)
+                minutes = max(1, round(wait / 60))
+                log.warning("sign-in refused for %r from %s: too many failures", username, address)
+                return refuse(
+                    429, f"Too many failed sign-ins. Try again in about {minutes} minutes."
+                )
+            user = None
+            if username and password:
+                user = await run_in_threadpool(self.store.authenticate, username, password)
+            if user is None:
+                self.limiter.fail(*keys)
+                await asyncio.sleep(self.delay_s)  # the same delay for every kind of failure
+                log.info("failed sign-in for %r from %s", username, address)
+                return refuse(401, WRONG)
+            self.limiter.clear(keys[0])
+            token = await run_in_threadpool(
+                self.store.create_auth_session, user.id, hours=self.session_hours, address=address
+            )
+            log.info("%s %s signed in from %s", user.role, user.username, address)
+            resp: Any = (
+                RedirectResponse("/", status_code=303)
+                if wants_html
+                else JSONResponse({"success": True, "user": user.username, "role": user.role})
+            )
+            resp.set_cookie(
+                COOKIE,
+                token,
+                max_age=int(self.session_hours * 3600),
+                httponly=True,
+                samesite="lax",
+                secure=request.url.scheme == "https",
+                path="/",
+            )
+            return resp
+
+        @app.get("/logout", include_in_schema=False)
+        async def logout(request: Request) -> Any:
+            token = self.token(request)
+            if token:
+                await run_in_threadpool(self.store.revoke_auth_session, token)
+            resp = RedirectResponse("/login", status_code=303)
+            resp.delete_cookie(COOKIE, path="/")
+            return resp
+
+        if self.demo:
+
+            @app.get("/demo", include_in_schema=False)
+            async def as_demo(request: Request) -> Any:
+                token = self.token(request)
+                if token:
+                    await run_in_threadpool(self.store.revoke_auth_session, token)
+                resp = RedirectResponse("/", status_code=303)
+                resp.delete_cookie(COOKIE, path="/")
+                return resp
+
+        @app.middleware("http")
+        async def signed_out_page_to_login(request: Request, call_next: Any) -> Any:
+            # Only the page itself: Gradio's API routes answer 401 on their own.
+            if request.method == "GET" and request.url.path == "/":
+                user = await run_in_threadpool(self.user_for_request, request)
+                if user is None:
+                    target = "/login?expired=1" if self.token(request) else "/login"
+                    return RedirectResponse(target, status_code=303)
+            return await call_next(request)
+
+    def page(self, *, error: str = "", notice: str = "", username: str = "") -> str:
+        from ui.render import esc
+
+        demo = (
+            '<p class="demo">No account? <a href="/demo">Continue as the demo student</a></p>'
+            if self.demo
+            else ""
+        )
+        return Template(_TEMPLATE.read_text(encoding="utf-8")).substitute(
+            title=esc(self.title),
+            error=f'<div class="msg err" role="alert">{esc(error)}</div>' if error else "",
+            notice=f'<div class="msg note">{esc(notice)}</div>' if notice else "",
+            username=esc(username),
+            demo=demo,
+        )

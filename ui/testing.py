@@ -1,0 +1,156 @@
+"""Test and benchmark helpers for the web app: a scripted generator, a small course, and a real
+server (uvicorn) on a loopback port in a background thread.
+
+    ctx = sample_context(tmp_path, ScriptedGenerator("Plants use light [1]."))
+    with ServerThread(create_app(ctx)) as srv:
+        Client(srv.url, auth=("ana", PASSWORD))
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+PASSWORD = "correct-horse-1"
+DOCS = {
+    "photosynthesis.md": (
+        "# Photosynthesis\n\n## What a plant needs\n\nPlants make glucose from carbon dioxide and "
+        "water using light energy captured by chlorophyll in the leaves. The overall reaction is "
+        "$6CO_2 + 6H_2O \\rightarrow C_6H_{12}O_6 + 6O_2$.\n"
+    ),
+    "fractions.md": (
+        "# Fractions\n\n## Adding fractions\n\nTo add fractions with different denominators, "
+        "rewrite both with a common denominator, then add the numerators: "
+        "$\\frac{1}{2} + \\frac{1}{3} = \\frac{5}{6}$.\n"
+    ),
+}
+
+
+class ScriptedGenerator:
+    """A MockModel: streams ``reply(messages)`` word by word with fixed timing; thread-safe."""
+
+    name = "scripted"
+    context_window = 4096
+
+    def __init__(
+        self,
+        reply: str | Callable[[list[dict[str, Any]]], str] = "What do you notice first?",
+        *,
+        token_delay: float = 0.0,
+        first_token_delay: float = 0.0,
+    ) -> None:
+        self.reply = reply
+        self.token_delay = token_delay
+        self.first_token_delay = first_token_delay
+        self.calls: list[list[dict[str, Any]]] = []
+        self.cancelled = 0
+        self._lock = threading.Lock()
+
+    def count_tokens(self, messages: list[dict[str, Any]]) -> int:
+        return sum(len(str(m["content"]).split()) + 4 for m in messages)
+
+    def stream(self, messages: list[dict[str, Any]], cancel: Any = None, **options: Any) -> Any:
+        with self._lock:
+            self.calls.append(list(messages))
+        text = self.reply(messages) if callable(self.reply) else self.reply
+        try:
+            if self.first_token_delay:
+                time.sleep(self.first_token_delay)
+            for i, word in enumerate(text.split(" ")):
+                if cancel is not None and cancel.is_set():
+                    self.cancelled += 1
+                    return
+                if i and self.token_delay:
+                    time.sleep(self.token_delay)
+                yield word + " "
+        except GeneratorExit:
+            self.cancelled += 1
+            raise
+
+
+def sample_context(
+    root: Path,
+    generator: Any,
+    *,
+    demo: bool = False,
+    users: tuple[tuple[str, str], ...] = (
+        ("mrs-k", "teacher"),
+        ("ana", "student"),
+        ("ben", "student"),
+    ),
+    login_delay: float = 0.05,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> Any:
+    """A ``UIContext`` over a fresh data dir in ``root``: a two-document course embedded with
+    the hashing test embedder, the shipped item bank, and accounts (password ``PASSWORD``)."""
+    from knowledge_base import KnowledgeBase
+    from knowledge_base.testing import HashEmbedder
+    from tutor.config import load_config
+    from tutor.items import load_default_bank
+    from tutor.store import LearnerStore
+    from ui.server import build_context
+
+    home = root / "home"
+    docs = root / "docs"
+    docs.mkdir(parents=True, exist_ok=True)
+    for name, text in DOCS.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    values: dict[str, dict[str, Any]] = {
+        "paths": {"home": str(home)},
+        "kb": {"min_score": 0.05},
+        "ui": {"demo": demo},
+    }
+    for section, kv in (overrides or {}).items():
+        values.setdefault(section, {}).update(kv)
+    config = load_config(env={}, file_values=values)
+    store = LearnerStore(config.database_url, fallback_bank=load_default_bank, kdf_n=2)
+    kb = KnowledgeBase.open(
+        config.paths.kb_dir, HashEmbedder(), options=config.kb, show_progress=False
+    )
+    kb.add([docs], collection=config.kb.collection)
+    for username, role in users:
+        learner_id = None
+        if role == "student":
+            learner_id = store.add_learner(username, display_name=username.capitalize()).id
+        store.add_user(username, PASSWORD, role=role, learner_id=learner_id)
+    return build_context(config, generator=generator, store=store, kb=kb, login_delay=login_delay)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class ServerThread:
+    """Serve an ASGI app with uvicorn on a loopback port in a daemon thread."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int | None = None) -> None:
+        import uvicorn
+
+        self.host = host
+        self.port = port or free_port(host)
+        config = uvicorn.Config(app, host=host, port=self.port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True, name="ui-server")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the UI server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
