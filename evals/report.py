@@ -64,6 +64,7 @@ def build_report(run: EvalRun, results: list[SuiteResult], *, complete: bool) ->
 def write_report(run: EvalRun, results: list[SuiteResult], *, complete: bool) -> dict[str, Any]:
     out = run.options.out
     report = build_report(run, results, complete=complete)
+    keep_earlier_suites(report, out / "report.json")
     plots: dict[str, Path] = {}
     if run.options.plots:
         try:
@@ -81,6 +82,27 @@ def write_report(run: EvalRun, results: list[SuiteResult], *, complete: bool) ->
     _write(out / "report.md", render_markdown(report, plots, out))
     _write(out / "report.html", render_html(report, plots))
     return report
+
+
+def keep_earlier_suites(report: dict[str, Any], previous: Path) -> None:
+    """Suites run into the same directory by earlier commands with the same config stay in
+    the report (``tutor eval pedagogy`` then ``tutor eval simulation`` -> one report)."""
+    if not previous.is_file():
+        return
+    try:
+        old = json.loads(previous.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return
+    if old.get("config_hash") != report["config_hash"] or not old.get("complete"):
+        return
+    for name, suite in old.get("suites", {}).items():
+        if name in report["suites"]:
+            continue
+        report["suites"][name] = suite
+        report["items"][name] = old.get("items", {}).get(name, [])
+        report["metrics"].update(
+            {k: v for k, v in old.get("metrics", {}).items() if k.startswith(name + "/")}
+        )
 
 
 def _write(path: Path, text: str) -> None:

@@ -266,6 +266,16 @@ def test_report_files_written_and_readable(tmp_path: Path, dialogues: Path, conf
     assert cfg["config_hash"] == rep["config_hash"] and cfg["config"]["lm"]["max_new_tokens"] == 40
 
 
+def test_suites_run_one_by_one_into_one_report(tmp_path: Path, dialogues: Path, config) -> None:
+    out = tmp_path / "run"
+    run_eval(opts(out, dialogues, suites=("learner-model",)), config, generator=ScriptedGenerator())
+    rep = run_eval(
+        opts(out, dialogues, systems=("reference",)), config, generator=ScriptedGenerator()
+    )
+    assert list(rep["suites"]) == ["pedagogy", "learner-model"]
+    assert load_report(out)["metrics"]["learner-model/simulated/bkt-fitted/auc"]["value"] > 0.7
+
+
 def test_resume_skips_done_items_and_refuses_another_config(
     tmp_path: Path, dialogues: Path, config
 ) -> None:
@@ -551,3 +561,28 @@ def test_judge_through_an_openai_server_and_calibration(
     assert rep["metrics"]["judge-calibration/judge/mistake_identification/accuracy"][
         "value"
     ] == pytest.approx(2 / 3)
+
+
+def test_lm_student_and_self_judge(tmp_path: Path, dialogues: Path, config) -> None:
+    def reply(messages: list[dict]) -> str:
+        system = messages[0]["content"]
+        if "school student" in system:  # the simulated student
+            return f"Oh! Then the answer is {answer_of(messages)}."
+        if "evaluates how well tutors respond" in system:  # the judge ("self": the same LM)
+            return "To some extent"
+        return "What do the denominators tell you?"
+
+    o = opts(
+        tmp_path / "run",
+        dialogues,
+        suites=("simulation", "pedagogy"),
+        student="lm",
+        systems=("agent",),
+        judge={"model": "self"},
+    )
+    rep = run_eval(o, config, generator=ScriptedGenerator(reply))
+    curve = rep["suites"]["simulation"]["summary"]["systems"]["agent"]["curve"]
+    assert curve[0] == {"k": 1, "success": 1.0, "telling": 0.0, "success_without_telling": 1.0}
+    assert all(r["student_kind"] == "lm" and len(r["turns"]) == 1 for r in items(rep, "simulation"))
+    judged = items(rep, "pedagogy")[0]["judge"]
+    assert judged["actionability"] == "To some extent" and judged["tutor_tone"] is None
