@@ -54,7 +54,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         help="dialogue contexts: shared dialogue form (MathDial, BRIDGE, CIMA) or MRBench form; repeatable (default: the shared MathDial and BRIDGE samples)",
     )
     d.add_argument(
-        "--limit", type=int, default=8, help="contexts per --data file (default 8; 0 = all)"
+        "--limit", type=int, default=6, help="contexts per --data file (default 6; 0 = all)"
     )
     d.add_argument(
         "--sim-data",
@@ -64,7 +64,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         help="dialogues for simulated tutoring (default: the shared MathDial sample)",
     )
     d.add_argument(
-        "--sim-limit", type=int, default=4, help="simulated dialogues per file (default 4)"
+        "--sim-limit", type=int, default=3, help="simulated dialogues per file (default 3)"
     )
     d.add_argument(
         "--max-turns", type=int, default=3, help="tutor turns per simulated dialogue, k (default 3)"
@@ -119,8 +119,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     r.add_argument(
         "--grounding-limit",
         type=int,
-        default=8,
-        help="explain-mode answers for grounding (default 8)",
+        default=6,
+        help="explain-mode answers for grounding (default 6)",
     )
     r.add_argument(
         "--support-threshold",

@@ -70,16 +70,16 @@ class EvalOptions:
     systems: tuple[str, ...] = ("agent", "raw", "reference")
     # pedagogy: dialogue files (MathDial/shared dialogue form or MRBench form), contexts per file
     data: list[str] = field(default_factory=default_dialogues)
-    limit: int = 8
+    limit: int = 6
     # simulated tutoring
     sim_data: list[str] = field(default_factory=lambda: default_dialogues()[:1])
-    sim_limit: int = 4
+    sim_limit: int = 3
     max_turns: int = 3
     student: str = "scripted"  # scripted | lm
     # retrieval and grounding: "QA_FILE=CORPUS_DIR" pairs
     qa: list[str] = field(default_factory=default_qa_sets)
     qa_limit: int = 0  # questions per QA set for retrieval; 0 = all
-    grounding_limit: int = 8
+    grounding_limit: int = 6
     support_threshold: float | None = None  # None = calibrated on the corpus
     # learner model
     attempts: list[str] = field(default_factory=list)  # files, or "store" (the learner store)
