@@ -115,14 +115,7 @@ def build_blocks(h: Handlers, lm_limit: int) -> tuple[Any, dict[str, Any]]:
                                     container=False,
                                 )
                                 hint_btn = gr.Button(
-                                    "💡 Hint", scale=1, min_width=90, elem_id="hint"
-                                )
-                                practice_btn = gr.Button(
-                                    "📝 Problem",
-                                    size="sm",
-                                    scale=1,
-                                    min_width=100,
-                                    elem_id="practice",
+                                    "💡 Hint", scale=1, min_width=100, elem_id="hint"
                                 )
                             with gr.Row(equal_height=True):
                                 c["msg"] = gr.Textbox(
@@ -342,14 +335,6 @@ def build_blocks(h: Handlers, lm_limit: int) -> tuple[Any, dict[str, Any]]:
                 out("session_id"),
                 turn_outputs,
                 api_name="next_problem",
-                **lm,
-            ),
-            on(
-                practice_btn.click,
-                h.next_problem,
-                out("session_id"),
-                turn_outputs,
-                api_visibility="private",
                 **lm,
             ),
         ]

@@ -34,6 +34,10 @@ DOC_SUFFIXES = (".md", ".markdown", ".txt", ".text", ".pdf", ".docx", ".html", "
 BANK_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl")
 MODES = ("auto", "explain", "guide", "practice")
 MAX_SESSIONS_LISTED = 30
+# What the buttons say on the learner's behalf (the agent reads them like typed text).
+HINT_MESSAGE = "Can I have a hint?"
+NEXT_MESSAGE = "Give me another problem"
+BUTTON_MESSAGES = frozenset({HINT_MESSAGE, NEXT_MESSAGE})
 PICK_LEARNER = (
     '<div class="empty">Pick a learner to see their profile, progress and sessions.</div>'
 )
@@ -261,7 +265,11 @@ class Handlers:
         out = []
         for s in self._sessions(p)[:MAX_SESSIONS_LISTED]:
             msgs = self.store.messages(s.id, learner_id=p.learner_id)
-            first = next((m.content for m in msgs if m.role == "user"), None)
+            asked = [m.content for m in msgs if m.role == "user"]
+            # name a session after what the learner wrote, not after the buttons they pressed
+            first = next(
+                (t for t in asked if t not in BUTTON_MESSAGES), asked[0] if asked else None
+            )
             out.append((render.session_label(s, first, len(msgs)), s.id))
         return out
 
@@ -343,7 +351,7 @@ class Handlers:
                 "there is no problem open to give a hint for. Press Next problem, or type a "
                 "problem of your own, like: solve 2x + 3 = 11"
             )
-        yield from self._turn(p, "Can I have a hint?", "auto", session_id)
+        yield from self._turn(p, HINT_MESSAGE, "auto", session_id)
 
     @student
     def check(self, p: Principal, answer: str, session_id: str) -> Iterator[tuple[Any, ...]]:
@@ -355,7 +363,7 @@ class Handlers:
 
     @student
     def next_problem(self, p: Principal, session_id: str) -> Iterator[tuple[Any, ...]]:
-        yield from self._turn(p, "Give me another problem", "auto", session_id)
+        yield from self._turn(p, NEXT_MESSAGE, "auto", session_id)
 
     @student
     def stop(self, p: Principal, session_id: str) -> list[dict[str, Any]]:

@@ -104,7 +104,7 @@ def sources_html(sources: Sequence[tuple[int, str, str, bool]]) -> str:
     title = "Sources" if cited else "Related course material"
     items = []
     for index, citation, passage, was_cited in shown:
-        text = esc(passage.strip()).replace("\n", "<br>")
+        text = math(esc(_passage_body(passage))).replace("\n", "<br>")
         badge = '<span class="src-cited">cited</span>' if was_cited else ""
         items.append(
             f'<details class="src"><summary><span class="src-n">[{index}]</span> '
@@ -112,6 +112,14 @@ def sources_html(sources: Sequence[tuple[int, str, str, bool]]) -> str:
             f'<div class="src-passage">{text}</div></details>'
         )
     return f'<div class="tutor-sources"><div class="src-title">{title}</div>{"".join(items)}</div>'
+
+
+def _passage_body(passage: str) -> str:
+    """A chunk's text without its leading Markdown headings (the citation names the section)."""
+    lines = passage.strip().splitlines()
+    while lines and (lines[0].lstrip().startswith("#") or not lines[0].strip()):
+        lines.pop(0)
+    return "\n".join(lines).strip() or passage.strip()
 
 
 def history_messages(messages: Iterable[Any]) -> list[dict[str, Any]]:
