@@ -99,7 +99,7 @@ def _drop_words(sentence: str, rng: random.Random, share: float = 0.25) -> str:
     return " ".join(keep if len(keep) >= 3 else words)
 
 
-def calibrate_threshold(run: EvalRun, collection: str, n: int = 200) -> dict[str, Any]:
+def calibrate_threshold(run: EvalRun, collection: str, n: int = 150) -> dict[str, Any]:
     """Pick the support threshold on the corpus (see module docstring)."""
     rng = random.Random(f"{run.options.seed}:support")
     kb = run.kb
@@ -129,6 +129,11 @@ def calibrate_threshold(run: EvalRun, collection: str, n: int = 200) -> dict[str
             continue
         pos.append((claim, sents))
         neg.append((claim, sentences(other)))
+    # one batch for every text (the caching embedder then serves the per-pair lookups)
+    claims = [strip_citations(c) for c, _ in pos]
+    texts = list(dict.fromkeys(claims + [x for _, ev in pos + neg for x in ev]))
+    for start in range(0, len(texts), 256):
+        run.embedder.encode(texts[start : start + 256])
     ps = [max_similarity(run.embedder, [c], ev)[0] for c, ev in pos]
     ns = [max_similarity(run.embedder, [c], ev)[0] for c, ev in neg]
     best_t, best_ba = 0.5, -1.0
