@@ -59,6 +59,11 @@ def turn(h: Handlers, user: str, message: str, session_id: str, mode: str = "aut
     ]
 
 
+def turn_iter(h: Handlers, user: str, message: str, session_id: str, mode: str = "auto"):
+    for out in h.send(message, mode, session_id, request=req(user)):
+        yield dict(zip(TURN_OUTPUTS, out, strict=True))
+
+
 def texts(chat: list[dict]) -> list[str]:
     return [m["content"] for m in chat]
 
@@ -271,6 +276,35 @@ def test_stop_keeps_what_was_shown(h: Handlers, gen: ScriptedGenerator) -> None:
         if m["role"] == "assistant" and "tutor-sources" not in m["content"]
     ]
     assert reply[-1].endswith("*⏹ Stopped.*") and "word1 " in reply[-1]
+
+
+def test_stop_button_ends_the_running_turn(h: Handlers, gen: ScriptedGenerator) -> None:
+    import threading
+
+    gen.reply = " ".join(f"word{i}" for i in range(300))
+    gen.token_delay = 0.01
+    sid = page(h, "ana")["session_id"]
+    outs: list[dict] = []
+    started = threading.Event()
+
+    def consume() -> None:
+        for o in turn_iter(h, "ana", "Tell me about photosynthesis", sid):
+            outs.append(o)
+            if len(outs) > 5:
+                started.set()
+
+    t = threading.Thread(target=consume)
+    t.start()
+    assert started.wait(10)
+    chat = h.stop(sid, request=req("ana"))  # returns once the turn has stored what it showed
+    t.join(10)
+    assert not t.is_alive()
+    stored = h.store.messages(sid)[-1]
+    assert stored.meta.get("stopped") is True and "word299" not in stored.content
+    assert outs[-1]["chat"][1]["content"].endswith("*⏹ Stopped.*")  # the stream says so too
+    assert "*⏹ Stopped.*" in chat[1]["content"]
+    # nothing running: Stop is harmless
+    assert h.stop(sid, request=req("ana")) == h.stop(sid, request=req("ana"))
 
 
 def test_sessions_new_open_and_resume(h: Handlers) -> None:

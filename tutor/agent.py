@@ -197,8 +197,8 @@ class TutorAgent:
                 "cited": turn.cited,
                 **turn.meta,
             }
-            if stopped:
-                meta["stopped"] = True
+            if stopped or (cancel is not None and cancel.is_set()):
+                meta["stopped"] = True  # closed by the consumer, or cut short by ``cancel``
             saved = None
             if turn.text or not stopped:
                 saved = self.store.add_message(

@@ -133,26 +133,33 @@ class Turns:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._running: dict[tuple[str, str], threading.Event] = {}
+        self._running: dict[tuple[str, str], tuple[threading.Event, threading.Event]] = {}
 
     @contextlib.contextmanager
-    def running(self, user: str, session_id: str) -> Iterator[None]:
-        done = threading.Event()
+    def running(self, user: str, session_id: str) -> Iterator[threading.Event]:
+        """Register a turn; yields its cancel event (set by ``stop``)."""
+        cancel, done = threading.Event(), threading.Event()
         key = (user, session_id)
         with self._lock:
-            self._running[key] = done
+            self._running[key] = (cancel, done)
         try:
-            yield
+            yield cancel
         finally:
             done.set()
             with self._lock:
-                if self._running.get(key) is done:
+                if self._running.get(key, (None, None))[1] is done:
                     del self._running[key]
 
-    def wait(self, user: str, session_id: str, timeout: float) -> bool:
+    def stop(self, user: str, session_id: str, timeout: float) -> bool:
+        """Ask the running turn to stop and wait until it has stored what it showed."""
         with self._lock:
-            done = self._running.get((user, session_id))
-        return True if done is None else done.wait(timeout)
+            entry = self._running.get((user, session_id))
+        if entry is None:
+            return False
+        cancel, done = entry
+        cancel.set()
+        done.wait(timeout)
+        return True
 
 
 class Handlers:
@@ -367,16 +374,15 @@ class Handlers:
 
     @student
     def stop(self, p: Principal, session_id: str) -> list[dict[str, Any]]:
-        """After the Stop button cancelled the turn: wait until it stored what was shown, then
-        show the chat as stored."""
+        """Stop the running turn of this session (generation ends at the next token), wait until
+        it stored what was shown, and show the chat as stored."""
         sess = self._session(p, session_id)
-        self.turns.wait(p.username, sess.id, timeout=10.0)
+        self.turns.stop(p.username, sess.id, timeout=10.0)
         return render.history_messages(self.store.messages(sess.id, learner_id=p.learner_id))
 
     def _turn(
         self, p: Principal, message: str, mode: str, session_id: str
     ) -> Iterator[tuple[Any, ...]]:
-        gr = _gr()
         if mode not in MODES:
             raise InputError(f"mode {mode!r} is not known; use auto, explain, guide or practice")
         text = (message or "").strip()
@@ -385,9 +391,23 @@ class Handlers:
         learner = self.store.get_learner(p.learner_id)
         sess = self._session(p, session_id)
         stored = self.store.messages(sess.id, learner_id=p.learner_id)
+        with self.turns.running(p.username, sess.id) as cancel:
+            events = self.agent.respond(learner, sess, text, mode=mode, cancel=cancel)
+            yield from self._stream_turn(p, text, session_id, sess, stored, events, cancel)
+
+    def _stream_turn(
+        self,
+        p: Principal,
+        text: str,
+        session_id: str,
+        sess: Any,
+        stored: list[Any],
+        events: Iterator[Any],
+        cancel: threading.Event,
+    ) -> Iterator[tuple[Any, ...]]:
+        gr = _gr()
         chat = render.history_messages(stored)
-        events = self.agent.respond(learner, sess, text, mode=mode)
-        with self.turns.running(p.username, sess.id), contextlib.closing(events):
+        with contextlib.closing(events):
             first = next(events)  # bad input (too long, ...) fails here, before the screen changes
             chat.append({"role": "user", "content": render.chat_text(text)})
             new_session = str(session_id or "") != sess.id
@@ -437,7 +457,13 @@ class Handlers:
                     if block:
                         chat.append({"role": "assistant", "content": block})
                 elif kind == "done":
-                    if not answer and reply_at is None:
+                    if cancel.is_set():
+                        shown = render.chat_text(answer) + "\n\n*⏹ Stopped.*"
+                        if reply_at is None:
+                            chat.append({"role": "assistant", "content": shown})
+                        else:
+                            chat[reply_at] = {"role": "assistant", "content": shown}
+                    elif not answer and reply_at is None:
                         chat.append({"role": "assistant", "content": "…"})
                     sessions = (
                         gr.update(choices=self._session_choices(p), value=sess.id)
