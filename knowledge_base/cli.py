@@ -220,9 +220,8 @@ def cmd_stats(args: argparse.Namespace, config: Any) -> int:
         return 1 if problems else 0
     print(f"knowledge base  {st.path}")
     print(f"embedder        {st.embedder or '(none yet)'}  ({st.dimension or '-'} dimensions)")
-    print(
-        f"documents       {st.documents}  ({', '.join(f'{k}: {v}' for k, v in st.formats.items()) or '-'})"
-    )
+    formats = ", ".join(f"{k}: {v}" for k, v in st.formats.items()) or "-"
+    print(f"documents       {st.documents}  ({formats})")
     print(f"chunks          {st.chunks}")
     print(f"on disk         {st.disk_bytes / 1e6:.1f} MB")
     for c in st.collections:

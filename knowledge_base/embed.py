@@ -210,7 +210,7 @@ class SentenceTransformerEmbedder:
     def _get_tokenizer(self) -> Any:
         if self._tokenizer is None:
             d = self.local_dir
-            if self._model is None and d is not None and (d / "tokenizer.json").is_file():
+            if d is not None and (d / "tokenizer.json").is_file():
                 from tokenizers import Tokenizer
 
                 tok = Tokenizer.from_file(str(d / "tokenizer.json"))
@@ -229,7 +229,9 @@ class SentenceTransformerEmbedder:
         if kind == "fast":
             encs = tok.encode_batch(list(texts), add_special_tokens=False)
             return [len(e.ids) for e in encs]
-        out = tok(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        # Counting, not encoding: long texts are expected, so no "longer than max" warning.
+        out = tok(list(texts), add_special_tokens=False, truncation=False, verbose=False)
+        out = out["input_ids"]
         return [len(ids) for ids in out]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -239,7 +239,8 @@ class KnowledgeBase:
 
     def chunking_signature(self) -> str:
         """How documents are chunked now; a stored document chunked otherwise is re-chunked."""
-        return f"v{CHUNKER_VERSION} tokens={self.max_chunk_tokens()} overlap={self.options.chunk_overlap}"
+        tokens, overlap = self.max_chunk_tokens(), self.options.chunk_overlap
+        return f"v{CHUNKER_VERSION} tokens={tokens} overlap={overlap}"
 
     def max_chunk_tokens(self) -> int:
         """The chunk budget: ``kb.chunk_tokens``, capped at what the embedder takes whole."""

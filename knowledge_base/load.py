@@ -587,9 +587,8 @@ def _collapse(text: str) -> str:
 # --------------------------------------------------------------------------- PDF
 
 # Bullet glyphs as PDF text layers spell them (fonts map "•" to odd code points).
-_BULLET = re.compile(
-    r"^\s*([•◦▪‣∙·●○■□➢✓\x7f\uf0b7\uf0a7\uf076\uf0d8\-–*]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s+"
-)
+_GLYPHS = "•◦▪‣∙·●○■□➢✓\x7f\uf0b7\uf0a7\uf076\uf0d8"
+_BULLET = re.compile(rf"^\s*([{_GLYPHS}\-–*]|\(?\d{{1,3}}[.)]|\(?[a-z][.)])\s+")
 _PAGE_NUMBER = re.compile(r"(?i)^\s*(page\s+)?\d{1,4}(\s+(of|/)\s+\d{1,4})?\s*$")
 _SENT_END = re.compile(r"[.!?:;]['\")\]]?$")
 

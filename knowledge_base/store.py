@@ -328,11 +328,6 @@ class Store:
 
     # ------------------------------------------------------------------ meta
 
-    def meta(self, key: str) -> str | None:
-        with self._lock:
-            row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return row[0] if row else None
-
     def embedder_info(self) -> tuple[str, int] | None:
         """(name, dimension) of the embedder the store was built with; None when never set."""
         with self._read() as c:
@@ -340,26 +335,6 @@ class Store:
         if "embedder_name" not in rows:
             return None
         return rows["embedder_name"], int(rows["embedder_dimension"])
-
-    def set_embedder(self, name: str, dimension: int) -> None:
-        """Record the embedder of a new store (no-op when it is already recorded)."""
-        with self._lock, self._write_lock():
-            c = self._conn
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                if not c.execute("SELECT 1 FROM meta WHERE key='embedder_name'").fetchone():
-                    c.executemany(
-                        "INSERT INTO meta VALUES (?, ?)",
-                        [
-                            ("embedder_name", name),
-                            ("embedder_dimension", str(int(dimension))),
-                            ("created_at", str(time.time())),
-                        ],
-                    )
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
 
     # ------------------------------------------------------------------ reads
 
@@ -382,12 +357,6 @@ class Store:
             )
             for r in rows
         ]
-
-    def has_collection(self, name: str) -> bool:
-        with self._lock:
-            return bool(
-                self._conn.execute("SELECT 1 FROM collections WHERE name=?", (name,)).fetchone()
-            )
 
     def documents(self, collection: str | None = None) -> list[DocumentInfo]:
         sql = "SELECT * FROM documents"
