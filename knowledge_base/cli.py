@@ -127,7 +127,7 @@ def cmd_add(args: argparse.Namespace, config: Any) -> int:
             what = f"{f.doc_id or '-'}"
             detail = f"{f.chunks} chunks" if f.status in ("added", "replaced") else f.message
             if f.status == "replaced":
-                detail += f", replaced {f.replaced}"
+                detail += ", " + (f.message if f.replaced == f.doc_id else f"replaced {f.replaced}")
             print(f"{f.status:<9} {_short(f.path)}  {what}  ({detail})")
         print(report.summary(), file=sys.stderr)
     return 0 if report.ok else 1
