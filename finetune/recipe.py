@@ -35,7 +35,7 @@ from typing import Any
 
 from finetune.data import DataStats, prepare_examples
 from finetune.errors import RunExistsError, TrainingInterrupted
-from finetune.tokenize import ChatEncoder, Collator, encode_examples, pack
+from finetune.tokens import ChatEncoder, Collator, encode_examples, pack
 from tutor.config import Config
 from tutor.errors import ConfigError, MissingDependencyError, NotFoundError
 

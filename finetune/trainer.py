@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback
 
-from finetune.tokenize import IGNORE_INDEX
+from finetune.tokens import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
 

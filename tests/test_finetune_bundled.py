@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from finetune.tokenize import IGNORE_INDEX, ChatEncoder
+from finetune.tokens import IGNORE_INDEX, ChatEncoder
 
 pytestmark = pytest.mark.slow
 

@@ -458,7 +458,7 @@ def test_labelled_only_lm_head_gives_the_stock_loss_and_gradients(tmp_path: Path
     from peft import LoraConfig, get_peft_model
     from transformers import TrainingArguments
 
-    from finetune.tokenize import ChatEncoder, Collator, pack
+    from finetune.tokens import ChatEncoder, Collator, pack
     from finetune.trainer import FinetuneTrainer
     from tests.tiny import make_model, make_tokenizer
 

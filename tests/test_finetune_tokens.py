@@ -7,7 +7,7 @@ import pytest
 
 from finetune.errors import DataError
 from finetune.formats import ChatExample
-from finetune.tokenize import IGNORE_INDEX, ChatEncoder, Collator, encode_examples, pack
+from finetune.tokens import IGNORE_INDEX, ChatEncoder, Collator, encode_examples, pack
 from tests.tiny import make_model, make_tokenizer
 
 DIALOGUE = [
