@@ -105,7 +105,7 @@ def test_student_signs_in_and_sees_a_streamed_answer(
     # a practice problem, answered right on the card
     page.click("#next-problem")
     page.wait_for_function(
-        "() => document.querySelector('#card-item').innerText.includes('difficulty')",
+        "() => document.querySelector('#card').innerText.includes('difficulty')",
         timeout=30_000,
     )
     store = server.ctx.store
@@ -115,10 +115,10 @@ def test_student_signs_in_and_sees_a_streamed_answer(
     page.fill("#card-answer textarea, #card-answer input", item.answer.value)
     page.click("#check")
     page.wait_for_function(
-        "() => document.querySelector('#card-feedback').innerText.includes('mastery')",
+        "() => document.querySelector('#card').innerText.includes('mastery')",
         timeout=30_000,
     )
-    assert "Correct" in page.inner_text("#card-feedback")
+    assert "Correct" in page.inner_text("#card")
     # a question: tokens are painted while the answer is still being written
     page.fill("#msg textarea", "How do plants make glucose?")
     page.press("#msg textarea", "Enter")

@@ -137,9 +137,10 @@ def build_blocks(h: Handlers, lm_limit: int) -> tuple[Any, dict[str, Any]]:
                                 )
                         with gr.Column(scale=2, min_width=280, elem_id="practice-card"):
                             gr.Markdown("### 📝 Practice")
-                            c["card_item"] = gr.Markdown(
+                            # the open problem and the feedback on the last answer
+                            c["card"] = gr.Markdown(
                                 render.PRACTICE_EMPTY,
-                                elem_id="card-item",
+                                elem_id="card",
                                 latex_delimiters=render.LATEX_DELIMITERS,
                                 sanitize_html=True,
                             )
@@ -153,11 +154,6 @@ def build_blocks(h: Handlers, lm_limit: int) -> tuple[Any, dict[str, Any]]:
                                 check_btn = gr.Button("Check", variant="primary", elem_id="check")
                                 card_hint_btn = gr.Button("💡 Hint", elem_id="card-hint")
                             next_btn = gr.Button("Next problem →", elem_id="next-problem")
-                            c["card_feedback"] = gr.Markdown(
-                                elem_id="card-feedback",
-                                latex_delimiters=render.LATEX_DELIMITERS,
-                                sanitize_html=True,
-                            )
                 with gr.Tab("📈 My progress", id="progress") as progress_tab:
                     c["progress"] = gr.HTML(elem_id="progress")
                 with gr.Tab("👤 My profile", id="profile"):
@@ -285,59 +281,52 @@ def build_blocks(h: Handlers, lm_limit: int) -> tuple[Any, dict[str, Any]]:
         # ----------------------------------------------------------------- wiring
         on(blocks.load, h.page_load, [], out(*PAGE_OUTPUTS), api_name="page_load")
 
-        lm = {"concurrency_limit": lm_limit, "concurrency_id": LM_GROUP}
+        # Chat turns: one concurrency group for the model; progress shown on the chat only
+        # (a spinner on every card field costs the browser ~50 ms before the request leaves).
+        lm = {
+            "concurrency_limit": lm_limit,
+            "concurrency_id": LM_GROUP,
+            "show_progress": "minimal",
+            "show_progress_on": [c["chat"]],
+        }
         turn_outputs = out(*TURN_OUTPUTS)
-        turns = [
-            on(
-                c["msg"].submit,
-                h.send,
-                out("msg", "mode", "session_id"),
-                turn_outputs,
-                api_name="send",
-                **lm,
-            ),
-            on(
-                send_btn.click,
-                h.send,
-                out("msg", "mode", "session_id"),
-                turn_outputs,
-                api_visibility="private",
-                **lm,
-            ),
-            on(hint_btn.click, h.hint, out("session_id"), turn_outputs, api_name="hint", **lm),
-            on(
-                card_hint_btn.click,
-                h.hint,
-                out("session_id"),
-                turn_outputs,
-                api_visibility="private",
-                **lm,
-            ),
-            on(
-                check_btn.click,
-                h.check,
-                out("card_answer", "session_id"),
-                turn_outputs,
-                api_name="check",
-                **lm,
-            ),
-            on(
-                c["card_answer"].submit,
-                h.check,
-                out("card_answer", "session_id"),
-                turn_outputs,
-                api_visibility="private",
-                **lm,
-            ),
-            on(
-                next_btn.click,
-                h.next_problem,
-                out("session_id"),
-                turn_outputs,
-                api_name="next_problem",
-                **lm,
-            ),
-        ]
+        turns: list[Any] = []
+
+        def turn(trigger: Any, fn: Any, inputs: list[Any], clear: Any = None, **kw: Any) -> None:
+            event = on(trigger, fn, inputs, turn_outputs, **lm, **kw)
+            turns.append(event)
+            # after the turn, the sessions list (a new session is named after its first message)
+            event.then(h.session_list, out("session_id"), out("sessions"), api_visibility="private")
+            if clear is not None:
+                # empty the box in the browser right away (registered after the turn, so the
+                # turn has read the text first): no round trip, no extra output per token
+                trigger(None, None, clear, js="() => ''", queue=False)
+
+        turn(c["msg"].submit, h.send, out("msg", "mode", "session_id"), c["msg"], api_name="send")
+        turn(
+            send_btn.click,
+            h.send,
+            out("msg", "mode", "session_id"),
+            c["msg"],
+            api_visibility="private",
+        )
+        turn(hint_btn.click, h.hint, out("session_id"), api_name="hint")
+        turn(card_hint_btn.click, h.hint, out("session_id"), api_visibility="private")
+        turn(
+            check_btn.click,
+            h.check,
+            out("card_answer", "session_id"),
+            c["card_answer"],
+            api_name="check",
+        )
+        turn(
+            c["card_answer"].submit,
+            h.check,
+            out("card_answer", "session_id"),
+            c["card_answer"],
+            api_visibility="private",
+        )
+        turn(next_btn.click, h.next_problem, out("session_id"), api_name="next_problem")
         on(stop_btn.click, h.stop, out("session_id"), out("chat"), api_name="stop", cancels=turns)
         on(
             c["sessions"].input,

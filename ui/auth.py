@@ -39,6 +39,8 @@ DEMO_USER = "~demo"
 DEMO_LEARNER = "demo"
 DEMO_DISPLAY = "Demo student"
 WINDOW_S = 15 * 60
+KDF_SLOTS = 2  # password checks (scrypt) at once
+CACHE_S = 5.0  # how long a checked session token is trusted without reading the store
 WRONG = "Wrong user name or password."
 _TEMPLATE = Path(__file__).with_name("templates") / "login.jinja"
 
@@ -115,6 +117,8 @@ class SignIn:
         self.limiter = FailureLimiter(max_failures)
         self.title = title
         self._demo_learner: int | None = None
+        self._cache: dict[str, tuple[str, float]] = {}
+        self._kdf_slots = asyncio.Semaphore(KDF_SLOTS)
 
     # -- who is signed in -------------------------------------------------------------------
 
@@ -122,12 +126,32 @@ class SignIn:
         return request.cookies.get(COOKIE) or None
 
     def user_for_request(self, request: Any) -> str | None:
-        """Gradio's ``auth_dependency``: the user name of a live session, else None (401)."""
+        """Gradio's ``auth_dependency``: the user name of a live session, else None (401).
+
+        Gradio calls this on its event loop for every request (each queue join and stream), so a
+        checked token is remembered for ``CACHE_S`` seconds instead of reading the database each
+        time; signing out here forgets it at once, an expiry or a revocation elsewhere (CLI,
+        another replica) takes effect within ``CACHE_S``.
+        """
         token = self.token(request)
+        if not token:
+            return DEMO_USER if self.demo else None
+        now = time.monotonic()
+        hit = self._cache.get(token)
+        if hit is not None and now - hit[1] < CACHE_S:
+            return hit[0]
+        user = self.store.auth_session_user(token)
+        if user is None:
+            self._cache.pop(token, None)
+            return None
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[token] = (user.username, now)
+        return user.username
+
+    def forget(self, token: str | None) -> None:
         if token:
-            user = self.store.auth_session_user(token)
-            return user.username if user is not None else None
-        return DEMO_USER if self.demo else None
+            self._cache.pop(token, None)
 
     def principal(self, username: str | None) -> Principal:
         """The signed-in user behind a Gradio request's ``username`` (checked on every call)."""
@@ -198,7 +222,10 @@ class SignIn:
                 )
             user = None
             if username and password:
-                user = await run_in_threadpool(self.store.authenticate, username, password)
+                # scrypt is CPU-heavy on purpose: a class signing in at once takes turns, so
+                # chats already running keep their CPU
+                async with self._kdf_slots:
+                    user = await run_in_threadpool(self.store.authenticate, username, password)
             if user is None:
                 self.limiter.fail(*keys)
                 await asyncio.sleep(self.delay_s)  # the same delay for every kind of failure
@@ -229,6 +256,7 @@ class SignIn:
         async def logout(request: Request) -> Any:
             token = self.token(request)
             if token:
+                self.forget(token)
                 await run_in_threadpool(self.store.revoke_auth_session, token)
             resp = RedirectResponse("/login", status_code=303)
             resp.delete_cookie(COOKIE, path="/")
@@ -240,6 +268,7 @@ class SignIn:
             async def as_demo(request: Request) -> Any:
                 token = self.token(request)
                 if token:
+                    self.forget(token)
                     await run_in_threadpool(self.store.revoke_auth_session, token)
                 resp = RedirectResponse("/", status_code=303)
                 resp.delete_cookie(COOKIE, path="/")

@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ DOC_SUFFIXES = (".md", ".markdown", ".txt", ".text", ".pdf", ".docx", ".html", "
 BANK_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl")
 MODES = ("auto", "explain", "guide", "practice")
 MAX_SESSIONS_LISTED = 30
+STREAM_EVERY = 0.04  # seconds: the chat is updated at most this often while a reply streams
 # What the buttons say on the learner's behalf (the agent reads them like typed text).
 HINT_MESSAGE = "Can I have a hint?"
 NEXT_MESSAGE = "Give me another problem"
@@ -51,8 +53,7 @@ PAGE_OUTPUTS = (
     "sessions",
     "session_id",
     "chat",
-    "card_item",
-    "card_feedback",
+    "card",
     "progress",
     "prof_grade",
     "prof_language",
@@ -68,16 +69,8 @@ PAGE_OUTPUTS = (
     "doc_pick",
     "bank_table",
 )
-TURN_OUTPUTS = (
-    "chat",
-    "msg",
-    "sessions",
-    "session_id",
-    "card_item",
-    "card_feedback",
-    "card_answer",
-)
-SESSION_OUTPUTS = ("session_id", "chat", "card_item", "card_feedback", "card_answer")
+TURN_OUTPUTS = ("chat", "card")
+SESSION_OUTPUTS = ("session_id", "chat", "card", "card_answer")
 NEW_SESSION_OUTPUTS = ("sessions", *SESSION_OUTPUTS)
 CLASS_OUTPUTS = ("class_heatmap", "class_risk")
 CREATE_OUTPUTS = (
@@ -182,7 +175,7 @@ class Handlers:
         gr = _gr()
         header = self._header(p)
         if p.is_teacher:
-            student_part = tuple(_skip() for _ in range(11))
+            student_part = tuple(_skip() for _ in range(10))
             heat, risk = self._class_outputs()
             docs, doc_pick = self._docs_outputs()
             teacher_part = (
@@ -202,14 +195,13 @@ class Handlers:
                 *teacher_part,
             )
         sess = self._latest_session(p)
-        _, chat, card_item, card_feedback, _ = self._session_view(p, sess)
+        _, chat, card, _ = self._session_view(p, sess)
         profile = self.store.get_profile(p.learner_id)
         student_part = (
             gr.update(choices=self._session_choices(p), value=sess.id),
             sess.id,
             chat,
-            card_item,
-            card_feedback,
+            card,
             self._progress_html(p),
             profile.grade_level,
             profile.language,
@@ -283,7 +275,8 @@ class Handlers:
     def _session_view(self, p: Principal, sess: Any) -> tuple[Any, ...]:
         msgs = self.store.messages(sess.id, learner_id=p.learner_id)
         item, feedback = self._card(p, sess)
-        return sess.id, render.history_messages(msgs), item, feedback, ""
+        card = item + ("\n\n" + feedback if feedback else "")
+        return sess.id, render.history_messages(msgs), card, ""
 
     def _skill_name(self, skill: str) -> str:
         skills = self.store.skills(self.collection)
@@ -340,7 +333,6 @@ class Handlers:
             [],
             render.PRACTICE_EMPTY,
             "",
-            "",
         )
 
     # ===================================================================== student: chat turns
@@ -391,43 +383,47 @@ class Handlers:
         learner = self.store.get_learner(p.learner_id)
         sess = self._session(p, session_id)
         stored = self.store.messages(sess.id, learner_id=p.learner_id)
+        item, feedback = self._card(p, sess)
         with self.turns.running(p.username, sess.id) as cancel:
             events = self.agent.respond(learner, sess, text, mode=mode, cancel=cancel)
-            yield from self._stream_turn(p, text, session_id, sess, stored, events, cancel)
+            yield from self._stream_turn(text, stored, events, cancel, item, feedback)
 
     def _stream_turn(
         self,
-        p: Principal,
         text: str,
-        session_id: str,
-        sess: Any,
         stored: list[Any],
         events: Iterator[Any],
         cancel: threading.Event,
+        item: str,
+        feedback: str,
     ) -> Iterator[tuple[Any, ...]]:
-        gr = _gr()
+        """Yield ``(chat, card)`` as the agent's events arrive.
+
+        Two outputs only, and real values (never ``gr.skip()``): Gradio rebuilds a component for
+        every skipped output of every update, which costs more than the update itself when
+        many students stream at once.
+        """
         chat = render.history_messages(stored)
+
+        def card() -> str:
+            return item + ("\n\n" + feedback if feedback else "")
+
         with contextlib.closing(events):
             first = next(events)  # bad input (too long, ...) fails here, before the screen changes
             chat.append({"role": "user", "content": render.chat_text(text)})
-            new_session = str(session_id or "") != sess.id
-            sessions = (
-                gr.update(choices=self._session_choices(p), value=sess.id)
-                if not stored or new_session
-                else _skip()
-            )
-            yield (list(chat), "", sessions, sess.id if new_session else _skip(), *(_skip(),) * 3)
+            yield (list(chat), card())
             answer = ""
             reply_at: int | None = None
-            # the practice card: unchanged (skip) until an event sets it, then kept
-            card_item: Any = _skip()
-            feedback: Any = _skip()
-            card_answer: Any = _skip()
+            last_yield = 0.0
             for ev in itertools.chain([first], events):
                 kind = ev.kind
                 if kind in ("text", "reset"):
                     if kind == "text":
                         answer += ev.text
+                        # tokens that arrive within STREAM_EVERY of the last update go out with
+                        # the next one: fewer messages, same text (the first token goes at once)
+                        if reply_at is not None and time.monotonic() - last_yield < STREAM_EVERY:
+                            continue
                         shown = render.chat_text(answer)
                     else:
                         answer = ""
@@ -438,21 +434,21 @@ class Handlers:
                     else:
                         chat[reply_at] = {"role": "assistant", "content": shown}
                 elif kind == "item":
-                    card_item = render.practice_item(
+                    item = render.practice_item(
                         ev.prompt, self._skill_name(ev.skill), ev.difficulty
                     )
-                    feedback, card_answer = "", ""
+                    feedback = ""
                 elif kind == "grading":
                     feedback = render.grading_feedback(ev.correct, ev.message, ev.attempts)
                     if ev.correct:
-                        card_answer = ""
-                        card_item = self._solved_card(ev.item_id)
+                        item = self._solved_card(ev.item_id) or item
                 elif kind == "mastery":
-                    line = render.mastery_line(
+                    feedback += render.mastery_line(
                         self._skill_name(ev.skill), ev.before, ev.after, ev.p_correct_next
                     )
-                    feedback = (feedback if isinstance(feedback, str) else "") + line
                 elif kind == "sources":
+                    if reply_at is not None and answer:
+                        chat[reply_at] = {"role": "assistant", "content": render.chat_text(answer)}
                     block = render.sources_html(render.event_sources(ev.sources))
                     if block:
                         chat.append({"role": "assistant", "content": block})
@@ -463,24 +459,28 @@ class Handlers:
                             chat.append({"role": "assistant", "content": shown})
                         else:
                             chat[reply_at] = {"role": "assistant", "content": shown}
+                    elif reply_at is not None and answer:
+                        chat[reply_at] = {"role": "assistant", "content": render.chat_text(answer)}
                     elif not answer and reply_at is None:
                         chat.append({"role": "assistant", "content": "…"})
-                    sessions = (
-                        gr.update(choices=self._session_choices(p), value=sess.id)
-                        if not stored
-                        else _skip()
-                    )
-                    yield (list(chat), _skip(), sessions, _skip(), card_item, feedback, card_answer)
+                    yield (list(chat), card())
                     return
                 else:
                     continue  # mode: nothing to show
-                yield (list(chat), _skip(), _skip(), _skip(), card_item, feedback, card_answer)
+                last_yield = time.monotonic()
+                yield (list(chat), card())
 
-    def _solved_card(self, item_id: str) -> Any:
+    @student
+    def session_list(self, p: Principal, session_id: str) -> Any:
+        """The sessions list after a turn (a new session gets its name from the first message)."""
+        sess = self._session(p, session_id)
+        return _gr().update(choices=self._session_choices(p), value=sess.id)
+
+    def _solved_card(self, item_id: str) -> str:
         try:
             item = self.store.get_item(self.collection, item_id)
         except NotFoundError:
-            return _skip()
+            return ""
         return render.practice_item(
             item.render(), self._skill_name(item.skill), item.difficulty, solved=True
         )

@@ -84,9 +84,15 @@ def sample_context(
     ),
     login_delay: float = 0.05,
     overrides: dict[str, dict[str, Any]] | None = None,
+    docs_dir: Path | None = None,
+    embedder: Any | None = None,
+    kdf_n: int = 2,
 ) -> Any:
     """A ``UIContext`` over a fresh data dir in ``root``: a two-document course embedded with
-    the hashing test embedder, the shipped item bank, and accounts (password ``PASSWORD``)."""
+    the hashing test embedder, the shipped item bank, and accounts (password ``PASSWORD``).
+
+    Benchmarks pass ``docs_dir`` (e.g. ``data/curriculum``), a real ``embedder`` and the real
+    ``kdf_n`` to measure the product as it ships."""
     from knowledge_base import KnowledgeBase
     from knowledge_base.testing import HashEmbedder
     from tutor.config import load_config
@@ -95,21 +101,23 @@ def sample_context(
     from ui.server import build_context
 
     home = root / "home"
-    docs = root / "docs"
-    docs.mkdir(parents=True, exist_ok=True)
-    for name, text in DOCS.items():
-        (docs / name).write_text(text, encoding="utf-8")
+    docs = docs_dir
+    if docs is None:
+        docs = root / "docs"
+        docs.mkdir(parents=True, exist_ok=True)
+        for name, text in DOCS.items():
+            (docs / name).write_text(text, encoding="utf-8")
     values: dict[str, dict[str, Any]] = {
         "paths": {"home": str(home)},
-        "kb": {"min_score": 0.05},
+        "kb": {"min_score": 0.05} if embedder is None else {},
         "ui": {"demo": demo},
     }
     for section, kv in (overrides or {}).items():
         values.setdefault(section, {}).update(kv)
     config = load_config(env={}, file_values=values)
-    store = LearnerStore(config.database_url, fallback_bank=load_default_bank, kdf_n=2)
+    store = LearnerStore(config.database_url, fallback_bank=load_default_bank, kdf_n=kdf_n)
     kb = KnowledgeBase.open(
-        config.paths.kb_dir, HashEmbedder(), options=config.kb, show_progress=False
+        config.paths.kb_dir, embedder or HashEmbedder(), options=config.kb, show_progress=False
     )
     kb.add([docs], collection=config.kb.collection)
     for username, role in users:
