@@ -84,11 +84,12 @@ def main() -> None:
         print("|---|---:|---:|---:|---:|")
         print("\n".join(rows))
 
-    print("\n| report | suites | wall time |")
+    print("\n| report | time per suite (new items only, when resumed) | sum |")
     print("|---|---|---:|")
     for path, rep in zip(args.reports, reports, strict=True):
         per = ", ".join(f"{n} {s['seconds']:.0f} s" for n, s in rep["suites"].items())
-        print(f"| {Path(path).name} | {per} | {rep['seconds']:.0f} s |")
+        total = sum(s["seconds"] for s in rep["suites"].values())
+        print(f"| {Path(path).name} | {per} | {total:.0f} s |")
 
 
 if __name__ == "__main__":

@@ -119,8 +119,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     r.add_argument(
         "--grounding-limit",
         type=int,
-        default=6,
-        help="explain-mode answers for grounding (default 6)",
+        default=4,
+        help="explain-mode answers for grounding (default 4)",
     )
     r.add_argument(
         "--support-threshold",

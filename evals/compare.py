@@ -52,6 +52,7 @@ class Comparison:
     rows: list[Row] = field(default_factory=list)
     threshold: float = 0.0
     patterns: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)  # "A"/"B" when a run was interrupted
 
     @property
     def regressions(self) -> list[Row]:
@@ -85,6 +86,7 @@ def compare(
                 f"report.json ('metrics'), e.g. {names[0] if names else 'none'}"
             )
     cmp = Comparison(_label(a), _label(b), threshold=threshold, patterns=patterns)
+    cmp.incomplete = [n for n, r in (("A", a), ("B", b)) if r.get("complete") is False]
     for n in names:
         ra, rb = ma.get(n), mb.get(n)
         hib = (rb or ra or {}).get("higher_is_better")
@@ -109,6 +111,7 @@ def render(cmp: Comparison, *, only_changed: bool = False) -> str:
         f"A: {cmp.a_label}",
         f"B: {cmp.b_label}",
         "",
+        *[f"warning: report {n} is from an interrupted run (partial)" for n in cmp.incomplete],
         "| metric | A | B | B − A | |",
         "|---|---:|---:|---:|---|",
     ]

@@ -79,7 +79,7 @@ class EvalOptions:
     # retrieval and grounding: "QA_FILE=CORPUS_DIR" pairs
     qa: list[str] = field(default_factory=default_qa_sets)
     qa_limit: int = 0  # questions per QA set for retrieval; 0 = all
-    grounding_limit: int = 6
+    grounding_limit: int = 4
     support_threshold: float | None = None  # None = calibrated on the corpus
     # learner model
     attempts: list[str] = field(default_factory=list)  # files, or "store" (the learner store)
