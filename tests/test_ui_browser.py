@@ -197,3 +197,16 @@ def test_wrong_password_in_the_browser(browser: Any, server: Any) -> None:
     assert page.inner_text(".msg.err") == "Wrong user name or password."
     assert page.input_value("#username") == "ana" and page.input_value("#password") == ""
     page.close()
+
+
+def test_an_ended_session_sends_the_browser_to_sign_in(browser: Any, server: Any) -> None:
+    page = _sign_in(browser, server, "ben")
+    page.wait_for_selector("#sessions")
+    server.ctx.store.revoke_user_sessions("ben")  # expired, or signed out elsewhere
+    server.ctx.signin.forget()  # as if the 5 s cache had run out
+    page.fill("#msg textarea", "hello")
+    page.press("#msg textarea", "Enter")
+    page.wait_for_url("**/login?expired=1", timeout=20_000)
+    assert "Your session has ended. Please sign in again." in page.inner_text("body")
+    assert "Traceback" not in page.content()
+    page.close()

@@ -149,9 +149,12 @@ class SignIn:
         self._cache[token] = (user.username, now)
         return user.username
 
-    def forget(self, token: str | None) -> None:
+    def forget(self, token: str | None = None) -> None:
+        """Drop one checked token from the cache (all of them without ``token``)."""
         if token:
             self._cache.pop(token, None)
+        elif token is None:
+            self._cache.clear()
 
     def principal(self, username: str | None) -> Principal:
         """The signed-in user behind a Gradio request's ``username`` (checked on every call)."""

@@ -264,10 +264,11 @@ class Handlers:
         out = []
         for s in self._sessions(p)[:MAX_SESSIONS_LISTED]:
             msgs = self.store.messages(s.id, learner_id=p.learner_id)
-            asked = [m.content for m in msgs if m.role == "user"]
-            # name a session after what the learner wrote, not after the buttons they pressed
+            # name a session after the learner's first question (not an answer, not a button)
+            asked = [m for m in msgs if m.role == "user"]
             first = next(
-                (t for t in asked if t not in BUTTON_MESSAGES), asked[0] if asked else None
+                (m.content for m in asked if m.meta.get("rule") in ("question", "problem")),
+                next((m.content for m in asked if m.content not in BUTTON_MESSAGES), None),
             )
             out.append((render.session_label(s, first, len(msgs)), s.id))
         return out
@@ -297,6 +298,11 @@ class Handlers:
     def _card(self, p: Principal, sess: Any) -> tuple[str, str]:
         opened = self._open_item(p, sess)
         if opened is None:
+            # the problem solved last in this session stays on the card until the next one
+            last = self.store.attempts(p.learner_id, session_id=sess.id)[-1:]
+            solved = self._solved_card(last[0].item_id) if last and last[0].correct else ""
+            if solved:
+                return solved, render.NEXT_HINT
             return render.PRACTICE_EMPTY, ""
         state, item = opened
         if item is None:
@@ -537,7 +543,6 @@ class Handlers:
                     accounts.get(lr.id, "—"),
                     lr.display_name or lr.name,
                     s.n_sessions,
-                    s.n_messages,
                     s.n_attempts,
                     render.when(s.last_active_at),
                 ]

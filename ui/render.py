@@ -180,6 +180,9 @@ PRACTICE_EMPTY = (
 )
 
 
+NEXT_HINT = '<div class="card-empty">Solved! Press <b>Next problem</b> for another one.</div>'
+
+
 def grading_feedback(correct: bool, message: str, attempts: int) -> str:
     if correct:
         head = '<div class="fb fb-ok">✅ Correct!</div>'
@@ -316,7 +319,7 @@ def at_risk(ov: Any) -> str:
 
 DOC_HEADERS = ["Title", "File", "Format", "Pages", "Chunks", "Added"]
 INGEST_HEADERS = ["File", "Result", "Chunks", "Details"]
-STUDENT_HEADERS = ["Account", "Learner", "Sessions", "Messages", "Attempts", "Last active"]
+STUDENT_HEADERS = ["Account", "Learner", "Sessions", "Attempts", "Last active"]
 SESSION_HEADERS = ["Started", "Last active", "Messages", "First message"]
 ATTEMPT_HEADERS = ["When", "Item", "Skills", "Answer", "Result", "Hint level"]
 BANK_HEADERS = ["Skill", "Name", "Items", "Prerequisites"]
