@@ -40,7 +40,7 @@ install-dev: $(VENV)/.stamp-dev
 
 run: install
 	$(BIN)/tutor kb add data/curriculum --collection default
-	$(BIN)/tutor chat
+	$(BIN)/tutor serve --demo
 
 # Headless Chromium for the browser test (tests/test_ui_browser.py): Debian's package, driven by
 # Playwright for Python. Not fatal: without it the browser test skips and says why.
