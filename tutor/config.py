@@ -45,7 +45,14 @@ class LMConfig:
     context_window: int = 0
     # Jinja chat template used when the tokenizer has none (path or inline text).
     chat_template: str = ""
-    # Speed-ups for the hf backend: a static KV cache lets torch.compile specialise decoding.
+    # Speed-ups for the hf backend (figures in docs/benchmarks.md, "Generation").
+    # Weight-only quantization for CPU decoding. ``auto``: int4 only where it changes no weight
+    # (a model dequantized from a Q4 GGUF, like the bundled one), else none. int4/int8 force it.
+    quantize: Literal["auto", "none", "int4", "int8"] = "auto"
+    # A lean decode loop for Llama-architecture models on CPU (same greedy tokens as generate);
+    # other models, and static_cache/compile, use transformers' generate.
+    fast_decode: bool = True
+    # A static KV cache lets torch.compile specialise generate's decoding (slow first start).
     static_cache: bool = False
     compile: bool = False
     # openai backend (vLLM, llama.cpp server, Ollama, ...)

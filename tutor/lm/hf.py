@@ -1,8 +1,12 @@
 """The ``hf`` backend: a transformers causal LM streamed with ``TextIteratorStreamer``.
 
-``generate`` runs in a worker thread that is always joined; closing the stream or setting the
+Decoding runs in a worker thread that is always joined; closing the stream or setting the
 cancel event stops it at the next token through a stopping criterion. One lock serialises
 generations, so a single in-process model can be shared safely by many sessions.
+
+The worker runs ``model.generate``, or for Llama-architecture models on CPU the lean loop of
+``tutor.lm.fast`` (same greedy tokens, same streamer and stopping protocol, ~1.5x less time
+per token); ``fast_decode=False`` forces ``generate``.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class HFGenerator:
         static_cache: bool = False,
         compile: bool = False,
         stream_timeout: float = 300.0,
+        fast_decode: bool = True,
     ):
         self.model = model
         self.tokenizer = tokenizer
@@ -55,6 +60,19 @@ class HFGenerator:
             self.model.forward = torch.compile(
                 self.model.forward, dynamic=False, mode="reduce-overhead"
             )
+        # The lean decode loop (tutor.lm.fast): same tokens as generate, far less per-token
+        # overhead on CPU. static_cache / compile ask for generate's own machinery instead.
+        self.decoder: Any = None
+        self.decode_path = "generate"
+        if fast_decode and not static_cache and not compile:
+            from tutor.lm.fast import LlamaDecoder
+
+            reason = LlamaDecoder.unsupported_reason(model)
+            if reason is None:
+                self.decoder = LlamaDecoder(model, self.context_window)
+                self.decode_path = "lean"
+            else:
+                log.info("lean decode loop not used (%s); decoding with generate()", reason)
         self.last_stats: dict[str, float] = {}
 
     @classmethod
@@ -69,6 +87,7 @@ class HFGenerator:
             load_in_4bit=lm.load_in_4bit,
             adapter=lm.adapter,
             chat_template=lm.chat_template,
+            quantize=lm.quantize,
         )
         defaults = GenerationOptions(
             max_new_tokens=lm.max_new_tokens,
@@ -86,6 +105,7 @@ class HFGenerator:
             context_window=lm.context_window,
             static_cache=lm.static_cache,
             compile=lm.compile,
+            fast_decode=lm.fast_decode,
         )
 
     # -- tokens -------------------------------------------------------------------------
@@ -110,6 +130,8 @@ class HFGenerator:
     ) -> Iterator[str]:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        from tutor.lm.fast import sampling_top_k
 
         opts = self.defaults.updated(**options)
         msgs = validate_messages(messages)
@@ -156,7 +178,21 @@ class HFGenerator:
                 if opts.seed is not None:
                     torch.manual_seed(opts.seed)
                 with torch.inference_mode():
-                    self.model.generate(**gen_kwargs)
+                    if self.decoder is not None:
+                        self.decoder.generate(
+                            input_ids,
+                            max_new_tokens=opts.max_new_tokens,
+                            do_sample=opts.temperature > 0,
+                            temperature=opts.temperature,
+                            top_k=sampling_top_k(self.model),
+                            top_p=opts.top_p,
+                            repetition_penalty=opts.repetition_penalty,
+                            eos_token_id=self.model.generation_config.eos_token_id,
+                            stopping_criteria=gen_kwargs["stopping_criteria"],
+                            streamer=streamer,
+                        )
+                    else:
+                        self.model.generate(**gen_kwargs)
             except BaseException as e:  # surfaced in the consumer thread
                 error.append(e)
                 streamer.end()

@@ -266,11 +266,14 @@ def load_causal_lm(
     adapter: str = "",
     chat_template: str = "",
     trainable_adapter: bool = False,
+    quantize: str = "none",
 ) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` for generation or training.
 
     ``load_in_4bit`` quantizes the base to NF4 with double quantization through bitsandbytes.
     ``adapter`` loads a peft LoRA directory on top (``trainable_adapter`` keeps it trainable).
+    ``quantize`` (``none | auto | int4 | int8``) stores the linear layers as weight-only int4/int8
+    for faster CPU decoding (inference only; see ``tutor.lm.quant``).
     """
     source = resolve_source(spec, models_dir)  # fails fast, before the heavy imports
     from transformers import AutoModelForCausalLM
@@ -311,7 +314,62 @@ def load_causal_lm(
     if adapter:
         model = attach_adapter(model, adapter, trainable=trainable_adapter)
     model.eval()
+    mode = pick_quantize(quantize, dev, load_in_4bit=load_in_4bit, adapter=adapter)
+    if mode != "none":
+        quantize_loaded(model, mode, source, models_dir)
     return model, tokenizer
+
+
+def quantize_loaded(model: Any, mode: str, source: ModelSource, models_dir: Path | None) -> None:
+    """Quantize in place. For the bundled model's cache (a directory this tutor owns) the
+    result is saved beside it and reused, so only the first start pays for the packing."""
+    import torch
+
+    from tutor.lm.quant import load_quantized, quantize_model, save_quantized
+
+    cache_file = stamp = None
+    weights = Path(source.path) / "model.safetensors"
+    if source.alias and models_dir is not None and weights.is_file():
+        st = weights.stat()
+        stamp = f"{st.st_size}-{st.st_mtime_ns}"
+        cache_file = (
+            Path(source.path) / "quantized" / f"{mode}-torch{torch.__version__}.safetensors"
+        )
+        if load_quantized(model, cache_file, stamp):
+            return
+    report = quantize_model(model, "int4" if mode == "auto" else mode, lossless_only=mode == "auto")
+    if report is not None and cache_file is not None and stamp is not None:
+        try:
+            save_quantized(model, cache_file, stamp)
+        except OSError as e:  # a read-only data dir: quantize again next time
+            log.warning("could not cache the quantized model at %s: %s", cache_file, e)
+
+
+def pick_quantize(
+    quantize: str, device: str, *, load_in_4bit: bool = False, adapter: str = ""
+) -> str:
+    """Check ``lm.quantize`` against the rest of the setup; returns none, auto, int4 or int8.
+
+    ``auto`` means int4 only where it changes no weight: on CPU, for a model whose layers
+    already lie on a 4-bit grid (dequantized from a Q4 GGUF, like the bundled SmolLM2); in any
+    other setup it quietly means ``none``. Explicit ``int4``/``int8`` are lossy on other models.
+    """
+    if quantize not in ("none", "auto", "int4", "int8"):
+        raise ConfigError(f"lm.quantize must be none, auto, int4 or int8, got {quantize!r}")
+    if quantize == "none":
+        return "none"
+    blocker = ""
+    if not device.startswith("cpu"):
+        blocker = f"runs on CPU only (lm.device resolved to {device}; use lm.load_in_4bit there)"
+    elif load_in_4bit:
+        blocker = "cannot be combined with lm.load_in_4bit"
+    elif adapter:
+        blocker = "cannot quantize under a LoRA adapter; merge it first (tutor finetune merge)"
+    if blocker:
+        if quantize == "auto":
+            return "none"
+        raise ConfigError(f"lm.quantize={quantize} {blocker}; or set lm.quantize=none")
+    return quantize
 
 
 def bnb_4bit_config(compute_dtype: Any) -> Any:
