@@ -19,9 +19,11 @@ between units of one dimension), ``expression`` (algebra, by sympy equivalence),
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from decimal import Decimal, localcontext
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any, Literal, Protocol, get_args
@@ -166,8 +168,8 @@ class AnswerSpec:
             raise InputError(
                 f"answer kind {self.kind!r} is not known; use one of {', '.join(ANSWER_KINDS)}"
             )
-        if self.tolerance < 0:
-            raise InputError(f"answer tolerance must be >= 0, got {self.tolerance}")
+        if not math.isfinite(self.tolerance) or self.tolerance < 0:
+            raise InputError(f"answer tolerance must be a finite number >= 0, got {self.tolerance}")
         if self.form not in get_args(ExpressionForm):
             raise InputError(
                 f"expression form {self.form!r} is not known; use one of "
@@ -470,7 +472,7 @@ class Number:
             s = f"{sign}{self.parts[0]}/{self.parts[1]}"
         elif self.form == "mixed" and len(self.parts) == 3:
             s = f"{sign}{self.parts[2]} {self.parts[0]}/{self.parts[1]}"
-        elif self.form == "decimal" and 0 < self.decimals <= 12:
+        elif self.form == "decimal" and 0 < self.decimals <= 12 and abs(v) < _FLOAT_EXACT:
             s = f"{float(v):.{self.decimals}f}"
             if Fraction(s) != v:
                 s = _decimal_str(v)
@@ -503,6 +505,11 @@ def format_number(value: Fraction, form: str = "", *, percent: bool = False, uni
     return s
 
 
+# Beyond this size a float no longer holds every digit (and past ~1e308 it overflows): such
+# numbers are formatted with ``decimal`` instead.
+_FLOAT_EXACT = Fraction(10**15)
+
+
 def _decimal_str(v: Fraction, max_places: int = 12) -> str:
     d = v.denominator
     # terminating decimal: denominator has only 2s and 5s
@@ -510,14 +517,27 @@ def _decimal_str(v: Fraction, max_places: int = 12) -> str:
         d //= 2
     while d % 5 == 0:
         d //= 5
+    big = abs(v) >= _FLOAT_EXACT
     if d == 1:
         places = 0
         x = v
         while x.denominator != 1:
             x *= 10
             places += 1
+        if big:
+            return _decimal_digits(v, int(abs(v.numerator).bit_length() * 0.302) + places + 2, "f")
         return f"{float(v):.{places}f}" if places <= 15 else str(float(v))
+    if big:
+        return _decimal_digits(v, max_places, "g")
     return f"{float(v):.{max_places}g}"
+
+
+def _decimal_digits(v: Fraction, precision: int, spec: str) -> str:
+    """``v`` with ``precision`` significant digits, computed by ``decimal``: exact for any size
+    (a float overflows past ~1e308 and a learner may type a 400-digit number)."""
+    with localcontext() as ctx:
+        ctx.prec = max(precision, 1)
+        return format(Decimal(v.numerator) / Decimal(v.denominator), spec)
 
 
 _SMALL = {
@@ -583,6 +603,10 @@ _DENOMS = {
     "thousandths": 1000,
 }
 _NUMBER_WORDS = set(_SMALL) | set(_TENS) | set(_SCALES) | set(_DENOMS)
+# Longer numbers are not read as numbers at all: no answer has that many digits, and Python
+# refuses to convert integers of more than 4300 digits to or from text.
+MAX_NUMBER_DIGITS = 300
+_TOO_BIG = 10**MAX_NUMBER_DIGITS
 _GLUE_WORDS = {"and", "a", "an", "point", "percent", "negative", "minus"}
 
 
@@ -603,10 +627,12 @@ def _cardinal(tokens: list[str]) -> int | None:
             current = 0
         elif t == "and" and seen:
             continue
-        elif t.isdigit():
+        elif t.isdigit() and len(t) <= MAX_NUMBER_DIGITS:
             current += int(t)
         else:
             return None
+        if current >= _TOO_BIG or total >= _TOO_BIG:
+            return None  # "nine hundred hundred hundred ..."
         seen = True
     return total + current
 
@@ -635,6 +661,8 @@ def _parse_words(phrase: str) -> Number | None:
         whole = _cardinal(tokens[:i]) if i else 0
         digits = [_SMALL.get(t) for t in tokens[i + 1 :]]
         if whole is None or not digits or any(d is None or d > 9 for d in digits):
+            return None
+        if len(digits) > MAX_NUMBER_DIGITS:
             return None
         decimals = len(digits)
         value = Fraction(int(str(whole) + "".join(str(d) for d in digits)), 10**decimals)
@@ -697,6 +725,10 @@ _LEAD_INS = re.compile(
 
 
 def _match_to_number(m: re.Match[str], s: str) -> Number:
+    """The number a ``_NUMBER_RE`` match wrote. Raises ``ZeroDivisionError`` (``3/0``) and
+    ``ValueError`` (more than ``MAX_NUMBER_DIGITS`` digits)."""
+    if sum(ch.isdigit() for ch in m.group(0)) > MAX_NUMBER_DIGITS:
+        raise ValueError("too many digits")
     sign = -1 if (m.group("sign") or "").strip() == "-" else 1
     parts: tuple[int, ...]
     if m.group("whole") is not None:
@@ -766,7 +798,7 @@ def parse_number(text: str) -> Number | None:
     if m and m.group(0).strip():
         try:
             n = _match_to_number(m, body)
-        except ZeroDivisionError:
+        except (ZeroDivisionError, ValueError):
             return None
         rest = body[m.end() :].strip()
         unit = ""
@@ -847,7 +879,7 @@ def find_numbers(text: str) -> list[Number]:
             continue
         try:
             n = _match_to_number(m, s)
-        except ZeroDivisionError:
+        except (ZeroDivisionError, ValueError):
             continue
         dm = re.match(r"\s*-?\s*([a-z]+)", s[m.end() :])
         if n.form == "integer" and dm and dm.group(1) in _DENOMS and not n.percent:
