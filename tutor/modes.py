@@ -57,7 +57,12 @@ _ANSWER_PREFIX = re.compile(
     r"the answer is|answer:?|maybe|so|then|=)\s*",
     re.I,
 )
-_COMPUTE = re.compile(r"(?P<expr>(?:solve\s+)?[-+(]?\s*[\dx(][\dx\s.+\-*/^()×÷=]*[\d)x])", re.I)
+# At most ~100 characters per candidate (``solve`` takes 80): unbounded, a long run like
+# "( ( ( ..." with no closing digit made every start position scan to the end (4000 characters
+# took 2 s).
+_COMPUTE = re.compile(
+    r"(?P<expr>(?:solve\s+)?[-+(]?\s*[\dx(][\dx\s.+\-*/^()×÷=]{0,100}[\d)x])", re.I
+)
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,17 @@ for an item from the bank. The LM never computes the answer."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 MAX_EXPR_CHARS = 80
+# What ``solve`` evaluates must stay small: a learner's "what is 9^9^9?" is a 370-million-digit
+# number that would take the server minutes. Results (and every part of them) are limited to
+# MAX_DIGITS digits, powers of the unknown to MAX_DEGREE.
+MAX_DIGITS = 1000
+MAX_DEGREE = 12
+_ALLOWED = re.compile(r"[\dx\s.+\-*/^()=]+")
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,9 @@ def solve(expression: str, statement: str = "") -> KnownProblem | None:
     expr = expression.strip().rstrip("?.!").replace("×", "*").replace("÷", "/")
     if not expr or len(expr) > MAX_EXPR_CHARS or re.search(r"(\^|\*\*)\s*\d{3,}", expr):
         return None
-    if re.search(r"[a-wyzA-WYZ]", expr):  # only the unknown x is supported
+    # digits, the unknown x and arithmetic only: parse_expr evaluates Python, so quotes,
+    # shifts (1 << 10**10), factorials and other letters never reach it
+    if not _ALLOWED.fullmatch(expr):
         return None
     # a learner writes 1/2 / 1/4 meaning (1/2) ÷ (1/4): keep simple fractions together
     parsed_expr = re.sub(r"(?<![\d.)])(\d+)\s*/\s*(\d+)(?![\d.(])", r"(\1/\2)", expr)
@@ -50,17 +59,32 @@ def solve(expression: str, statement: str = "") -> KnownProblem | None:
             if "=" in right:
                 return None
             x = sympy.Symbol("x")
-            eq = sympy.Eq(_parse(left), _parse(right))
+            lhs, rhs = _parse(left), _parse(right)
+            if _too_big(lhs) or _too_big(rhs):
+                return None
+            # linear (or a square) only: solving higher degrees exactly takes sympy seconds
+            num, _den = sympy.fraction(sympy.together(lhs.doit() - rhs.doit()))
+            if sympy.Poly(num, x).degree() > 2:
+                return None
+            eq = sympy.Eq(lhs, rhs)
             sols = sympy.solve(eq, x)
             if len(sols) != 1 or not sols[0].is_rational:
                 return None
+            # check the solution in the equation as written ("x/0 = 1" has none)
+            check = (lhs.doit() - rhs.doit()).subs(x, sols[0])
+            if check.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo) or sympy.simplify(check) != 0:
+                return None
             return KnownProblem(statement or expression, expr, f"x = {_fmt(sols[0])}")
-        value = sympy.nsimplify(_parse(parsed_expr).doit())
+        parsed = _parse(parsed_expr)
+        if _too_big(parsed) or parsed.has(sympy.Symbol("x")):
+            return None
+        value = sympy.nsimplify(parsed.doit())
         if not value.is_rational:
             return None
         return KnownProblem(statement or expression, expr, _fmt(value))
     except (
         sympy.SympifyError,
+        sympy.PolynomialError,
         SyntaxError,
         TypeError,
         ValueError,
@@ -69,6 +93,43 @@ def solve(expression: str, statement: str = "") -> KnownProblem | None:
         TokenError_(),
     ):
         return None
+
+
+def _too_big(expr) -> bool:
+    """Whether evaluating the parsed (unevaluated) ``expr`` could give a number of more than
+    ``MAX_DIGITS`` digits or a power of x above ``MAX_DEGREE``, or divides by zero. Bounds
+    only, never evaluates anything large: digits(a^n) <= n * digits(a), digits(a*b) <=
+    digits(a) + digits(b), and degrees add up the same way."""
+    import sympy
+
+    x = sympy.Symbol("x")
+
+    def size(e) -> tuple[float, float]:  # (digits, degree in x)
+        if e == x:
+            return 1.0, 1.0
+        if e.is_Integer or e.is_Rational:
+            return float(max(len(str(abs(e.p))), len(str(e.q)))), 0.0
+        if e.is_Float:
+            return (abs(math.log10(abs(float(e)))) + 16 if e != 0 else 1.0), 0.0
+        if e.is_Pow:
+            base, exp = e.args
+            d_exp, deg_exp = size(exp)
+            if d_exp > 3 or deg_exp > 0:
+                return math.inf, math.inf  # an exponent of 1000 or more, or x in an exponent
+            n = exp.doit()
+            if n.is_negative and base.doit() == 0:
+                return math.inf, math.inf  # 1/0
+            d_base, deg_base = size(base)
+            k = max(abs(float(n)), 1.0)
+            return d_base * k, deg_base * k
+        if e.is_Add or e.is_Mul:
+            parts = [size(a) for a in e.args]
+            degs = [g for _, g in parts]
+            return float(sum(d for d, _ in parts)), (sum(degs) if e.is_Mul else max(degs))
+        return math.inf, math.inf  # functions, factorials...: nothing these problems need
+
+    digits, degree = size(expr)
+    return digits > MAX_DIGITS or degree > MAX_DEGREE
 
 
 def TokenError_() -> type[Exception]:
