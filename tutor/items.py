@@ -26,6 +26,7 @@ bank that loads is a bank the checker can grade.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -66,6 +67,10 @@ ITEM_FIELDS = {
 SKILL_FIELDS = {"id", "name", "prerequisites", "description"}
 FILE_FIELDS = {"items", "skills", "source"}
 MAX_HINTS = 5
+_TOO_DEEP = "lists or mappings are nested too deeply to be an item bank"
+# libyaml when the wheel has it: ~10x faster than the pure-Python loader, and it refuses
+# absurdly deep nesting itself instead of recursing (both give the same nodes and marks).
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class ItemBankError(InputError):
@@ -87,6 +92,7 @@ class ItemBankError(InputError):
         loc = f"{self.path}:{line}" if line else self.path
         what = f"item {item_id!r} " if item_id else ""
         fld = f"field '{field}': " if field else ""
+        message = " ".join(str(message).split())  # one line (YAML errors span several)
         super().__init__(f"{loc}: {what}{fld}{message}")
 
 
@@ -273,7 +279,10 @@ class _NoLines(_FixedLines):
 
 
 def _read_yaml(path: Path, text: str) -> tuple[Any, _Lines]:
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = _LOADER(text)
+    except yaml.YAMLError as e:  # a control character the YAML reader refuses (NUL, ...)
+        raise ItemBankError(path, None, None, f"invalid YAML: {e}") from None
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
@@ -286,6 +295,10 @@ def _read_yaml(path: Path, text: str) -> tuple[Any, _Lines]:
         what = f"{e.context}: {e.problem}" if e.context else (e.problem or str(e))
         raise ItemBankError(path, line, None, f"invalid YAML: {what}") from None
     except yaml.YAMLError as e:
+        raise ItemBankError(path, None, None, f"invalid YAML: {e}") from None
+    except RecursionError:
+        raise ItemBankError(path, None, None, _TOO_DEEP) from None
+    except ValueError as e:  # an integer of more than 4300 digits
         raise ItemBankError(path, None, None, f"invalid YAML: {e}") from None
     finally:
         loader.dispose()
@@ -303,6 +316,10 @@ def _read_jsonl(path: Path, text: str) -> tuple[list[Any], list[_Lines]]:
             raise ItemBankError(
                 path, i, None, f"invalid JSON: {e.msg} (column {e.colno})"
             ) from None
+        except RecursionError:
+            raise ItemBankError(path, i, None, _TOO_DEEP) from None
+        except ValueError as e:  # an integer of more than 4300 digits
+            raise ItemBankError(path, i, None, f"invalid JSON: {e}") from None
         lines.append(_FixedLines(i))
     return items, lines
 
@@ -402,8 +419,13 @@ def _build_skill(d: Any, lines: _Lines, path: Path) -> Skill:
 def _scalar_text(value: Any) -> str | None:
     if isinstance(value, bool) or value is None:
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # .nan / .inf (YAML), NaN / Infinity (JSON)
     if isinstance(value, (int, float, str)):
-        return str(value).strip()
+        try:
+            return str(value).strip()
+        except ValueError:  # an integer of more than 4300 digits
+            return None
     return None
 
 
@@ -462,15 +484,23 @@ def _build_item(
     if not isinstance(choices, list) or not all(_scalar_text(c) for c in choices):
         raise err("choices", "must be a list of option texts")
     if kind is None:
-        kind = "choice" if choices else AnswerSpec.infer(answer_text).kind
+        try:
+            kind = "choice" if choices else AnswerSpec.infer(answer_text).kind
+        except InputError as e:
+            raise err("answer", str(e)) from None
     accepted = d.get("accepted") or []
     if isinstance(accepted, (str, int, float)) and not isinstance(accepted, bool):
         accepted = [accepted]
     if not isinstance(accepted, list) or any(_scalar_text(a) is None for a in accepted):
         raise err("accepted", "must be a list of answer texts")
     tolerance = d.get("tolerance", 0.0)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance < 0:
-        raise err("tolerance", f"must be a number >= 0, got {tolerance!r}")
+    if (
+        isinstance(tolerance, bool)
+        or not isinstance(tolerance, (int, float))
+        or not math.isfinite(tolerance)
+        or tolerance < 0
+    ):
+        raise err("tolerance", f"must be a finite number >= 0, got {tolerance!r}")
     for flag in ("simplify", "strict_form", "unit_required"):
         if flag in d and not isinstance(d[flag], bool):
             raise err(flag, f"must be true or false, got {d[flag]!r}")
@@ -620,21 +650,30 @@ def _check_skill_graph(
                 raise fail(s.id, f"unknown prerequisite {p!r}")
             if p == s.id:
                 raise fail(s.id, "a skill cannot be its own prerequisite")
+    # Depth-first search with an explicit stack (a chain of thousands of prerequisites would
+    # overflow Python's recursion limit): 1 = on the current path, 2 = done.
     state: dict[str, int] = {}
-
-    def visit(sid: str, stack: list[str]) -> None:
-        state[sid] = 1
-        for p in skills[sid].prerequisites:
+    for root in skills:
+        if root in state:
+            continue
+        path = [root]
+        todo = [iter(skills[root].prerequisites)]
+        state[root] = 1
+        while todo:
+            sid = path[-1]
+            p = next(todo[-1], None)
+            if p is None:
+                state[sid] = 2
+                path.pop()
+                todo.pop()
+                continue
             if state.get(p) == 1:
-                cycle = " -> ".join([*stack[stack.index(p) :], p]) if p in stack else p
+                cycle = " -> ".join([*path[path.index(p) :], p])
                 raise fail(sid, f"prerequisites form a cycle: {cycle}")
             if state.get(p) is None:
-                visit(p, [*stack, p])
-        state[sid] = 2
-
-    for sid in skills:
-        if sid not in state:
-            visit(sid, [sid])
+                state[p] = 1
+                path.append(p)
+                todo.append(iter(skills[p].prerequisites))
 
 
 def load_skills(path: str | Path = DEFAULT_SKILLS_FILE) -> dict[str, Skill]:
