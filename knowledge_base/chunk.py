@@ -222,7 +222,14 @@ def _units(doc: Document, blocks: list[Block], budget: int, count: TokenCounter)
         else:
             spans = [(b.start, b.end)]
         for k, (s, e) in enumerate(spans):
-            raw.append((s, e, k == 0, b.kind, b.page))
+            # no chunk starts or ends in whitespace ("## Heading " keeps its trailing space in
+            # the block, a list line its indentation)
+            while e > s and doc.text[e - 1].isspace():
+                e -= 1
+            while s < e and doc.text[s].isspace():
+                s += 1
+            if s < e:
+                raw.append((s, e, k == 0, b.kind, b.page))
     sizes = count([doc.text[s:e] for s, e, *_ in raw])
     units: list[_Unit] = []
     for (s, e, first, kind, page), n in zip(raw, sizes, strict=True):

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,7 +270,7 @@ class KnowledgeBase:
         for item in items:
             if isinstance(item, tuple):
                 name, data = item
-                targets.append((str(name), None, bytes(data)))
+                targets.append((upload_name(str(name)), None, bytes(data)))
                 continue
             p = Path(item).expanduser()
             if not p.exists():
@@ -667,6 +669,25 @@ def _mmr_lambda(mmr: bool | float | None, o: KBConfig) -> float | None:
     if not 0.0 <= lam <= 1.0:
         raise InputError(f"mmr lambda must be within 0..1, got {mmr}")
     return lam
+
+
+def upload_name(name: str) -> str:
+    """The name an upload is stored and reported under: the last part of the name as given
+    (after ``/`` or ``\\``), without control characters or lone surrogates (SQLite cannot store
+    them), at most 200 characters (keeping the extension); ``upload`` when nothing is left.
+
+    Uploads are never written to disk under this name (the store keeps ``upload:NAME`` as the
+    document's source), so ``../`` or an absolute path cannot reach outside the data dir; this
+    keeps the name printable and storable.
+    """
+    base = re.split(r"[\\/]", name)[-1]
+    base = "".join(ch for ch in base if unicodedata.category(ch) not in ("Cc", "Cs")).strip()
+    if base in ("", ".", ".."):
+        return "upload"
+    if len(base) > 200:
+        suffix = Path(base).suffix if len(Path(base).suffix) <= 16 else ""
+        base = base[: 200 - len(suffix)] + suffix
+    return base
 
 
 def _set(res: FileResult, status: Status, doc_id: str | None, title: str | None, n: int) -> None:

@@ -19,7 +19,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -43,6 +43,7 @@ EXTENSIONS: dict[str, Format] = {
     ".xhtml": "html",
 }
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -298,7 +299,14 @@ def load_document(
             text, blocks, title = parse[fmt](_normalize_newlines(decode_text(data, name)))
     if not blocks or not any(b.kind != "heading" for b in blocks):
         raise LoadError(name, "contains no text to index")
-    title = (title or "").strip() or humanize_stem(name)
+    # A lone surrogate (a broken PDF font map can yield one) cannot be stored as UTF-8: each
+    # becomes U+FFFD, one character for one, so block offsets stay valid.
+    text = _SURROGATE.sub("\ufffd", text)
+    blocks = [
+        replace(b, heading=_SURROGATE.sub("\ufffd", b.heading)) if b.heading else b
+        for b in blocks
+    ]
+    title = _SURROGATE.sub("\ufffd", (title or "").strip()) or humanize_stem(name)
     if fmt == "pdf" and pages:
         meta["pages"] = str(pages)
     return Document(
@@ -897,6 +905,8 @@ _CONTAINERS = {
     "hgroup",
 }
 _LEAVES = {"p", "dt", "dd", "figcaption", "caption", "address", "summary", "legend"}
+# Containers nested deeper than this are read as one paragraph each (real pages stay far below).
+MAX_HTML_DEPTH = 100
 
 
 def parse_html(data: bytes, name: str) -> tuple[str, list[Block], str]:
@@ -904,7 +914,7 @@ def parse_html(data: bytes, name: str) -> tuple[str, list[Block], str]:
     ``<main>`` or a single ``<article>`` is preferred when present."""
     import warnings
 
-    from bs4 import BeautifulSoup, Comment, NavigableString
+    from bs4 import BeautifulSoup, Comment, NavigableString, Tag
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -916,9 +926,11 @@ def parse_html(data: bytes, name: str) -> tuple[str, list[Block], str]:
     if root is None:
         articles = soup.find_all("article")
         root = articles[0] if len(articles) == 1 else (soup.body or soup)
-    # Drop elements hidden from readers and site chrome by role.
+    # Drop elements hidden from readers and site chrome by role. (Not ``tag.decomposed``: on a
+    # live tag bs4 4.x answers it by searching the tag's whole subtree, which made deeply
+    # nested pages quadratic; a decomposed tag has the flag in its own __dict__.)
     for tag in root.find_all(True):
-        if tag.decomposed:
+        if "_decomposed" in vars(tag):
             continue
         role = (tag.get("role") or "").lower() if tag.attrs else ""
         if (
@@ -931,25 +943,47 @@ def parse_html(data: bytes, name: str) -> tuple[str, list[Block], str]:
     b = _Builder()
     h1 = ""
 
-    def text_of(node: object, skip_lists: bool = False) -> str:
+    # Every helper below visits each node once, with an explicit stack: a hostile page may nest
+    # thousands of elements (recursion would overflow; per-node ancestor walks were cubic).
+    def text_of(node: Tag, skip_lists: bool = False) -> str:
         """Readable text of an element; ``skip_lists`` leaves out nested lists (of an <li>)."""
         parts: list[str] = []
-        for d in node.descendants:  # type: ignore[attr-defined]
+        in_math = node.name == "math"  # MathML is read from its alttext (see walk)
+        stack = list(reversed(node.contents))
+        while stack:
+            d = stack.pop()
             if isinstance(d, Comment):
                 continue
             if isinstance(d, NavigableString):
-                if skip_lists and _inside_nested_list(d, node):
-                    continue
-                if any(par.name == "math" for par in d.parents):
-                    continue  # MathML is read from its alttext below
-                parts.append(str(d))
-            elif d.name == "br":
+                if not in_math:
+                    parts.append(str(d))
+                continue
+            if not isinstance(d, Tag):
+                continue
+            if d.name == "br":
                 parts.append(" ")
             elif d.name == "math":
                 parts.append(f" {d.get('alttext') or d.get_text(' ')} ")
+                continue
+            elif skip_lists and d.name in ("ul", "ol"):
+                continue
+            stack.extend(reversed(d.contents))
         return _collapse("".join(parts))
 
-    def walk(node: object) -> None:
+    def own_lists(li: Tag) -> list[Tag]:
+        """The lists nested in ``li`` itself (not in a deeper <li>), in document order."""
+        out: list[Tag] = []
+        stack = list(reversed(li.contents))
+        while stack:
+            d = stack.pop()
+            if not isinstance(d, Tag) or d.name == "li":
+                continue
+            if d.name in ("ul", "ol"):
+                out.append(d)
+            stack.extend(reversed(d.contents))
+        return out
+
+    def walk(node: Tag, depth: int = 0) -> None:
         nonlocal h1
         inline: list[str] = []
 
@@ -959,11 +993,13 @@ def parse_html(data: bytes, name: str) -> tuple[str, list[Block], str]:
             if text:
                 b.add(_para_kind(text), text)
 
-        for child in list(node.children):  # type: ignore[attr-defined]
+        for child in list(node.children):
             if isinstance(child, Comment):
                 continue
             if isinstance(child, NavigableString):
                 inline.append(str(child))
+                continue
+            if not isinstance(child, Tag):
                 continue
             tag = child.name
             if tag in _HEADINGS:
@@ -975,12 +1011,12 @@ def parse_html(data: bytes, name: str) -> tuple[str, list[Block], str]:
                         h1 = text
             elif tag == "li":
                 flush()
-                text = text_of(child, skip_lists=True)
+                deep = depth >= MAX_HTML_DEPTH  # then the nested lists stay in the item's text
+                text = text_of(child, skip_lists=not deep)
                 if text:
                     b.add("list_item", text)
-                for sub in child.find_all(["ul", "ol"], recursive=True):
-                    if _nearest_li(sub) is child:
-                        walk(sub)
+                for sub in [] if deep else own_lists(child):
+                    walk(sub, depth + 1)
             elif tag == "tr":
                 flush()
                 cells = [text_of(c) for c in child.find_all(["td", "th"], recursive=False)]
@@ -992,14 +1028,15 @@ def parse_html(data: bytes, name: str) -> tuple[str, list[Block], str]:
             elif tag == "math" and child.get("display") == "block":
                 flush()
                 b.add("math", child.get("alttext") or text_of(child))
-            elif tag in _LEAVES:
+            elif tag in _LEAVES or (tag in _CONTAINERS and depth >= MAX_HTML_DEPTH):
+                # (containers nested deeper than any real page become one paragraph)
                 flush()
                 text = text_of(child)
                 if text:
                     b.add(_para_kind(text), text)
-            elif tag in _CONTAINERS or tag in ("li",):
+            elif tag in _CONTAINERS:
                 flush()
-                walk(child)
+                walk(child, depth + 1)
             elif tag == "br":
                 inline.append(" ")
             elif tag == "math":
@@ -1014,20 +1051,3 @@ def parse_html(data: bytes, name: str) -> tuple[str, list[Block], str]:
 
 def _para_kind(text: str) -> BlockKind:
     return "math" if text.startswith(("$$", "\\[")) else "paragraph"
-
-
-def _nearest_li(node: object) -> object | None:
-    for par in node.parents:  # type: ignore[attr-defined]
-        if par.name == "li":
-            return par
-    return None
-
-
-def _inside_nested_list(s: object, li: object) -> bool:
-    """Whether the string ``s`` sits inside a list nested in ``li`` (not ``li``'s own text)."""
-    for par in s.parents:  # type: ignore[attr-defined]
-        if par is li:
-            return False
-        if par.name in ("ul", "ol"):
-            return True
-    return False
