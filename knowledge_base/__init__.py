@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from knowledge_base.embed import Embedder, SentenceTransformerEmbedder
     from knowledge_base.errors import (
+        DiskFullError,
         DocumentNotFoundError,
         EmbedderMismatchError,
         LoadError,
@@ -34,6 +35,7 @@ _EXPORTS = {
     "DocumentInfo": "knowledge_base.store",
     "CollectionInfo": "knowledge_base.store",
     "LoadError": "knowledge_base.errors",
+    "DiskFullError": "knowledge_base.errors",
     "EmbedderMismatchError": "knowledge_base.errors",
     "DocumentNotFoundError": "knowledge_base.errors",
     "StoreError": "knowledge_base.errors",
@@ -41,6 +43,7 @@ _EXPORTS = {
 
 __all__ = [
     "CollectionInfo",
+    "DiskFullError",
     "DocumentInfo",
     "DocumentNotFoundError",
     "Embedder",

@@ -27,3 +27,7 @@ class DocumentNotFoundError(NotFoundError):
 
 class StoreError(TutorError):
     """The store on disk is unusable (locked by another writer, damaged, newer schema)."""
+
+
+class DiskFullError(StoreError):
+    """The disk (or the file-size limit) ran out while writing the store; nothing was changed."""

@@ -19,6 +19,7 @@ All functions import faiss lazily.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -206,13 +207,19 @@ def write_atomic(index: Any, path: Path) -> None:
     """Write to a temp file, fsync, then rename: the file at ``path`` is always whole."""
     faiss = _faiss()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    faiss.write_index(index, str(tmp))
-    fd = os.open(tmp, os.O_RDONLY)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        faiss.write_index(index, str(tmp))
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        # a partial temp file (disk full, killed) frees its space at once
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     _fsync_dir(path.parent)
 
 

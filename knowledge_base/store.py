@@ -22,10 +22,12 @@ process has committed, so a long-running server sees new documents.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import re
+import shutil
 import sqlite3
 import threading
 import time
@@ -38,7 +40,7 @@ import numpy as np
 
 from knowledge_base import index as ix
 from knowledge_base.chunk import Chunk
-from knowledge_base.errors import DocumentNotFoundError, StoreError
+from knowledge_base.errors import DiskFullError, DocumentNotFoundError, StoreError
 from knowledge_base.load import Document
 from tutor.errors import InputError
 
@@ -251,6 +253,8 @@ class Store:
         try:
             (self.dir / INDEX_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as e:
+            if no_space(e, self.dir):
+                raise DiskFullError(disk_full_message(self.dir)) from e
             raise StoreError(f"cannot create the knowledge-base directory {self.dir}: {e}") from e
         self.db_path = self.dir / DB_NAME
         self.lock_timeout = lock_timeout
@@ -266,6 +270,8 @@ class Store:
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as e:
+            if no_space(e, self.dir):
+                raise DiskFullError(disk_full_message(self.dir)) from e
             raise StoreError(
                 f"{self.db_path} is not a usable knowledge-base database ({e}); "
                 "move it away and add the documents again"
@@ -301,7 +307,7 @@ class Store:
                     c.execute("INSERT INTO migrations VALUES (?, ?)", (name, time.time()))
                     c.execute("COMMIT")
                 except BaseException:
-                    c.execute("ROLLBACK")
+                    _rollback(c)
                     raise
                 log.debug("applied migration %s", name)
 
@@ -596,7 +602,19 @@ class Store:
                         f"but vectors of shape {v.shape}"
                     )
                 dim = dim or v.shape[1]
-            self._apply(collection, to_add, sorted(remove_ids), opts, embedder, dim)
+            try:
+                self._apply(collection, to_add, sorted(remove_ids), opts, embedder, dim)
+            except (OSError, RuntimeError, sqlite3.Error) as e:
+                # The new index file is removed and the transaction rolled back (``_apply``):
+                # readers still see the previous state, whole.
+                if no_space(e, self.dir):
+                    raise DiskFullError(disk_full_message(self.dir)) from e
+                if isinstance(e, sqlite3.OperationalError) and "i/o error" in str(e).lower():
+                    raise StoreError(
+                        f"a disk I/O error stopped the write to {self.dir}: the knowledge base "
+                        "was left as it was; check the disk and run the command again"
+                    ) from e
+                raise
             result.added = [nd.doc.doc_id for nd in to_add]
             result.removed = sorted(remove_ids)
             return result
@@ -727,7 +745,7 @@ class Store:
                     )
                 c.execute("COMMIT")
             except BaseException:
-                c.execute("ROLLBACK")
+                _rollback(c)
                 raise
             new_path = None  # committed: the file is live now
             self._hook("committed")
@@ -782,7 +800,7 @@ class Store:
                 c.execute("DELETE FROM collections WHERE name=?", (name,))
                 c.execute("COMMIT")
             except BaseException:
-                c.execute("ROLLBACK")
+                _rollback(c)
                 raise
             self._indexes.pop(name, None)
             self._cleanup_files()
@@ -813,6 +831,73 @@ class Store:
             with contextlib.suppress(OSError):
                 total += f.stat().st_size
         return total
+
+
+def _rollback(c: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if any. SQLite may already have rolled it back itself
+    (it does on "database or disk is full"); a second ROLLBACK would then raise "no transaction
+    is active" and hide the real error."""
+    if c.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            c.execute("ROLLBACK")
+
+
+# errno values that mean "no room": disk full, file-size limit (ulimit -f), disk quota.
+_NO_SPACE_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def no_space(e: BaseException, directory: Path | None = None) -> bool:
+    """Whether ``e`` (or an error it wraps) says the disk or the file-size limit ran out.
+
+    SQLite reports a write refused for the file-size limit (EFBIG) only as "disk I/O error":
+    that counts when a limit is set or ``directory``'s disk is nearly full.
+    """
+    seen: set[int] = set()
+    err: BaseException | None = e
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in _NO_SPACE_ERRNOS:
+            return True
+        msg = str(err).lower()
+        if isinstance(err, sqlite3.Error) and ("disk is full" in msg or "file too large" in msg):
+            return True
+        # faiss reports a failed fwrite without the errno: "write error in PATH"
+        if isinstance(err, RuntimeError) and "write error" in msg:
+            return True
+        if isinstance(err, sqlite3.Error) and "disk i/o error" in msg:
+            return _file_size_limited() or _nearly_full(directory)
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _file_size_limited() -> bool:
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return False
+    soft, _hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return soft != resource.RLIM_INFINITY
+
+
+def _nearly_full(directory: Path | None, margin: int = 64 * 2**20) -> bool:
+    if directory is None:
+        return False
+    try:
+        return shutil.disk_usage(directory).free < margin
+    except OSError:
+        return False
+
+
+def disk_full_message(directory: Path) -> str:
+    try:
+        free = f"{shutil.disk_usage(directory).free / 1e6:.1f} MB free"
+    except OSError:
+        free = "free space unknown"
+    return (
+        f"no room left to save the knowledge base in {directory} ({free}, or the file-size "
+        "limit was reached): the knowledge base was left as it was. Free some disk space (or "
+        "set TUTOR_HOME to a bigger disk) and run the command again"
+    )
 
 
 def _statements(sql: str) -> list[str]:
