@@ -303,8 +303,7 @@ def load_document(
     # becomes U+FFFD, one character for one, so block offsets stay valid.
     text = _SURROGATE.sub("\ufffd", text)
     blocks = [
-        replace(b, heading=_SURROGATE.sub("\ufffd", b.heading)) if b.heading else b
-        for b in blocks
+        replace(b, heading=_SURROGATE.sub("\ufffd", b.heading)) if b.heading else b for b in blocks
     ]
     title = _SURROGATE.sub("\ufffd", (title or "").strip()) or humanize_stem(name)
     if fmt == "pdf" and pages:
