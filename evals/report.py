@@ -48,6 +48,7 @@ def build_report(run: EvalRun, results: list[SuiteResult], *, complete: bool) ->
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "complete": complete,
         "config_hash": run.store.hash,
+        "code_version": code_version(),
         "seconds": round(time.time() - run.started, 2),
         "resumed_items": run.store.resumed,
         "model": cfg.lm.model,
@@ -59,6 +60,33 @@ def build_report(run: EvalRun, results: list[SuiteResult], *, complete: bool) ->
         "metrics": metrics,
         "items": items,
     }
+
+
+def code_version() -> str:
+    """The checkout's commit (``+dirty`` with local changes), for the record: the config hash
+    does not cover code, so compare reports of different commits knowingly."""
+    import subprocess
+
+    from evals.run import REPO_ROOT
+
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return sha + ("+dirty" if dirty else "")
 
 
 def write_report(run: EvalRun, results: list[SuiteResult], *, complete: bool) -> dict[str, Any]:
@@ -263,6 +291,7 @@ def _header(report: dict[str, Any]) -> list[tuple[str, str]]:
             "yes" if report["complete"] else "NO (interrupted; rerun the same command to resume)",
         ),
         ("config hash", report["config_hash"]),
+        ("code", report.get("code_version", "unknown")),
         (
             "wall time",
             f"{report['seconds']:.0f} s"
