@@ -495,7 +495,8 @@ def _fill(store: LearnerStore, bank, name: str) -> int:  # type: ignore[no-untyp
     it = bank.item("frac-01")
     store.record_attempt(lr.id, it, "3/5", grade(it, "3/5"), session_id=s.id)
     store.set_state(s.id, SessionState().with_item("frac-01"))
-    store.add_user(name, "password1", role="student", learner_id=lr.id)
+    user = store.add_user(name, "password1", role="student", learner_id=lr.id)
+    store.create_auth_session(user.id, hours=1.0, address=f"{name}-address")  # a web sign-in
     return lr.id
 
 
@@ -509,13 +510,15 @@ def test_export_and_delete_cover_every_learner_table(store: LearnerStore, bank) 
             if any(c["name"] == "learner_id" for c in insp.get_columns(t))
         } | {"learners"}
     assert learner_tables == set(S.LEARNER_TABLES)
+    learner_tables |= set(S.LEARNER_LINKED_TABLES)  # web sign-in sessions, through users
 
     export = store.export_learner(ana)
     assert export["format"] == "offline-tutor.learner-export" and export["learner"]["name"] == "ana"
     assert set(export["tables"]) == learner_tables
     text = json.dumps(export)
     assert "ben" not in text  # nothing of another learner
-    assert "password_hash" not in text and "scrypt$" not in text
+    assert "password_hash" not in text and "scrypt$" not in text and "token_hash" not in text
+    assert export["tables"]["auth_sessions"][0]["address"] == "ana-address"
     for table in learner_tables:
         assert export["tables"][table], f"{table} exported no row"
     assert export["tables"]["messages"][0]["content"] == "ana says hi"
@@ -524,7 +527,10 @@ def test_export_and_delete_cover_every_learner_table(store: LearnerStore, bank) 
     counts = store.delete_learner(ana)
     assert set(counts) == learner_tables and all(counts.values())
     with store.engine.connect() as conn:
-        for table in learner_tables:
+        sessions = S.auth_sessions.c.address
+        n = conn.execute(sa.select(sessions).order_by(sessions)).scalars().all()
+        assert n == ["ben-address"]  # ana's sign-in sessions went with her
+        for table in S.LEARNER_TABLES:
             t = S.metadata.tables[table]
             col = t.c.id if table == "learners" else t.c.learner_id
             assert (

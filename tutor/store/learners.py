@@ -1283,6 +1283,13 @@ class LearnerStore:
                 tables[name] = [
                     {k: v for k, v in r._mapping.items() if k not in hidden} for r in rows
                 ]
+            for name, where in _linked_rows(learner_id).items():
+                t = S.metadata.tables[name]
+                rows = conn.execute(sa.select(t).where(where).order_by(*t.primary_key)).all()
+                hidden = S.SECRET_COLUMNS.get(name, ())
+                tables[name] = [
+                    {k: v for k, v in r._mapping.items() if k not in hidden} for r in rows
+                ]
         return {
             "format": EXPORT_FORMAT,
             "version": EXPORT_VERSION,
@@ -1297,6 +1304,9 @@ class LearnerStore:
         counts: dict[str, int] = {}
         with self._write() as conn:
             self._require_learner(conn, learner_id)
+            for name, where in _linked_rows(learner_id).items():
+                t = S.metadata.tables[name]
+                counts[name] = int(conn.execute(sa.delete(t).where(where)).rowcount)
             for name in S.LEARNER_TABLES:
                 t = S.metadata.tables[name]
                 col = t.c.id if name == "learners" else t.c.learner_id
@@ -1330,11 +1340,28 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def _linked_rows(learner_id: int) -> dict[str, Any]:
+    """For each table in LEARNER_LINKED_TABLES, the condition selecting one learner's rows."""
+    out: dict[str, Any] = {}
+    for name, (column, parent) in S.LEARNER_LINKED_TABLES.items():
+        t, pt = S.metadata.tables[name], S.metadata.tables[parent]
+        out[name] = t.c[column].in_(sa.select(pt.c.id).where(pt.c.learner_id == learner_id))
+    return out
+
+
 def _check_learner_tables() -> None:
     """Every table with a ``learner_id`` column must be in LEARNER_TABLES (export/delete)."""
     holding = {t.name for t in S.metadata.sorted_tables if "learner_id" in t.c} | {"learners"}
     missing = holding - set(S.LEARNER_TABLES)
     assert not missing, f"tables with learner data missing from LEARNER_TABLES: {missing}"
+    # ... and every other table pointing into one of them in LEARNER_LINKED_TABLES
+    linked = {
+        t.name
+        for t in S.metadata.sorted_tables
+        if t.name not in holding and any(fk.column.table.name in holding for fk in t.foreign_keys)
+    }
+    missing = linked - set(S.LEARNER_LINKED_TABLES)
+    assert not missing, f"tables with learner data missing from LEARNER_LINKED_TABLES: {missing}"
 
 
 def _check_name(name: str) -> str:

@@ -192,5 +192,12 @@ LEARNER_TABLES: tuple[str, ...] = (
     "users",
     "learners",
 )
+# Tables that hold a learner's data through another learner table: name -> (column, parent).
+# A web sign-in session records when and from which address the learner's account signed in;
+# export and delete include these too (before their parent, which deletion needs).
+LEARNER_LINKED_TABLES: dict[str, tuple[str, str]] = {"auth_sessions": ("user_id", "users")}
 # Columns never exported.
-SECRET_COLUMNS: dict[str, tuple[str, ...]] = {"users": ("password_hash",)}
+SECRET_COLUMNS: dict[str, tuple[str, ...]] = {
+    "users": ("password_hash",),
+    "auth_sessions": ("token_hash",),
+}
