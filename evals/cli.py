@@ -195,7 +195,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     c.add_argument(
         "--only-changed",
         action="store_true",
-        help="list only metrics that changed (and gated ones)",
+        help="list only metrics of both reports that changed (and the gated ones)",
     )
     c.add_argument(
         "--out", metavar="FILE", default=None, help="also write the comparison as Markdown"

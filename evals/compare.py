@@ -116,7 +116,7 @@ def render(cmp: Comparison, *, only_changed: bool = False) -> str:
         "|---|---:|---:|---:|---|",
     ]
     for r in cmp.rows:
-        if only_changed and r.mark in ("=",) and not r.gated:
+        if only_changed and r.mark in ("=", "new", "gone") and not r.gated:
             continue
         mark = r.mark + (" **REGRESSION**" if r.regression else (" (gated)" if r.gated else ""))
         d = r.delta

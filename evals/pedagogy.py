@@ -183,11 +183,11 @@ def summarize_pedagogy(res: SuiteResult, recs: list[dict[str, Any]], systems: li
             st = _dim_stats(rs, dim, "rules")
             if st:
                 s["rules"][dim] = st
-                res.metric(f"{system}/{dim}/desired[rules]", st["desired"], True)
+                res.metric(f"{system}/{dim}/desired_rules", st["desired"], True)
             sj = _dim_stats(rs, dim, "judge")
             if sj:
                 s["judge"][dim] = sj
-                res.metric(f"{system}/{dim}/desired[judge]", sj["desired"], True)
+                res.metric(f"{system}/{dim}/desired_judge", sj["desired"], True)
         res.metric(f"{system}/telling_rate", s["telling_rate"], False)
         res.metric(f"{system}/asks_question", s["asks_question"], None)
         res.metric(f"{system}/words", s["words"], None)

@@ -111,8 +111,9 @@ def test_compare_gate_exit_codes(two_reports, capsys) -> None:
         == 0
     )
     assert "Gate passed" in capsys.readouterr().out
-    # higher is better and it improved; globs work
+    # higher is better and it improved; globs work (metric names have no glob characters)
     assert main(["eval", "compare", a, b, "--metric", "retrieval/*/recall@5"]) == 0
+    assert main(["eval", "compare", a, b, "--metric", "pedagogy/agent/*"]) == 1
     # a gated metric missing from B fails; a pattern matching nothing is an error
     assert main(["eval", "compare", a, b, "--metric", "grounding/*"]) == 1
     capsys.readouterr()
@@ -212,6 +213,8 @@ def test_eval_all_through_the_cli(tmp_path: Path, capsys, fake_models) -> None:
         "learner-model",
     ]
     assert report["config"]["lm"]["max_new_tokens"] == 60  # the eval's own short default
+    # every metric can be named exactly in a --metric glob
+    assert report["metrics"] and not any(set(n) & set("[]*?") for n in report["metrics"])
     calls = len(fake_models.calls)
     # the same command again resumes: nothing is generated twice
     assert main(args) == 0

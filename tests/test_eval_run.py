@@ -215,7 +215,7 @@ def test_leak_guard_vs_raw_model_on_telling(tmp_path: Path, dialogues: Path, con
     assert systems["reference"]["n"] == 3 and systems["reference"]["telling_rate"] == 0.0
     m = rep["metrics"]
     assert m["pedagogy/raw/telling_rate"] == {"value": 1.0, "higher_is_better": False}
-    assert m["pedagogy/agent/revealing_answer/desired[rules]"]["value"] == 1.0
+    assert m["pedagogy/agent/revealing_answer/desired_rules"]["value"] == 1.0
     # the agent saw the seeded history and the open problem
     prompt = next(c for c in gen.calls if "Walk me through" in json.dumps(c))
     assert "Sam ate 2/8" in prompt[0]["content"] and prompt[-1]["content"].startswith(
