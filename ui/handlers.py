@@ -582,7 +582,12 @@ class Handlers:
         except NotFoundError:
             learner = self.store.add_learner(username, display_name=display_name)
         user = self.store.add_user(username, password, role="student", learner_id=learner.id)
-        log.info("teacher %s created student %s", p.username, user.username)
+        log.info(
+            "teacher %s created a student account (user %d, learner %d)",
+            p.username,
+            user.id,
+            learner.id,
+        )
         status = f"✅ Created the student account **{render.esc(username)}**."
         if generated:
             status += (
@@ -692,7 +697,7 @@ class Handlers:
                 f"nothing was deleted: type the learner's name {lr.name!r} exactly to confirm"
             )
         counts = self.store.delete_learner(lr.id)
-        log.warning("teacher %s deleted learner %s (%s)", p.username, lr.name, counts)
+        log.warning("teacher %s deleted learner %d (%s)", p.username, lr.id, counts)
         n = sum(counts.values())
         gr.Info(f"Deleted all data of {render.esc(lr.name)} ({n} records).")
         heat, risk = self._class_outputs()

@@ -103,6 +103,9 @@ def _port_free(host: str, port: int) -> bool:
 
 def serve(config: Any) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    # Gradio keeps every uploaded file (documents, item banks) in its cache: inside the data
+    # dir, not in the system's /tmp, so all the server's data stays in one place.
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(config.paths.uploads_dir))
     ui = config.ui
     for w in check_host(config):
         log.warning("%s", w)
