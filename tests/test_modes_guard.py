@@ -106,3 +106,13 @@ def test_safety():
     )
     assert not is_unsafe("How do I kill the weeds in my garden?")
     assert not is_unsafe("What is the area of a triangle?")
+
+
+def test_working_while_a_problem_is_open_is_not_a_new_problem():
+    intent = detect_intent("24 x 14 = 336", problem_open=True)
+    assert (intent.mode, intent.rule, intent.action) == ("guide", "work", "")
+    assert detect_intent("2x = 8", problem_open=True).rule == "work"
+    assert detect_intent("x = 4", problem_open=True).rule == "attempt"
+    assert detect_intent("what is 24 x 14?", problem_open=True).action == "open_problem"
+    assert solve("24 x 14 = 336") is None  # a statement, not an equation in x
+    assert solve("24 x 14").answer == "336"  # "x" between numbers multiplies

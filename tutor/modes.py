@@ -7,10 +7,14 @@ The rules, in order (the first that matches decides; ``Intent.rule`` names it):
 3. ``solution``    - "show me the answer / solution" while a problem is open.
 4. ``hint``        - "hint", "I'm stuck", "help", "I don't know" while a problem is open.
 5. ``practice``    - "give me a problem", "quiz me", "practice", "next one".
-6. ``attempt``     - a problem is open and the message reads as an answer ("3/4", "x = 4",
+6. ``work``        - a problem is open and the message shows a calculation with a result
+                     ("24 x 14 = 336", "2x = 8"): guide mode, not graded as an answer.
+   ``attempt``     - a problem is open and the message reads as an answer ("3/4", "x = 4",
                      "is it 12?", "I got 0.75", "B").
 7. ``problem``     - the message poses a problem the tutor can solve itself ("what is 3/4 + 1/8",
-                     "solve 2x + 3 = 11"): guide mode with that problem opened.
+                     "solve 2x + 3 = 11"): guide mode with that problem opened. While a problem
+                     is open, only a message phrased as a new question opens another; working
+                     such as "24 x 14 = 336" is rule ``work`` (guide mode, no grading).
    (``greeting`` is checked just before ``attempt``, so "hello" is never graded.)
 8. ``offtopic``    - small talk and requests outside school topics.
 9. ``question``    - everything else is a question about the course: explain mode.
@@ -93,6 +97,7 @@ def computable_problem(message: str) -> str | None:
     """The arithmetic/algebra problem in a message, when there is one the tutor can solve
     exactly ("What is 3/4 + 1/8?" -> "3/4 + 1/8"; "solve 2x + 3 = 11" -> "2x + 3 = 11")."""
     text = message.replace("×", "*").replace("÷", "/")
+    text = re.sub(r"(?<=\d)\s+[xX]\s+(?=\d)", " * ", text)  # "24 x 14" multiplies
     pct = re.search(r"(\d+(?:\.\d+)?)\s*(?:%|percent)\s+of\s+(\d+(?:\.\d+)?)", text, re.I)
     if pct:
         return f"{pct.group(1)}/100 * {pct.group(2)}"
@@ -107,6 +112,22 @@ def computable_problem(message: str) -> str | None:
         if has_op and (best is None or len(expr) > len(best)):
             best = expr
     return best
+
+
+# a calculation with a result: "24 x 14 = 336", "3/4 = 6/8" (but not "x = 4" or "= 12")
+_WORKING = re.compile(
+    r"[\d)]\s*[-+*/×÷xX^]\s*[\d(].*=|=.*[\d)]\s*[-+*/×÷xX^]\s*[\d(]|\d\s*/\s*\d+\s*=\s*\d|\d\s*[xX]\s*=\s*[-+]?\d"
+)
+_NEW_PROBLEM = re.compile(
+    r"^\s*(what('?s| is)|solve|calculate|compute|work out|find|how much|evaluate|simplify)\b|\?\s*$",
+    re.I,
+)
+
+
+def asks_new_problem(message: str) -> bool:
+    """While a problem is open, only a message phrased as a new question opens another one:
+    "24 x 14 = 336" is the learner's working, "what is 24 x 14?" is a new problem."""
+    return bool(_NEW_PROBLEM.search(message))
 
 
 def detect_intent(
@@ -126,7 +147,11 @@ def detect_intent(
                 return Intent(explicit_mode, "explicit", "hint")
             if looks_like_answer(text):
                 return Intent(explicit_mode, "explicit", "grade")
-        if explicit_mode == "guide" and computable_problem(text):
+        if (
+            explicit_mode == "guide"
+            and computable_problem(text)
+            and (not problem_open or asks_new_problem(text))
+        ):
             return Intent("guide", "explicit", "open_problem")
         return Intent(explicit_mode, "explicit", "")
     if problem_open and _SOLUTION.search(text):
@@ -137,9 +162,11 @@ def detect_intent(
         return Intent("practice", "practice", "next_item")
     if _GREETING.match(text):
         return Intent("offtopic", "greeting", "greet")
+    if problem_open and _WORKING.search(text):
+        return Intent("guide", "work", "")  # the learner shows a step of their working
     if problem_open and looks_like_answer(text):
         return Intent("practice", "attempt", "grade")
-    if computable_problem(text):
+    if computable_problem(text) and (not problem_open or asks_new_problem(text)):
         return Intent("guide", "problem", "open_problem")
     if _OFFTOPIC.search(text):
         return Intent("offtopic", "offtopic", "redirect")

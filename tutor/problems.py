@@ -45,6 +45,8 @@ def solve(expression: str, statement: str = "") -> KnownProblem | None:
     import sympy
 
     expr = expression.strip().rstrip("?.!").replace("×", "*").replace("÷", "/")
+    # "24 x 14" is a multiplication; "2x" is the unknown
+    expr = re.sub(r"(?<=\d)\s+[xX]\s+(?=\d)", " * ", expr)
     if not expr or len(expr) > MAX_EXPR_CHARS or re.search(r"(\^|\*\*)\s*\d{3,}", expr):
         return None
     # digits, the unknown x and arithmetic only: parse_expr evaluates Python, so quotes,
@@ -56,8 +58,8 @@ def solve(expression: str, statement: str = "") -> KnownProblem | None:
     try:
         if "=" in expr:
             left, _, right = parsed_expr.partition("=")
-            if "=" in right:
-                return None
+            if "=" in right or "x" not in parsed_expr:
+                return None  # a statement like 24 * 14 = 336 is working, not a problem
             x = sympy.Symbol("x")
             lhs, rhs = _parse(left), _parse(right)
             if _too_big(lhs) or _too_big(rhs):
