@@ -186,9 +186,17 @@ def test_adapter_is_loaded_on_top(tiny_llama_dir: Path, tmp_path: Path):
         str(tiny_llama_dir), device="cpu", adapter=str(tmp_path / "adapter")
     )
     plain, _ = load_causal_lm(str(tiny_llama_dir), device="cpu")
+    merged, tok = load_causal_lm(
+        str(tiny_llama_dir), device="cpu", adapter=str(tmp_path / "adapter"), merge_adapter=True
+    )
     ids = torch.tensor([[2, 5, 6, 7]])
     with torch.no_grad():
         assert not torch.allclose(with_adapter(ids).logits, plain(ids).logits)
+        # serving merges the adapter: same logits, a plain model the lean decoder accepts
+        assert torch.allclose(merged(ids).logits, with_adapter(ids).logits, atol=1e-5)
+    assert type(merged).__name__ == "LlamaForCausalLM"
+    gen = HFGenerator(merged, tok, defaults=GenerationOptions(max_new_tokens=4))
+    assert gen.decode_path == "lean"
 
 
 def test_4bit_without_bitsandbytes_names_the_extra(

@@ -86,6 +86,7 @@ class HFGenerator:
             device=lm.device,
             load_in_4bit=lm.load_in_4bit,
             adapter=lm.adapter,
+            merge_adapter=True,
             chat_template=lm.chat_template,
             quantize=lm.quantize,
         )

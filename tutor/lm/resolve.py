@@ -267,13 +267,16 @@ def load_causal_lm(
     chat_template: str = "",
     trainable_adapter: bool = False,
     quantize: str = "none",
+    merge_adapter: bool = False,
 ) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` for generation or training.
 
     ``load_in_4bit`` quantizes the base to NF4 with double quantization through bitsandbytes.
     ``adapter`` loads a peft LoRA directory on top (``trainable_adapter`` keeps it trainable).
     ``quantize`` (``none | auto | int4 | int8``) stores the linear layers as weight-only int4/int8
-    for faster CPU decoding (inference only; see ``tutor.lm.quant``).
+    for faster CPU decoding (inference only; see ``tutor.lm.quant``). ``merge_adapter`` folds
+    the LoRA weights into the base for serving (same outputs, plain model: the lean decode
+    loop applies); it is skipped on a 4-bit base, where merging would round the adapter away.
     """
     source = resolve_source(spec, models_dir)  # fails fast, before the heavy imports
     from transformers import AutoModelForCausalLM
@@ -311,10 +314,18 @@ def load_causal_lm(
         raise
     if not load_in_4bit:
         model.to(dev)
+    merged = False
     if adapter:
         model = attach_adapter(model, adapter, trainable=trainable_adapter)
+        if merge_adapter and not trainable_adapter and not load_in_4bit:
+            model = model.merge_and_unload()
+            merged = True
     model.eval()
-    mode = pick_quantize(quantize, dev, load_in_4bit=load_in_4bit, adapter=adapter)
+    mode = pick_quantize(
+        quantize, dev, load_in_4bit=load_in_4bit, adapter="" if merged else adapter
+    )
+    if merged and mode == "auto":
+        mode = "none"  # merged weights are off the GGUF grid: nothing lossless to pack
     if mode != "none":
         quantize_loaded(model, mode, source, models_dir)
     return model, tokenizer
