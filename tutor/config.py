@@ -293,7 +293,7 @@ class UIConfig:
     host: str = "127.0.0.1"
     port: int = 7860
     # Turns generated at once. 0 = automatic: 1 with the in-process model (one generation at a
-    # time; the others wait their turn in the queue), 16 with the openai backend.
+    # time; the others wait their turn in the queue), 32 with the openai backend.
     concurrency_limit: int = 0
     # Skip sign-in: everyone is the one demo student (only on a loopback host).
     demo: bool = False

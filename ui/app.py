@@ -413,11 +413,12 @@ def build_blocks(h: Handlers, lm_limit: int) -> tuple[Any, dict[str, Any]]:
 
 
 def lm_concurrency(config: Any) -> int:
-    """``ui.concurrency_limit``, or automatic: 1 for the in-process model, 16 for a server."""
+    """``ui.concurrency_limit``, or automatic: 1 for the in-process model, 32 for a server
+    (vLLM and the like batch many requests; 20 students at once measured in docs/benchmarks.md)."""
     limit = int(config.ui.concurrency_limit)
     if limit > 0:
         return limit
-    return 16 if config.lm.backend == "openai" else 1
+    return 32 if config.lm.backend == "openai" else 1
 
 
 def create_app(ctx: UIContext) -> Any:

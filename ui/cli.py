@@ -47,7 +47,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="chat turns generated at once (default: 1 in-process, 16 with --backend openai)",
+        help="chat turns generated at once (default: 1 in-process, 32 with --backend openai)",
     )
     add_lm_options(p)
     p.set_defaults(func=cmd_serve)

@@ -48,6 +48,8 @@ class ScriptedGenerator:
         self.first_token_delay = first_token_delay
         self.calls: list[list[dict[str, Any]]] = []
         self.cancelled = 0
+        self.active = 0  # generations running now
+        self.max_active = 0  # the most that ever ran at once
         self._lock = threading.Lock()
 
     def count_tokens(self, messages: list[dict[str, Any]]) -> int:
@@ -56,6 +58,8 @@ class ScriptedGenerator:
     def stream(self, messages: list[dict[str, Any]], cancel: Any = None, **options: Any) -> Any:
         with self._lock:
             self.calls.append(list(messages))
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
         text = self.reply(messages) if callable(self.reply) else self.reply
         try:
             if self.first_token_delay:
@@ -70,6 +74,9 @@ class ScriptedGenerator:
         except GeneratorExit:
             self.cancelled += 1
             raise
+        finally:
+            with self._lock:
+                self.active -= 1
 
 
 def sample_context(
