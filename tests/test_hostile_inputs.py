@@ -819,6 +819,7 @@ def test_item_bank_damaged_shipped_file(tmp_path: Path, line: int, junk: str) ->
         ("- {id: a, skill: s, prompt: p, answer: '???'}", ".yaml"),
         ("- {id: a, skill: s, prompt: p, answer: .inf}", ".yaml"),
         ("\x00\x01", ".yaml"),
+        ('{"id": "a", "skills": true, "prompt": "p", "answer": "3"}', ".jsonl"),
         (
             "skills:\n"
             + "".join(f"  - {{id: s{i}, prerequisites: [s{i + 1}]}}\n" for i in range(3000))
@@ -837,11 +838,13 @@ def test_item_bank_damaged_shipped_file(tmp_path: Path, line: int, junk: str) ->
         "empty-answer",
         "inf-answer",
         "nul",
+        "skills-not-a-list",
         "prereq-cycle-3000",
     ],
 )
 def test_regression_item_bank(tmp_path: Path, text: str, suffix: str) -> None:
-    """Found, each a bare exception before: OverflowError (.inf tolerance), RecursionError
+    """Found, each a bare exception before: OverflowError (.inf tolerance), TypeError
+    (`skills: true` in a JSON Lines record, found by test_item_bank_structures), RecursionError
     (deep JSON/YAML, a 3,000-skill prerequisite chain), ValueError (5,000-digit integers),
     ReaderError (NUL), and an InputError without file or line (answer '???'). All are now
     ``ItemBankError`` naming the file (tutor/items.py, tutor/grading.py)."""

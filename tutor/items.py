@@ -615,7 +615,11 @@ def load_bank(
             for d, _lines in f.items:
                 if isinstance(d, dict):
                     raw = d.get("skills", d.get("skill")) or []
-                    for sid in [raw] if isinstance(raw, str) else raw:
+                    if isinstance(raw, str):
+                        raw = [raw]
+                    if not isinstance(raw, list):
+                        continue  # reported by _build_item, with the file and line
+                    for sid in raw:
                         if isinstance(sid, str) and sid not in skills:
                             skills[sid] = Skill(sid, sid)
     _check_skill_graph(skills, skill_where)
