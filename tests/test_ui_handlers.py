@@ -492,3 +492,12 @@ def test_profile_edit_and_class_overview(h: Handlers) -> None:
     heat, risk = h.class_view(request=req("mrs-k"))
     assert "hm-risk" in heat and "Ana" in risk and "Fractions" in risk
     assert "Ben" not in risk  # no practice, no risk signal
+
+
+def test_math_renders_and_prices_stay_text() -> None:
+    assert render.chat_text("it costs $40, on sale $34") == "it costs $40, on sale $34"
+    assert render.chat_text("area $x^2$ and $$\\frac{1}{2}$$") == (
+        "area \\(x^2\\) and $$\\frac{1}{2}$$"
+    )
+    assert render.chat_text("in code `$x$` stays") == "in code `$x$` stays"
+    assert render.inert("3 < 5 and <b>bold</b>") == "3 < 5 and &lt;b>bold&lt;/b>"

@@ -4,9 +4,10 @@ Every public method is decorated with its role (``ui.guard``) and gets the ``Pri
 ``p``; learner data always comes from ``p.learner_id``, never from an input. Return values are
 tuples in the order of the ``*_OUTPUTS`` name lists, which ``ui.app`` maps to components.
 
-Chat turns stream: each yields the whole chat so far (Gradio sends only the change), the user's
-message first, then the answer token by token, then its sources. Stopping a turn closes the
-agent's event stream, which stores what was shown (``TutorAgent.respond``).
+Chat turns stream ``(chat, practice card)``: the whole chat so far each time (Gradio sends only
+the change), the user's message first, then the answer as it grows (at most every
+``STREAM_EVERY``), then its sources. Stop sets the turn's cancel event: the agent ends at the next
+token and stores what was shown, marked stopped (``TutorAgent.respond``).
 """
 
 from __future__ import annotations
@@ -270,7 +271,7 @@ class Handlers:
                 (m.content for m in asked if m.meta.get("rule") in ("question", "problem")),
                 next((m.content for m in asked if m.content not in BUTTON_MESSAGES), None),
             )
-            out.append((render.session_label(s, first, len(msgs)), s.id))
+            out.append((render.session_label(s, first), s.id))
         return out
 
     def _session_view(self, p: Principal, sess: Any) -> tuple[Any, ...]:

@@ -33,7 +33,6 @@ _INLINE_MATH = re.compile(r"(?<![\\$])\$(?=[^\s$])([^$\n]*?[^\s\\$])\$(?![\d$])"
 _DISPLAY_MATH = re.compile(r"\$\$.+?\$\$", re.S)
 _FENCE = re.compile(r"(```.*?```|`[^`\n]*`)", re.S)
 
-MODE_LABELS = {"explain": "Explain", "guide": "Guide me", "practice": "Practice"}
 STATUS_LABELS = {
     "added": "✅ added",
     "replaced": "🔄 replaced (new version)",
@@ -155,7 +154,7 @@ def event_sources(sources: Iterable[Any]) -> list[tuple[int, str, str, bool]]:
     return [(s.index, s.citation, s.text, bool(s.cited)) for s in sources]
 
 
-def session_label(session: Any, first_message: str | None, n_messages: int) -> str:
+def session_label(session: Any, first_message: str | None) -> str:
     topic = message_snippet(first_message or "", 36) if first_message else "New session"
     return f"{when(session.last_active_at)} · {topic}"
 
