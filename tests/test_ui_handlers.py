@@ -501,3 +501,16 @@ def test_math_renders_and_prices_stay_text() -> None:
     )
     assert render.chat_text("in code `$x$` stays") == "in code `$x$` stays"
     assert render.inert("3 < 5 and <b>bold</b>") == "3 < 5 and &lt;b>bold&lt;/b>"
+
+
+def test_serve_refuses_demo_off_loopback_and_warns_without_tls(tutor_home: Path) -> None:
+    from tutor.cli import main
+    from tutor.config import load_config
+    from ui.server import check_host
+
+    assert main(["serve", "--demo", "--host", "0.0.0.0"]) == 2  # before any model loads
+    warnings = check_host(load_config(env={}, overrides={"ui": {"host": "0.0.0.0"}}))
+    assert len(warnings) == 1 and "TLS" in warnings[0]
+    assert (
+        check_host(load_config(env={}, overrides={"ui": {"host": "127.0.0.1", "demo": True}})) == []
+    )
