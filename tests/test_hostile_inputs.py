@@ -9,7 +9,8 @@ The properties: no exception but the module's own typed error (``LoadError``, ``
 / ``InputError``), structural invariants on what comes back, and a time bound per input. Each
 call is timed; the bounds in ``BOUNDS`` are generous (5-20x the maxima measured on a shared
 2-core machine, see docs/reliability.md) so they catch hangs and quadratic blow-ups, not noise.
-``TUTOR_HOSTILE_REPORT=path.json`` writes the counts and maxima per target.
+``TUTOR_HOSTILE_REPORT=path.json`` writes the counts and maxima per target;
+``TUTOR_FUZZ_SCALE=N`` multiplies every property's example count (a deeper run).
 
 Each bug these properties found is kept below as a plain regression test (``test_regression_*``).
 """
@@ -71,7 +72,8 @@ FUZZ = settings(
 
 
 def fuzz(examples: int) -> settings:
-    return settings(FUZZ, max_examples=examples)
+    """``examples`` per property; ``TUTOR_FUZZ_SCALE=10`` runs ten times as many (a deep run)."""
+    return settings(FUZZ, max_examples=examples * int(os.environ.get("TUTOR_FUZZ_SCALE", "1")))
 
 
 def timed(target: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -820,6 +822,7 @@ def test_item_bank_damaged_shipped_file(tmp_path: Path, line: int, junk: str) ->
         ("- {id: a, skill: s, prompt: p, answer: .inf}", ".yaml"),
         ("\x00\x01", ".yaml"),
         ('{"id": "a", "skills": true, "prompt": "p", "answer": "3"}', ".jsonl"),
+        ('{"\\n": null}', ".jsonl"),
         (
             "skills:\n"
             + "".join(f"  - {{id: s{i}, prerequisites: [s{i + 1}]}}\n" for i in range(3000))
@@ -839,6 +842,7 @@ def test_item_bank_damaged_shipped_file(tmp_path: Path, line: int, junk: str) ->
         "inf-answer",
         "nul",
         "skills-not-a-list",
+        "newline-key",
         "prereq-cycle-3000",
     ],
 )
@@ -846,10 +850,11 @@ def test_regression_item_bank(tmp_path: Path, text: str, suffix: str) -> None:
     """Found, each a bare exception before: OverflowError (.inf tolerance), TypeError
     (`skills: true` in a JSON Lines record, found by test_item_bank_structures), RecursionError
     (deep JSON/YAML, a 3,000-skill prerequisite chain), ValueError (5,000-digit integers),
-    ReaderError (NUL), and an InputError without file or line (answer '???'). All are now
+    ReaderError (NUL), an InputError without file or line (answer '???') and a message broken
+    over two lines by a key holding a newline (found by the same property). All are now
     ``ItemBankError`` naming the file (tutor/items.py, tutor/grading.py)."""
     path = tmp_path / f"bank{suffix}"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ItemBankError) as e:
         timed("items", load_bank, [path], require_declared_skills=False)
-    assert str(e.value).startswith(str(path))
+    assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)

@@ -91,7 +91,7 @@ class ItemBankError(InputError):
         self.item_id = item_id
         loc = f"{self.path}:{line}" if line else self.path
         what = f"item {item_id!r} " if item_id else ""
-        fld = f"field '{field}': " if field else ""
+        fld = f"field {field!r}: " if field else ""  # repr: a key may hold a newline
         message = " ".join(str(message).split())  # one line (YAML errors span several)
         super().__init__(f"{loc}: {what}{fld}{message}")
 
