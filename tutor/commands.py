@@ -153,8 +153,10 @@ def _read_line(prompt: str) -> str | None:
         return None
 
 
-def render_event(event: Any, *, out: Any = sys.stdout, err: Any = sys.stderr) -> None:
+def render_event(event: Any, *, out: Any = None, err: Any = None) -> None:
     """Print one agent event for a terminal: text to stdout as it streams, the rest after."""
+    out = out or sys.stdout  # looked up per call: sys.stdout may be replaced (tests, pagers)
+    err = err or sys.stderr
     kind = event.kind
     if kind == "text":
         out.write(event.text)
