@@ -14,6 +14,7 @@ embedded adds the title and section path in front (``embedding_text``).
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -86,6 +87,7 @@ class _Unit:
 # Sentence ends: . ! ? followed by space and an upper-case letter, digit, quote or bracket.
 _SENT = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9\"'(\[$\\])")
 _ABBREV = re.compile(r"(?i)\b(e\.g|i\.e|etc|vs|fig|eq|no|p|pp|dr|mr|mrs|ms|st|approx|ca|cf)\.$")
+_ABBREV_WINDOW = 9  # the longest abbreviation ("approx.") and the character before it
 _INLINE_MATH = re.compile(r"\$[^$\n]+\$|\\\(.+?\\\)")
 
 
@@ -95,13 +97,17 @@ def split_sentences(text: str, offset: int = 0) -> list[tuple[int, int]]:
     Never splits inside inline math (``$...$``, ``\\(...\\)``) or after common abbreviations.
     """
     protected = [(m.start(), m.end()) for m in _INLINE_MATH.finditer(text)]
+    starts = [a for a, _ in protected]  # sorted, non-overlapping
     spans: list[tuple[int, int]] = []
     start = 0
     for m in _SENT.finditer(text):
         cut = m.start()
-        if any(a <= cut < b for a, b in protected):
+        # (constant work per candidate: "Dr. Smith said e.g. ..." repeated, or many inline
+        # formulas, made these checks quadratic in the paragraph's length)
+        k = bisect.bisect_right(starts, cut) - 1
+        if k >= 0 and cut < protected[k][1]:
             continue
-        if _ABBREV.search(text[start:cut]):
+        if _ABBREV.search(text, max(start, cut - _ABBREV_WINDOW), cut):
             continue
         piece_end = m.start() + len(m.group(0).rstrip())
         if text[start:piece_end].strip():

@@ -397,6 +397,15 @@ def test_regression_huge_line_and_many_sentences() -> None:
     load_and_chunk(b"$$ " * 60_000, "dollars.md", target="load-big")
 
 
+def test_regression_abbreviations_and_formulas_do_not_make_chunking_quadratic() -> None:
+    """Found: "Dr. Smith said e.g. " repeated 25,000 times (500 KB, one paragraph) did not finish
+    chunking in 5 minutes: every candidate sentence end re-scanned the paragraph so far for an
+    abbreviation (and every inline formula). Fixed in knowledge_base/chunk.py (a bounded look
+    back, a binary search over the formulas)."""
+    load_and_chunk(b"Dr. Smith said e.g. " * 25_000, "abbr.txt", target="load-big")
+    load_and_chunk(b"$x$. And " * 25_000, "formulas.txt", target="load-big")
+
+
 def test_regression_lone_surrogates_in_text_are_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
     """Found: a lone surrogate in a name (or in text a broken PDF font map yields) cannot be
     stored as UTF-8: SQLite raised UnicodeEncodeError and the whole batch failed. Fixed in
