@@ -682,6 +682,8 @@ def test_regression_solve_is_right_on_what_it_accepts() -> None:
     assert solve("2^(9*9)").answer == str(2**81)
     # found: "x/0 = 1" was "solved" as x = 0 and "1/(1/0)" as 0; neither has a solution
     assert solve("x/0 = 1") is None and solve("1/(1/0)") is None
+    # found by a deep run: an empty side raised IndexError inside sympy's parser
+    assert solve("=x") is None and solve("x=") is None and solve(" = ") is None
 
 
 def test_regression_long_runs_of_operators_are_fast() -> None:

@@ -60,6 +60,8 @@ def solve(expression: str, statement: str = "") -> KnownProblem | None:
             left, _, right = parsed_expr.partition("=")
             if "=" in right or "x" not in parsed_expr:
                 return None  # a statement like 24 * 14 = 336 is working, not a problem
+            if not left.strip() or not right.strip():
+                return None  # "=x": sympy's parser raises IndexError on an empty side
             x = sympy.Symbol("x")
             lhs, rhs = _parse(left), _parse(right)
             if _too_big(lhs) or _too_big(rhs):
@@ -92,6 +94,7 @@ def solve(expression: str, statement: str = "") -> KnownProblem | None:
         ValueError,
         ZeroDivisionError,
         AttributeError,
+        IndexError,
         TokenError_(),
     ):
         return None
