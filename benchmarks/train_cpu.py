@@ -163,12 +163,13 @@ def run_baseline(args: argparse.Namespace, home: Path) -> dict:
 def run_ours(args: argparse.Namespace, home: Path, packing: bool) -> dict:
     from finetune.recipe import run_finetune
 
-    result = run_finetune(make_config(args, home, packing))
-    m = result.metrics
+    timer = clock()
+    result = run_finetune(make_config(args, home, packing), callbacks=[timer])
     return {
         "tokens": result.stats.train_tokens,
-        "seconds": m["train_seconds"],
-        "steps": m["global_step"],
+        "seconds": timer.wall,
+        "cpu_seconds": timer.cpu,
+        "steps": result.metrics["global_step"],
     }
 
 

@@ -129,4 +129,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tutor.errors import TutorError
+
+    try:
+        sys.exit(main())
+    except TutorError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
