@@ -11,7 +11,7 @@ Nothing here imports torch at import time, so ``tutor --help`` stays instant.
 """
 
 from finetune.data import DataStats, load_file, prepare_examples, split_by_problem
-from finetune.errors import DataError, RunExistsError, TrainingInterrupted
+from finetune.errors import DataError, DiskFullError, RunExistsError, TrainingInterrupted
 from finetune.formats import FORMATS, ChatExample, convert, detect_format
 from finetune.recipe import LoRARecipe, RunResult, lora_recipe, qlora_recipe, run_finetune
 from finetune.tokens import ChatEncoder, Collator, pack
@@ -23,6 +23,7 @@ __all__ = [
     "Collator",
     "DataError",
     "DataStats",
+    "DiskFullError",
     "LoRARecipe",
     "RunExistsError",
     "RunResult",

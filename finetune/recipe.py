@@ -20,7 +20,9 @@ at once). The same code runs under ``accelerate launch`` (DDP): only rank 0 writ
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import importlib.util
 import logging
 import os
@@ -28,13 +30,13 @@ import resource
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from finetune.data import DataStats, prepare_examples
-from finetune.errors import RunExistsError, TrainingInterrupted
+from finetune.errors import DiskFullError, RunExistsError, TrainingInterrupted
 from finetune.tokens import ChatEncoder, Collator, encode_examples, pack
 from tutor.config import Config
 from tutor.errors import ConfigError, MissingDependencyError, NotFoundError
@@ -68,9 +70,103 @@ def run_dir_for(config: Config) -> Path:
 def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# -- checkpoints and a full disk ------------------------------------------------------------------
+# The Trainer writes a checkpoint in place (weights, optimizer, scheduler, RNG, then
+# trainer_state.json last), so a process killed or a disk filled while saving leaves a
+# ``checkpoint-N`` without a readable trainer_state.json: resuming must skip it.
+
+
+def checkpoint_complete(path: Path) -> bool:
+    """Whether a Trainer checkpoint directory was written to the end."""
+    import json
+
+    try:
+        state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(state, dict) and "global_step" in state
+
+
+def last_complete_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The complete checkpoint with the highest step in ``ckpt_dir`` (None when there is none)."""
+    found = []
+    for p in ckpt_dir.glob("checkpoint-*") if ckpt_dir.is_dir() else ():
+        step = _step_of(str(p))
+        if p.is_dir() and step is not None and checkpoint_complete(p):
+            found.append((step, p))
+    return max(found)[1] if found else None
+
+
+def remove_incomplete_checkpoints(ckpt_dir: Path) -> list[str]:
+    """Delete checkpoint directories that were not written to the end; returns their names."""
+    removed = []
+    for p in sorted(ckpt_dir.glob("checkpoint-*")) if ckpt_dir.is_dir() else ():
+        if p.is_dir() and not checkpoint_complete(p):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p.name)
+    return removed
+
+
+_NO_SPACE_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+# how safetensors (Rust) and torch.save report a write that found no room
+_NO_SPACE_TEXT = ("no space left on device", "file too large", "disk quota exceeded")
+_TORCH_WRITE_FAILED = ("file write failed", "unexpected pos", "inline_container")
+
+
+def no_space(e: BaseException, directory: Path) -> bool:
+    """Whether ``e`` (or an error it wraps) says the disk or the file-size limit ran out.
+
+    torch.save reports a short write without the errno ("unexpected pos ..."): that counts when
+    a file-size limit is set or ``directory``'s disk is nearly full.
+    """
+    seen: set[int] = set()
+    err: BaseException | None = e
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        msg = str(err).lower()
+        if isinstance(err, OSError) and err.errno in _NO_SPACE_ERRNOS:
+            return True
+        if any(t in msg for t in _NO_SPACE_TEXT):
+            return True
+        if any(t in msg for t in _TORCH_WRITE_FAILED):
+            soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+            try:
+                nearly_full = shutil.disk_usage(directory).free < 64 * 2**20
+            except OSError:
+                nearly_full = False
+            return soft != resource.RLIM_INFINITY or nearly_full
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def disk_full_message(run_dir: Path, run_name: str, what: str) -> str:
+    """One line: what could not be saved, what is kept, what to do."""
+    try:
+        free = f"{shutil.disk_usage(run_dir).free / 1e6:.1f} MB free"
+    except OSError:
+        free = "free space unknown"
+    last = last_complete_checkpoint(run_dir / "checkpoints")
+    kept = (
+        f"the last complete checkpoint, {last.name}, is kept"
+        if last is not None
+        else "no checkpoint was completed yet"
+    )
+    again = "--resume" if last is not None else "--overwrite"
+    return (
+        f"no room left to save {what} in {run_dir} ({free}, or the file-size limit was "
+        f"reached): training stopped and {kept}. Free some disk space (or set TUTOR_HOME to a "
+        f"bigger disk) and run again with --run-name {run_name} {again}"
+    )
 
 
 def check_4bit(device: str) -> None:
@@ -187,15 +283,18 @@ class LoRARecipe:
     def _check_run_dir(self) -> None:
         ckpt_dir = self.run_dir / "checkpoints"
         if self.cfg.resume:
-            from transformers.trainer_utils import get_last_checkpoint
-
-            last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+            # the newest checkpoint written to the end: one cut short by a kill or a full disk
+            # (no trainer_state.json) is skipped, and removed so the next save starts clean
+            last = last_complete_checkpoint(ckpt_dir)
             if last is None:
                 raise NotFoundError(
-                    f"nothing to resume: run '{self.cfg.run_name}' has no checkpoint in "
-                    f"{ckpt_dir}; start it without --resume"
+                    f"nothing to resume: run '{self.cfg.run_name}' has no complete checkpoint "
+                    f"in {ckpt_dir}; start it without --resume (or with --overwrite)"
                 )
-            self.resume_from = last
+            if self.is_main:
+                for name in remove_incomplete_checkpoints(ckpt_dir):
+                    log.warning("removed %s: it was not written to the end", name)
+            self.resume_from = str(last)
             return
         if self.cfg.overwrite:
             if self.is_main and self.run_dir.exists():
@@ -395,12 +494,14 @@ class LoRARecipe:
             if self.is_main:
                 log.info("eval loss before training: %.4f", self.eval_loss_before)
         if self.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.run_dir / "config.toml", self.resolved_config().to_toml())
+            with self._saving("the run's configuration"):
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                write_atomic(self.run_dir / "config.toml", self.resolved_config().to_toml())
         self._stop.install()
         t0 = time.perf_counter()
         try:
-            output = trainer.train(resume_from_checkpoint=self.resume_from)
+            with self._saving("a training checkpoint"):
+                output = trainer.train(resume_from_checkpoint=self.resume_from)
         finally:
             self._stop.uninstall()
         train_seconds = time.perf_counter() - t0
@@ -408,18 +509,19 @@ class LoRARecipe:
         interrupted = self._stop.stopped
         adapter_dir = None
         if self.is_main:
-            if not interrupted:
-                adapter_dir = self._save_adapter()
             from finetune.card import write_card
 
-            write_atomic(self.run_dir / "metrics.json", _json(metrics))
-            write_card(
-                self.run_dir,
-                config=self.resolved_config(),
-                stats=self.stats,
-                metrics=metrics,
-                quantize_base=self.quantize_base,
-            )
+            with self._saving("the adapter and the run's files"):
+                if not interrupted:
+                    adapter_dir = self._save_adapter()
+                write_atomic(self.run_dir / "metrics.json", _json(metrics))
+                write_card(
+                    self.run_dir,
+                    config=self.resolved_config(),
+                    stats=self.stats,
+                    metrics=metrics,
+                    quantize_base=self.quantize_base,
+                )
         if interrupted:
             last = trainer.state.global_step
             raise TrainingInterrupted(
@@ -427,6 +529,20 @@ class LoRARecipe:
                 f". Resume with: tutor finetune train --config ... --run-name {cfg.run_name} --resume"
             )
         return RunResult(self.run_dir, adapter_dir, metrics, self.stats)
+
+    @contextlib.contextmanager
+    def _saving(self, what: str) -> Iterator[None]:
+        """A write that finds the disk (or the file-size limit) full raises ``DiskFullError``
+        (one line: what is kept, what to do); a checkpoint it cut short is removed."""
+        try:
+            yield
+        except Exception as e:
+            if not no_space(e, self.run_dir):
+                raise
+            _close_progress_bars(self.trainer)  # the error line comes last, not under a bar
+            if self.is_main:
+                remove_incomplete_checkpoints(self.run_dir / "checkpoints")
+            raise DiskFullError(disk_full_message(self.run_dir, self.cfg.run_name, what)) from e
 
     def resolved_config(self) -> Config:
         ft = dataclasses.replace(self.cfg, base_model=self.base_model, qlora=self.quantize_base)
@@ -495,6 +611,16 @@ class LoRARecipe:
         import gc
 
         gc.collect()
+
+
+def _close_progress_bars(trainer: Any) -> None:
+    """Close the Trainer's tqdm bars left open by an exception (it closes them only at the end)."""
+    for cb in getattr(getattr(trainer, "callback_handler", None), "callbacks", []):
+        for name in ("prediction_bar", "training_bar"):
+            bar = getattr(cb, name, None)
+            if bar is not None and hasattr(bar, "close"):
+                bar.close()
+                setattr(cb, name, None)
 
 
 def _step_of(checkpoint: str | None) -> int | None:
