@@ -21,7 +21,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from knowledge_base.errors import LoadError
 
@@ -768,6 +768,13 @@ def parse_docx(data: bytes, name: str) -> tuple[str, list[Block], str]:
         raise LoadError(name, f"is not a readable .docx file ({e})") from None
     except Exception as e:  # noqa: BLE001 - lxml/zip errors on damaged files
         raise LoadError(name, f"is not a readable .docx file ({type(e).__name__}: {e})") from None
+    try:
+        return _docx_blocks(d)
+    except Exception as e:  # noqa: BLE001 - a well-formed zip whose XML is not a Word document
+        raise LoadError(name, f"is not a readable .docx file ({type(e).__name__}: {e})") from None
+
+
+def _docx_blocks(d: Any) -> tuple[str, list[Block], str]:
     body = d.element.body
     has_breaks = any(
         el.tag == f"{_W}lastRenderedPageBreak"

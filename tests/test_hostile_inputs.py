@@ -17,11 +17,14 @@ Each bug these properties found is kept below as a plain regression test (``test
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
 import re
+import shutil
 import string
+import tempfile
 import time
 import zipfile
 from collections import defaultdict
@@ -231,11 +234,12 @@ def test_loaders_and_chunker_on_odd_text(text: str, ext: str, encoding: str, bud
 # ---- damaged real files
 
 
-@pytest.fixture(scope="module")
-def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+@functools.cache
+def _samples() -> dict[str, bytes]:
+    """A real PDF, docx, HTML page and Markdown file to damage (made once per process)."""
     from tests.test_kb_load import make_docx, make_pdf
 
-    d = tmp_path_factory.mktemp("samples")
+    d = Path(tempfile.mkdtemp(prefix="hostile-samples-"))
     pdf = make_pdf(
         d / "s.pdf",
         [("Fractions", ["A fraction has a numerator.", "• a bullet", "12"]), ("Ratios", ["x"])],
@@ -248,12 +252,14 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
         "<pre>code</pre></main></body></html>"
     )
     md = (Path(__file__).resolve().parents[1] / "data" / "curriculum" / "fractions.md").read_text()
-    return {
+    out = {
         ".pdf": pdf.read_bytes(),
         ".docx": make_docx(d / "s.docx").read_bytes(),
         ".html": html.encode(),
         ".md": md.encode(),
     }
+    shutil.rmtree(d, ignore_errors=True)
+    return out
 
 
 @fuzz(120)
@@ -263,11 +269,9 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=6),
     insert=st.binary(max_size=64),
 )
-def test_damaged_files(
-    samples: dict[str, bytes], kind: str, cut: float, flips: list, insert: bytes
-) -> None:
+def test_damaged_files(kind: str, cut: float, flips: list, insert: bytes) -> None:
     """Truncated, bit-flipped and spliced PDF, docx, HTML and Markdown files."""
-    data = bytearray(samples[kind])
+    data = bytearray(_samples()[kind])
     for where, byte in flips:
         data[int(where * (len(data) - 1))] = byte
     pos = int(cut * len(data))
@@ -275,11 +279,9 @@ def test_damaged_files(
     load_and_chunk(bytes(data), "damaged" + kind)
 
 
-@fuzz(60)
-@given(cut=st.floats(0, 1), junk=markup_text)
-def test_docx_with_damaged_xml(samples: dict[str, bytes], cut: float, junk: str) -> None:
-    """A valid zip whose word/document.xml is truncated or has text spliced in."""
-    src = zipfile.ZipFile(io.BytesIO(samples[".docx"]))
+def spliced_docx(cut: float, junk: str) -> bytes:
+    """The sample .docx with ``junk`` spliced into word/document.xml at ``cut`` (0..1)."""
+    src = zipfile.ZipFile(io.BytesIO(_samples()[".docx"]))
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as z:
         for n in src.namelist():
@@ -288,7 +290,24 @@ def test_docx_with_damaged_xml(samples: dict[str, bytes], cut: float, junk: str)
                 pos = int(cut * len(body))
                 body = body[:pos] + junk.encode("utf-8", "surrogatepass") + body[pos:]
             z.writestr(n, body)
-    load_and_chunk(out.getvalue(), "spliced.docx")
+    return out.getvalue()
+
+
+@fuzz(60)
+@given(cut=st.floats(0, 1), junk=markup_text)
+def test_docx_with_damaged_xml(cut: float, junk: str) -> None:
+    """A valid zip whose word/document.xml is truncated or has text spliced in."""
+    load_and_chunk(spliced_docx(cut, junk), "spliced.docx")
+
+
+def test_regression_docx_without_a_word_body() -> None:
+    """Found: XML still well-formed but no longer a Word document (here "~~~" spliced into the
+    root element's name) raised AttributeError ('_Element' has no 'body'); now a LoadError
+    (knowledge_base/load.py wraps the whole docx walk)."""
+    for cut in (0.2, 0.25, 0.3):
+        load_and_chunk(spliced_docx(cut, "~~~"), "spliced.docx")
+    doc = spliced_docx(0.0, "")  # unchanged: still loads
+    assert load_and_chunk(doc, "fine.docx") is not None
 
 
 # ---- HTML structure
