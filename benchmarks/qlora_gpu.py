@@ -13,6 +13,10 @@ Each variant runs in its own process (clean peak-memory counters). About 2-4 min
 recent GPU with the defaults:
 
     python benchmarks/qlora_gpu.py [--shape smollm2-1.7b] [--batch 4] [--seq 1024] [--steps 10]
+
+Without CUDA it stops with a message (exit status 2). ``--cpu-smoke`` runs the same code path on
+the CPU with a tiny shape (bitsandbytes 0.50 does NF4 on CPU), to check the script itself;
+its figures (peak RSS instead of GPU memory) say nothing about a GPU.
 """
 
 from __future__ import annotations
@@ -32,14 +36,15 @@ SHAPES = {
     "qwen2.5-1.5b": (1536, 8960, 28, 12, 2, 151936, True),
     "llama-3.2-3b": (3072, 8192, 28, 24, 8, 128256, True),
 }
+TINY = (64, 128, 2, 4, 2, 1024, True)  # --cpu-smoke only
 VARIANTS = ("lora-bf16", "qlora-nf4")
 
 
-def build_base(shape: str, path: Path) -> None:
+def build_base(shape: str, path: Path, device: str) -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    hidden, inter, layers, heads, kv, vocab, tied = SHAPES[shape]
+    hidden, inter, layers, heads, kv, vocab, tied = TINY if shape == "tiny" else SHAPES[shape]
     cfg = LlamaConfig(
         hidden_size=hidden,
         intermediate_size=inter,
@@ -51,17 +56,22 @@ def build_base(shape: str, path: Path) -> None:
         max_position_embeddings=8192,
     )
     torch.manual_seed(0)
-    with torch.device("cuda"):
+    with torch.device(device):
         model = LlamaForCausalLM(cfg).to(torch.bfloat16)
     model.save_pretrained(str(path))
 
 
 def child(args: argparse.Namespace) -> None:
+    import resource
+
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    torch.cuda.reset_peak_memory_stats()
+    device = args.device
+    cuda = device == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     if args.variant == "qlora-nf4":
         import bitsandbytes as bnb
 
@@ -72,11 +82,14 @@ def child(args: argparse.Namespace) -> None:
             bnb_4bit_compute_dtype=torch.bfloat16,
         )
         model = AutoModelForCausalLM.from_pretrained(
-            args.base, quantization_config=quant, dtype=torch.bfloat16, device_map={"": 0}
+            args.base,
+            quantization_config=quant,
+            dtype=torch.bfloat16,
+            device_map={"": 0 if cuda else "cpu"},
         )
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     else:
-        model = AutoModelForCausalLM.from_pretrained(args.base, dtype=torch.bfloat16).cuda()
+        model = AutoModelForCausalLM.from_pretrained(args.base, dtype=torch.bfloat16).to(device)
     model.config.use_cache = False
     model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear")
@@ -87,11 +100,11 @@ def child(args: argparse.Namespace) -> None:
     else:
         opt = torch.optim.AdamW(params, lr=2e-4, fused=True)
     vocab = model.config.vocab_size
-    ids = torch.randint(0, vocab, (args.batch, args.seq), device="cuda")
+    ids = torch.randint(0, vocab, (args.batch, args.seq), device=device)
     model.train()
 
     def step() -> float:
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast(device, dtype=torch.bfloat16):
             loss = model(input_ids=ids, labels=ids).loss
         loss.backward()
         opt.step()
@@ -100,18 +113,24 @@ def child(args: argparse.Namespace) -> None:
 
     for _ in range(args.warmup):
         step()
-    torch.cuda.synchronize()
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    sync()
     t0 = time.perf_counter()
     for _ in range(args.steps):
         loss = step()
-    torch.cuda.synchronize()
+    sync()
     seconds = time.perf_counter() - t0
+    if cuda:
+        peak, name = torch.cuda.max_memory_allocated() / 2**30, torch.cuda.get_device_name()
+    else:  # --cpu-smoke: the process's peak RSS (KiB on Linux)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        name = f"CPU ({torch.get_num_threads()} threads, peak RSS not GPU memory)"
     out = {
         "variant": args.variant,
         "tokens_per_s": args.batch * args.seq * args.steps / seconds,
-        "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
+        "peak_gib": peak,
         "loss": loss,
-        "gpu": torch.cuda.get_device_name(),
+        "gpu": name,
     }
     print("RESULT " + json.dumps(out), flush=True)
 
@@ -123,17 +142,28 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=1024)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument(
+        "--cpu-smoke",
+        action="store_true",
+        help="check the script on the CPU: tiny shape, 2 steps, peak RSS (figures mean nothing)",
+    )
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
     ap.add_argument("--base", help=argparse.SUPPRESS)
+    ap.add_argument("--device", default="cuda", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     import torch
 
-    if not torch.cuda.is_available():
+    if args.cpu_smoke:
+        args.device, args.shape = "cpu", "tiny"
+        if not args.child:
+            args.batch, args.seq, args.steps, args.warmup = 2, 64, 2, 1
+    elif not torch.cuda.is_available():
         print(
             "error: benchmarks/qlora_gpu.py needs a CUDA GPU (torch.cuda.is_available() is False "
-            "here); run it on a machine with an NVIDIA GPU and the [gpu] extra (bitsandbytes)",
+            "here); run it on a machine with an NVIDIA GPU and the [gpu] extra (bitsandbytes), "
+            "or check the script itself on this CPU with --cpu-smoke",
             file=sys.stderr,
         )
         sys.exit(2)
@@ -148,13 +178,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="qlora-bench-") as tmp:
         base = Path(tmp) / "base"
         print(f"building a random {args.shape} ...", file=sys.stderr, flush=True)
-        build_base(args.shape, base)
+        build_base(args.shape, base, args.device)
         for variant in VARIANTS:
             print(f"running {variant} ...", file=sys.stderr, flush=True)
             cmd = [
                 sys.executable, __file__, "--child", "--variant", variant, "--base", str(base),
-                "--shape", args.shape, "--batch", str(args.batch), "--seq", str(args.seq),
+                "--batch", str(args.batch), "--seq", str(args.seq),
                 "--steps", str(args.steps), "--warmup", str(args.warmup),
+                *(["--cpu-smoke"] if args.cpu_smoke else []),
             ]  # fmt: skip
             proc = subprocess.run(cmd, capture_output=True, text=True)
             line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -166,7 +197,8 @@ def main() -> None:
         f"\n{args.shape} (random weights) on {base_row['gpu']}: batch {args.batch} x "
         f"{args.seq} tokens, LoRA r=16 all-linear, activation checkpointing, {args.steps} steps\n"
     )
-    print("| variant | tokens/s | vs bf16 LoRA | peak GPU memory GiB | vs bf16 LoRA |")
+    memory = "peak RSS GiB" if args.cpu_smoke else "peak GPU memory GiB"
+    print(f"| variant | tokens/s | vs bf16 LoRA | {memory} | vs bf16 LoRA |")
     print("|---|---|---|---|---|")
     for r in rows:
         print(
