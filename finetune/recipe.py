@@ -313,7 +313,14 @@ class LoRARecipe:
     def _device(self) -> str:
         from tutor.lm.resolve import pick_device
 
-        device = pick_device(self.cfg.device)
+        try:
+            device = pick_device(self.cfg.device)
+        except ConfigError as e:  # it names lm.device; the key here is finetune.device
+            fix = "--device cpu" + (" --no-qlora (plain LoRA)" if self.quantize_base else "")
+            raise ConfigError(
+                f"finetune.device={self.cfg.device} but CUDA is not available here; train on a "
+                f"CUDA GPU, or on this CPU with {fix}"
+            ) from e
         if device == "cuda" and self.world_size > 1:
             device = f"cuda:{self.local_rank}"
         return device

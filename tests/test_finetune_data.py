@@ -294,6 +294,22 @@ def test_file_level_errors(tmp_path: Path) -> None:
         prepare_examples(FinetuneConfig())
 
 
+def test_wrong_format_names_the_missing_field_and_the_format(tmp_path: Path) -> None:
+    chats = write_jsonl(
+        tmp_path / "chats.jsonl",
+        [{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}],
+    )
+    with pytest.raises(DataError, match=r"chats\.jsonl:1: instruction: is missing \(alpaca"):
+        load_file(chats, data_format="alpaca")
+    with pytest.raises(DataError, match=r"chats\.jsonl:1: question: is missing \(gsm8k"):
+        load_file(chats, data_format="gsm8k")
+    alpaca = write_jsonl(tmp_path / "alpaca.jsonl", [{"instruction": "a", "output": "b"}])
+    with pytest.raises(
+        DataError, match=r"alpaca\.jsonl:1: messages: must be a list of turns \(openai"
+    ):
+        load_file(alpaca, data_format="openai")
+
+
 def test_skip_invalid_counts_and_keeps_the_good_records(tmp_path: Path) -> None:
     f = write_jsonl(
         tmp_path / "mixed.jsonl",

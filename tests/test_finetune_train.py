@@ -352,6 +352,11 @@ def test_bad_input_fails_before_training(tmp_path: Path, tiny: Path, monkeypatch
     empty.write_text("")
     with pytest.raises(DataError, match="is empty"):
         run_finetune(make_config(home, tiny, [empty]))
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match=r"finetune.device=cuda .*--device cpu --no-qlora"):
+            run_finetune(make_config(home, tiny, [data], device="cuda", qlora=True))
     with pytest.raises(NotFoundError, match="nothing to resume"):
         run_finetune(make_config(home, tiny, [data], resume=True))
     assert not (home / "runs" / "lora" / "checkpoints").exists()
