@@ -352,3 +352,19 @@ def test_recognised_problem_gets_a_fixed_scaffold(store, kb):
     ev = run(agent, ana, sess, "seven eighths")
     assert next(e for e in ev if e.kind == "grading").correct
     assert store.get_state(sess.id).problem == ""  # closed once solved
+
+
+def test_a_problem_said_in_words_is_guided_and_graded(store, kb):
+    """A problem said in words ("How do I add 1/2 and 1/3?") is a problem with a known answer, not a request for an
+    explanation: the tutor scaffolds it, keeps 5/6 back, and grades the learner's answer."""
+    agent, gen = make_agent(store, kb, reply="Just add them: the answer is 5/6.")
+    ana = store.add_learner("ana")
+    sess = agent.start_session(ana)
+    ev = run(agent, ana, sess, "How do I add 1/2 and 1/3?")
+    assert store.get_state(sess.id).problem  # opened as a known problem
+    assert "5/6" not in "".join(e.text for e in ev if e.kind == "text")
+    ev = run(agent, ana, sess, "2/5")  # adds tops and bottoms
+    assert not next(e for e in ev if e.kind == "grading").correct
+    ev = run(agent, ana, sess, "5/6")
+    assert next(e for e in ev if e.kind == "grading").correct
+    assert store.get_state(sess.id).problem == ""

@@ -18,6 +18,8 @@ from tutor.safety import SELF_HARM_REPLY, is_unsafe, redirect_reply
         ("What is 3/4 + 1/8?", False, "guide", "problem"),
         ("solve 2x + 3 = 11", False, "guide", "problem"),
         ("what is 25% of 80?", False, "guide", "problem"),
+        ("How do I add 1/2 and 1/3?", False, "guide", "problem"),
+        ("How do I add fractions?", False, "explain", "question"),
         ("3/4", True, "practice", "attempt"),
         ("is it 12?", True, "practice", "attempt"),
         ("I got 0,75", True, "practice", "attempt"),
@@ -69,6 +71,25 @@ def test_known_problems_are_solved_exactly():
     assert solve("x^2 = 4") is None  # two solutions: no single known answer
     assert solve("1/0") is None
     assert computable_problem("x = 4") is None and computable_problem("3/4") is None
+
+
+@pytest.mark.parametrize(
+    "message, answer",
+    [
+        ("How do I add 1/2 and 1/3?", "5/6"),
+        ("what's the sum of 2/3 and 1/6", "5/6"),
+        ("subtract 2/5 from 1", "3/5"),
+        ("what is the difference between 7 and 2.5?", "4.5"),
+        ("multiply 3/4 by 8", "6"),
+        ("can you divide 6 by 3/4", "8"),
+        ("what is 1 1/2 plus 2 1/4?", "15/4"),
+        ("what is 12 times 3?", "36"),
+        ("what is 5 minus 8?", "-3"),
+        ("what is 0.1 + 0.2?", "0.3"),
+    ],
+)
+def test_problems_said_in_words_are_solved_exactly(message, answer):
+    assert solve(computable_problem(message)).answer == answer
 
 
 def test_leak_guard_releases_words_until_the_answer_would_appear():

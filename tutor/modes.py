@@ -93,10 +93,59 @@ def looks_like_answer(message: str) -> bool:
     return 0 < len(core.split()) <= 4 and not _GREETING.match(text)
 
 
+# A number as learners write one in words around it: 3, 2.5, 3/4, 1 1/2 (a mixed number).
+# Starts only where a number starts and never gives digits back, so a long run of digits is
+# scanned once, not once per position.
+_NUM = r"(?<![\d.])(?:\d++\s++\d++\s*+/\s*+\d++|\d++(?:\.\d++)?+(?:\s*+/\s*+\d++)?+)"
+# Operations said in words ("add 1/2 and 1/3", "subtract 2 from 9", "multiply 3/4 by 8"):
+# (pattern, template) with A and B the numbers in the order the template uses them.
+_VERBAL = [
+    (rf"\b(?:add|sum of|total of)\s+(?P<a>{_NUM})\s+(?:and|plus|to)\s+(?P<b>{_NUM})", "{a} + {b}"),
+    (
+        rf"\b(?:subtract|take away|take)\s+(?P<b>{_NUM})\s+(?:from|away from)\s+(?P<a>{_NUM})",
+        "{a} - {b}",
+    ),
+    (rf"\bdifference (?:between|of)\s+(?P<a>{_NUM})\s+and\s+(?P<b>{_NUM})", "{a} - {b}"),
+    (rf"\b(?:multiply)\s+(?P<a>{_NUM})\s+(?:by|and|times)\s+(?P<b>{_NUM})", "{a} * {b}"),
+    (rf"\bproduct of\s+(?P<a>{_NUM})\s+and\s+(?P<b>{_NUM})", "{a} * {b}"),
+    (rf"\bdivide\s+(?P<a>{_NUM})\s+(?:by|into)\s+(?P<b>{_NUM})", "{a} / ({b})"),
+    (rf"\bquotient of\s+(?P<a>{_NUM})\s+and\s+(?P<b>{_NUM})", "{a} / ({b})"),
+    (rf"(?P<a>{_NUM})\s+(?:plus)\s+(?P<b>{_NUM})", "{a} + {b}"),
+    (rf"(?P<a>{_NUM})\s+(?:minus)\s+(?P<b>{_NUM})", "{a} - {b}"),
+    (rf"(?P<a>{_NUM})\s+(?:times|multiplied by)\s+(?P<b>{_NUM})", "{a} * {b}"),
+    (rf"(?P<a>{_NUM})\s+divided by\s+(?P<b>{_NUM})", "{a} / ({b})"),
+]
+_VERBAL_RE = [(re.compile(p, re.I), t) for p, t in _VERBAL]
+_VERBAL_WORD = re.compile(
+    r"\b(add|sum|total|subtract|take|difference|multipl|product|divide|quotient|plus|minus|times)",
+    re.I,
+)
+
+
+def _operand(num: str) -> str:
+    """A mixed number "1 1/2" becomes "(1 + 1/2)"; other numbers stay as written."""
+    m = re.fullmatch(r"(\d+)\s+(\d+\s*/\s*\d+)", num.strip())
+    return f"({m.group(1)} + {m.group(2)})" if m else num.strip()
+
+
+def _verbal_problem(text: str) -> str | None:
+    if len(text) > 500 or not _VERBAL_WORD.search(text):  # one short sentence, in words
+        return None
+    for rx, template in _VERBAL_RE:
+        m = rx.search(text)
+        if m:
+            return template.format(a=_operand(m.group("a")), b=_operand(m.group("b")))
+    return None
+
+
 def computable_problem(message: str) -> str | None:
     """The arithmetic/algebra problem in a message, when there is one the tutor can solve
-    exactly ("What is 3/4 + 1/8?" -> "3/4 + 1/8"; "solve 2x + 3 = 11" -> "2x + 3 = 11")."""
+    exactly ("What is 3/4 + 1/8?" -> "3/4 + 1/8"; "solve 2x + 3 = 11" -> "2x + 3 = 11";
+    "How do I add 1/2 and 1/3?" -> "1/2 + 1/3")."""
     text = message.replace("×", "*").replace("÷", "/")
+    verbal = _verbal_problem(text)
+    if verbal:
+        return verbal
     text = re.sub(r"(?<=\d)\s+[xX]\s+(?=\d)", " * ", text)  # "24 x 14" multiplies
     pct = re.search(r"(\d+(?:\.\d+)?)\s*(?:%|percent)\s+of\s+(\d+(?:\.\d+)?)", text, re.I)
     if pct:

@@ -85,7 +85,8 @@ def solve(expression: str, statement: str = "") -> KnownProblem | None:
         value = sympy.nsimplify(parsed.doit())
         if not value.is_rational:
             return None
-        return KnownProblem(statement or expression, expr, _fmt(value))
+        decimal = "." in expr and "/" not in expr
+        return KnownProblem(statement or expression, expr, _fmt(value, decimal))
     except (
         sympy.SympifyError,
         sympy.PolynomialError,
@@ -143,11 +144,24 @@ def TokenError_() -> type[Exception]:
     return TokenError
 
 
-def _fmt(value) -> str:
+def _fmt(value, decimal: bool = False) -> str:
+    """An exact answer as "7/8" or "4"; as "4.5" when the problem was written in decimals
+    (``decimal``) and the value has a short exact decimal form."""
     import sympy
 
     r = sympy.Rational(value)
-    return str(r.p) if r.q == 1 else f"{r.p}/{r.q}"
+    if r.q == 1:
+        return str(r.p)
+    q = r.q
+    while q % 2 == 0:
+        q //= 2
+    while q % 5 == 0:
+        q //= 5
+    if decimal and q == 1:
+        text = str(sympy.Float(r, 30)).rstrip("0").rstrip(".")
+        if len(text.split(".")[-1]) <= 6:
+            return text
+    return f"{r.p}/{r.q}"
 
 
 # -- scaffolds: a deterministic hint ladder for common problem types --------------------------
