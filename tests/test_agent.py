@@ -363,8 +363,11 @@ def test_a_problem_said_in_words_is_guided_and_graded(store, kb):
     ev = run(agent, ana, sess, "How do I add 1/2 and 1/3?")
     assert store.get_state(sess.id).problem  # opened as a known problem
     assert "5/6" not in "".join(e.text for e in ev if e.kind == "text")
-    ev = run(agent, ana, sess, "2/5")  # adds tops and bottoms
+    ev = run(agent, ana, sess, "2/5")  # adds tops and bottoms: the mistake is named first
     assert not next(e for e in ev if e.kind == "grading").correct
+    said = "".join(e.text for e in ev if e.kind == "text")
+    assert said.startswith("Not quite. It looks like you added the numerators (1 and 1)")
+    assert "Hint:" in said and "5/6" not in said
     ev = run(agent, ana, sess, "5/6")
     assert next(e for e in ev if e.kind == "grading").correct
     assert store.get_state(sess.id).problem == ""

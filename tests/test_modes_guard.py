@@ -6,7 +6,7 @@ import pytest
 
 from tutor.guard import CitationFilter, LeakGuard
 from tutor.modes import computable_problem, detect_intent, looks_like_answer
-from tutor.problems import solve
+from tutor.problems import diagnose, solve
 from tutor.safety import SELF_HARM_REPLY, is_unsafe, redirect_reply
 
 
@@ -137,3 +137,28 @@ def test_working_while_a_problem_is_open_is_not_a_new_problem():
     assert detect_intent("what is 24 x 14?", problem_open=True).action == "open_problem"
     assert solve("24 x 14 = 336") is None  # a statement, not an equation in x
     assert solve("24 x 14").answer == "336"  # "x" between numbers multiplies
+
+
+@pytest.mark.parametrize(
+    "expression, answer, says",
+    [
+        ("1/2 + 1/3", "2/5", "added the numerators (1 and 1) and the denominators (2 and 3)"),
+        ("1/2 + 1/3", "2/6", "numerators have to be rewritten over 6"),
+        ("1/4 + 1/6", "2/24", "rewritten over 24"),
+        ("3/4 / 1/2", "3/8", "multiply by its reciprocal"),
+        ("3/4 / 1/2", "2/3", "flipped the first fraction"),
+        ("3/4 * 1/2", "6/4", "flipped the second fraction"),
+        ("2x + 3 = 11", "7", "subtract 3 on both sides"),
+        ("2x + 3 = 11", "x = 2.5", "undo the + 3 first"),
+        ("2x + 3 = 11", "16", "dividing by 2, not multiplying"),
+        ("2x - 3 = 11", "4", "add 3 on both sides"),
+        ("1/2 + 1/3", "5/6", ""),  # right: nothing to diagnose
+        ("1/2 + 1/3", "7", ""),  # wrong, but no known misconception
+        ("1/2 + 1/3", "five sixths", ""),
+        ("25/100 * 80", "3", ""),
+    ],
+)
+def test_known_misconceptions_are_named_without_the_answer(expression, answer, says):
+    text = diagnose(expression, answer)
+    assert (says in text) if says else text == ""
+    assert solve(expression).answer not in text

@@ -43,7 +43,7 @@ from tutor.grading import AnswerSpec, GradeResult, grade, mentions_answer
 from tutor.guard import CitationFilter, LeakGuard
 from tutor.items import Item
 from tutor.modes import Intent, computable_problem, detect_intent
-from tutor.problems import scaffold, solve
+from tutor.problems import diagnose, scaffold, solve
 from tutor.prompts import HINT_LADDER, LearnerSummary, ProblemState, PromptPassage, build_messages
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,7 @@ class _Open:
 
     item: Item
     from_bank: bool
+    expression: str = ""  # a learner's own problem: what was solved ("1/2 + 1/3")
 
 
 @dataclass
@@ -261,7 +262,11 @@ class TutorAgent:
                     learner_id=lrn.id,
                 )
                 steps = scaffold(known.expression)
-                opened = _Open(_problem_item(text, known.answer, steps), from_bank=False)
+                opened = _Open(
+                    _problem_item(text, known.answer, steps),
+                    from_bank=False,
+                    expression=known.expression,
+                )
                 turn.meta["problem"] = text
                 if steps:  # a recognised problem type: the first rung is a fixed, correct question
                     yield from self._say(turn, f"Let's work it out together. {steps[0]}")
@@ -355,6 +360,9 @@ class TutorAgent:
                     round(m.p_correct, 4) if m else 0.0,
                 )
         feedback = _feedback_line(result, attempts)
+        mistake = "" if result.correct else diagnose(opened.expression, text)
+        if mistake:  # a known misconception says more than the checker's generic verdict
+            feedback = f"Not quite. {mistake}"
         if result.correct:
             turn.mode = "practice"
             closing = ' Say "next" for another problem.' if opened.from_bank else ""
@@ -372,7 +380,7 @@ class TutorAgent:
             attempts=attempts,
             hint_level=new_state.hint_level,
             last_answer=text,
-            verdict=f"incorrect: {result.message}",
+            verdict=f"incorrect: {mistake or result.message}",
         )
         yield from self._generate(
             turn, lrn, sess, new_state, opened, text, history, cancel, problem=problem
@@ -638,8 +646,13 @@ class TutorAgent:
                 log.info("open item %s is no longer in collection %s", state.item_id, collection)
                 return None
         if state.problem and state.answer:
-            steps = scaffold(state.extra.get("expression", "")) if state.extra else []
-            return _Open(_problem_item(state.problem, state.answer, steps), from_bank=False)
+            expression = state.extra.get("expression", "") if state.extra else ""
+            steps = scaffold(expression)
+            return _Open(
+                _problem_item(state.problem, state.answer, steps),
+                from_bank=False,
+                expression=expression,
+            )
         return None
 
 

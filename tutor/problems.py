@@ -171,6 +171,91 @@ _LINEAR = re.compile(r"^\s*([-+]?\d*)\s*\*?\s*x\s*(?:([-+])\s*(\d+))?\s*=\s*([-+
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)/100 \* (\d+(?:\.\d+)?)\s*$")
 
 
+def _value(answer: str):
+    """The learner's answer as an exact rational, or None ("5/6", "0.75", "x = 4", "-3")."""
+    import sympy
+
+    text = answer.strip().rstrip("?.!").strip()
+    text = re.sub(r"^(?:x\s*=\s*)", "", text, flags=re.I)
+    m = re.fullmatch(r"([-+]?\d+(?:\.\d+)?)(?:\s*/\s*(\d+))?", text)
+    if not m:
+        return None
+    try:
+        num = sympy.Rational(m[1])
+        return num / int(m[2]) if m[2] and int(m[2]) else (None if m[2] else num)
+    except (TypeError, ValueError):
+        return None
+
+
+def diagnose(expression: str, answer: str) -> str:
+    """Name the likely mistake behind a wrong ``answer`` to a recognised problem type, from
+    the classic misconceptions (adding tops and bottoms, not rewriting the numerators over the
+    common denominator, multiplying instead of dividing, undoing a step with the wrong
+    operation). "" when the answer fits none of them. Never states the right answer."""
+    import sympy
+
+    v = _value(answer)
+    if v is None:
+        return ""
+    m = _FRAC2.match(expression)
+    if m:
+        a, b, op, c, d = int(m[1]), int(m[2]), m[3], int(m[4]), int(m[5])
+        if 0 in (b, d):
+            return ""
+        R = sympy.Rational
+        if op in "+-":
+            word, sign = ("add", 1) if op == "+" else ("subtract", -1)
+            if b != d and (b + sign * d) != 0 and v == R(a + sign * c, b + sign * d):
+                return (
+                    f"It looks like you {word}ed the numerators ({a} and {c}) and the denominators "
+                    f"({b} and {d}) separately. Fractions can only be {word}ed once they have the "
+                    "same denominator."
+                )
+            lcd = b * d // math.gcd(b, d)
+            if b != d and v == R(a + sign * c, lcd):
+                return (
+                    f"You found the common denominator {lcd}, but the numerators have to be "
+                    f"rewritten over {lcd} too before you {word} them."
+                )
+            if b != d and v == R(a + sign * c, b * d) and b * d != lcd:
+                return (
+                    f"Multiplying the denominators is fine, but then the numerators have to be "
+                    f"rewritten over {b * d} too before you {word} them."
+                )
+        if op == "*" and c and v == R(a * d, b * c):
+            return "It looks like you flipped the second fraction: that is for dividing, not multiplying."
+        if op == "/":
+            if v == R(a * c, b * d):
+                return (
+                    f"It looks like you multiplied {a}/{b} by {c}/{d}. To divide by a fraction, "
+                    "multiply by its reciprocal (flip the second fraction)."
+                )
+            if a and v == R(b * c, a * d):
+                return "You flipped the first fraction; it is the second one (the divisor) that gets flipped."
+        return ""
+    m = _LINEAR.match(expression)
+    if m and m[3]:
+        coef_txt = m[1] if m[1] not in ("", "+", "-") else (m[1] + "1" if m[1] else "1")
+        k, const, rhs = int(coef_txt), int(m[3]), int(m[4])
+        const = const if m[2] == "+" else -const
+        if k == 0:
+            return ""
+        if v == sympy.Rational(rhs + const, k) and const != 0:
+            undo = "subtract" if const > 0 else "add"
+            return (
+                f"Check the first step: to undo {'+' if const > 0 else '-'} {abs(const)} you "
+                f"{undo} {abs(const)} on both sides, so the sign changes."
+            )
+        if k != 1 and v == sympy.Rational(rhs, k) - const:
+            return (
+                f"The order matters: undo the {'+' if const > 0 else '-'} {abs(const)} first, and "
+                f"divide both sides by {k} after that."
+            )
+        if k != 1 and v == sympy.Rational(rhs - const) * k:
+            return f"The x is multiplied by {k}, so undo it by dividing by {k}, not multiplying."
+    return ""
+
+
 def scaffold(expression: str) -> list[str]:
     """Three rungs (a pointing question, a specific hint, one worked step) for problem types
     the tutor recognises, none of which states the final answer; [] for others."""
