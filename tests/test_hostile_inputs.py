@@ -646,7 +646,8 @@ def test_solve_and_scaffold_never_raise_and_are_bounded(text: str) -> None:
     known = timed("solve", solve, text, text)
     assert known is None or (isinstance(known, KnownProblem) and known.answer)
     if known is not None:
-        assert re.fullmatch(r"(x = )?-?\d+(/\d+)?", known.answer), known
+        # p/q, or a short exact decimal when the problem was written in decimals
+        assert re.fullmatch(r"(x = )?-?\d+(/\d+|\.\d{1,6})?", known.answer), known
         assert len(known.answer) <= 2 * 1001 + 5  # p/q, each at most MAX_DIGITS digits
     assert isinstance(scaffold(text), list)
 
@@ -703,6 +704,12 @@ def test_regression_solve_is_right_on_what_it_accepts() -> None:
     assert solve("x/0 = 1") is None and solve("1/(1/0)") is None
     # found by a deep run: an empty side raised IndexError inside sympy's parser
     assert solve("=x") is None and solve("x=") is None and solve(" = ") is None
+    # found: decimals were 15-digit floats, so "123456789012345678 + 0.5" lost its half (and
+    # an equation with a decimal had no exact solution); they are exact now
+    assert solve("123456789012345678 + 0.5").answer == "123456789012345678.5"
+    assert solve("0.1 + 0.2").answer == "0.3" and solve(".1").answer == "0.1"
+    assert solve("x + 0.1 = 0.3").answer == "x = 0.2" and solve("2x = 0.7").answer == "x = 0.35"
+    assert solve("1/3 + 0.1").answer == "13/30"
 
 
 def test_regression_long_runs_of_operators_are_fast() -> None:

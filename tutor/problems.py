@@ -29,10 +29,17 @@ def _parse(text: str):
         convert_xor,
         implicit_multiplication_application,
         parse_expr,
+        rationalize,
         standard_transformations,
     )
 
-    transformations = standard_transformations + (implicit_multiplication_application, convert_xor)
+    # rationalize: "0.5" is the exact 1/2, not a 15-digit float ("123456789012345678 + 0.5"
+    # would lose its half)
+    transformations = standard_transformations + (
+        implicit_multiplication_application,
+        convert_xor,
+        rationalize,
+    )
     return parse_expr(text, transformations=transformations, evaluate=False)
 
 
@@ -55,6 +62,8 @@ def solve(expression: str, statement: str = "") -> KnownProblem | None:
         return None
     # a learner writes 1/2 / 1/4 meaning (1/2) ÷ (1/4): keep simple fractions together
     parsed_expr = re.sub(r"(?<![\d.)])(\d+)\s*/\s*(\d+)(?![\d.(])", r"(\1/\2)", expr)
+    # a problem written in decimals (and no fractions) gets its answer in decimals
+    decimal = "." in expr and "/" not in expr
     try:
         if "=" in expr:
             left, _, right = parsed_expr.partition("=")
@@ -78,14 +87,13 @@ def solve(expression: str, statement: str = "") -> KnownProblem | None:
             check = (lhs.doit() - rhs.doit()).subs(x, sols[0])
             if check.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo) or sympy.simplify(check) != 0:
                 return None
-            return KnownProblem(statement or expression, expr, f"x = {_fmt(sols[0])}")
+            return KnownProblem(statement or expression, expr, f"x = {_fmt(sols[0], decimal)}")
         parsed = _parse(parsed_expr)
         if _too_big(parsed) or parsed.has(sympy.Symbol("x")):
             return None
         value = sympy.nsimplify(parsed.doit())
         if not value.is_rational:
             return None
-        decimal = "." in expr and "/" not in expr
         return KnownProblem(statement or expression, expr, _fmt(value, decimal))
     except (
         sympy.SympifyError,
