@@ -294,6 +294,7 @@ class LoRARecipe:
             if self.is_main:
                 for name in remove_incomplete_checkpoints(ckpt_dir):
                     log.warning("removed %s: it was not written to the end", name)
+            self._check_not_finished(last)
             self.resume_from = str(last)
             return
         if self.cfg.overwrite:
@@ -308,6 +309,26 @@ class LoRARecipe:
             raise RunExistsError(
                 f"run '{self.cfg.run_name}' already exists at {self.run_dir}; pass --resume "
                 f"to continue it, --overwrite to start over, or --run-name NEW"
+            )
+
+    def _check_not_finished(self, checkpoint: Path) -> None:
+        """Resuming a checkpoint that already reached the run's last step would train one step
+        past it (the Trainer does not stop at once): say so instead."""
+        import json
+
+        state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+        step = int(state.get("global_step") or 0)
+        if self.cfg.max_steps and self.cfg.max_steps > 0:
+            target = self.cfg.max_steps
+        elif state.get("num_train_epochs") == self.cfg.epochs and state.get("max_steps"):
+            target = int(state["max_steps"])  # same epochs (and data): the same number of steps
+        else:
+            return
+        if step >= target:
+            raise RunExistsError(
+                f"run '{self.cfg.run_name}' already reached step {step} of {target} "
+                f"({checkpoint.name}); nothing to resume. To train further, pass --resume with a "
+                f"larger --max-steps or --epochs; to start over, --overwrite"
             )
 
     def _device(self) -> str:
@@ -500,6 +521,8 @@ class LoRARecipe:
             self.eval_loss_before = float(trainer.evaluate()["eval_loss"])
             if self.is_main:
                 log.info("eval loss before training: %.4f", self.eval_loss_before)
+        elif self.resume_from:
+            self.eval_loss_before = self._previous_eval_loss_before()
         if self.is_main:
             with self._saving("the run's configuration"):
                 self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -536,6 +559,16 @@ class LoRARecipe:
                 f". Resume with: tutor finetune train --config ... --run-name {cfg.run_name} --resume"
             )
         return RunResult(self.run_dir, adapter_dir, metrics, self.stats)
+
+    def _previous_eval_loss_before(self) -> float | None:
+        """The "before" loss the interrupted run measured (kept in its metrics.json)."""
+        import json
+
+        try:
+            value = json.loads((self.run_dir / "metrics.json").read_text(encoding="utf-8"))
+            return float(value["eval_loss_before"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     @contextlib.contextmanager
     def _saving(self, what: str) -> Iterator[None]:

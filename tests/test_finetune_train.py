@@ -266,7 +266,10 @@ def test_ctrl_c_leaves_a_resumable_checkpoint_and_resume_continues(
     run = tmp_path / "home" / "runs" / "lora"
     assert (run / "checkpoints" / "checkpoint-4").is_dir()
     assert not (run / "adapter").exists()
-    assert json.loads((run / "metrics.json").read_text())["status"] == "interrupted"
+    interrupted = json.loads((run / "metrics.json").read_text())
+    assert interrupted["status"] == "interrupted"
+    before = interrupted["eval_loss_before"]
+    assert before is not None and math.isfinite(before)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 
     with pytest.raises(RunExistsError, match="--resume"):
@@ -283,9 +286,24 @@ def test_ctrl_c_leaves_a_resumable_checkpoint_and_resume_continues(
     )
     m = run_finetune(resumed).metrics
     assert m["resumed_from"].endswith("checkpoint-4") and m["global_step"] == 6
+    assert m["eval_loss_before"] == before  # measured once, by the interrupted run
     steps = [h["step"] for h in m["log_history"] if "loss" in h]
     assert steps == [1, 2, 3, 4, 5, 6]  # continued, not restarted
     assert (run / "adapter" / "adapter_model.safetensors").is_file()
+    # the run is finished: resuming again says so instead of training a step past the end
+    with pytest.raises(RunExistsError, match=r"already reached step 6 of 6.*--max-steps"):
+        run_finetune(resumed)
+    longer = make_config(
+        tmp_path / "home",
+        tiny,
+        [data],
+        max_steps=7,
+        eval_fraction=0.25,
+        eval_steps=10,
+        batch_size=2,
+        resume=True,
+    )
+    assert run_finetune(longer).metrics["global_step"] == 7
 
 
 def test_merge_matches_the_adapter_model(tmp_path: Path, tiny: Path, capsys, caplog) -> None:
