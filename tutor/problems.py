@@ -160,15 +160,14 @@ def _fmt(value, decimal: bool = False) -> str:
     r = sympy.Rational(value)
     if r.q == 1:
         return str(r.p)
-    q = r.q
-    while q % 2 == 0:
-        q //= 2
-    while q % 5 == 0:
-        q //= 5
-    if decimal and q == 1:
-        text = str(sympy.Float(r, 30)).rstrip("0").rstrip(".")
-        if len(text.split(".")[-1]) <= 6:
-            return text
+    if decimal:
+        # exact when q divides 10^6: at most six decimal places, computed in integers
+        for places in range(1, 7):
+            if 10**places % r.q == 0:
+                scaled = abs(r.p) * (10**places // r.q)
+                whole, frac = divmod(scaled, 10**places)
+                sign = "-" if r.p < 0 else ""
+                return f"{sign}{whole}.{frac:0{places}d}"
     return f"{r.p}/{r.q}"
 
 
