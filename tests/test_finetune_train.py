@@ -261,6 +261,8 @@ def test_ctrl_c_leaves_a_resumable_checkpoint_and_resume_continues(
         eval_steps=10,
         batch_size=2,
     )
+    # whatever handler was there before (SIG_IGN when the suite runs as a background job)
+    handler_before = signal.getsignal(signal.SIGINT)
     with pytest.raises(TrainingInterrupted, match="stopped at step 4.*--resume"):
         run_finetune(cfg, callbacks=[CtrlCAtStep3()])
     run = tmp_path / "home" / "runs" / "lora"
@@ -270,7 +272,7 @@ def test_ctrl_c_leaves_a_resumable_checkpoint_and_resume_continues(
     assert interrupted["status"] == "interrupted"
     before = interrupted["eval_loss_before"]
     assert before is not None and math.isfinite(before)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signal.SIGINT) is handler_before  # handler restored
 
     with pytest.raises(RunExistsError, match="--resume"):
         run_finetune(cfg)
