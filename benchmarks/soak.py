@@ -46,6 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ui_common import TimedGenerator, build, median, pct, questions  # noqa: E402
 
+from ui.testing import message_text  # noqa: E402
+
 MARK_RE = re.compile(r"\(ref (zq[a-z]+)\)")
 SOLUTION_REQUEST = "show me the full solution"
 WRONG_ANSWERS = ("999", "-999/7")
@@ -93,21 +95,8 @@ def fake_backend(port: int, first: float, per_token: float, ready: Any) -> None:
 # -- the students (a separate process) ---------------------------------------------------------
 
 
-def text_of(content: Any) -> str:
-    """A chat message's content as text (gradio_client returns a list of parts)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(text_of(p) for p in content)
-    if isinstance(content, dict):
-        if content.get("type") == "text" or "text" in content:
-            return str(content.get("text", ""))
-        return json.dumps(content, sort_keys=True)
-    return str(content)
-
-
 def flat(chat: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(m["role"], text_of(m["content"])) for m in chat]
+    return [(m["role"], message_text(m["content"])) for m in chat]
 
 
 class Student:
@@ -168,7 +157,7 @@ class Student:
                 first is None
                 and chat
                 and chat[-1]["role"] == "assistant"
-                and text_of(chat[-1]["content"]).strip()
+                and message_text(chat[-1]["content"]).strip()
             ):
                 first = time.perf_counter() - t0
         chat, card = job.result(timeout=TURN_TIMEOUT_S)

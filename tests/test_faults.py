@@ -41,7 +41,7 @@ import httpx
 import pytest
 
 from tutor.devtools.openai_server import Script, ScriptedServer
-from ui.testing import PASSWORD, free_port
+from ui.testing import PASSWORD, free_port, message_text
 
 pytestmark = [
     pytest.mark.skipif(os.name != "posix", reason="needs SIGKILL"),
@@ -99,16 +99,8 @@ def reply_to(question: str) -> str:
     return NOT_COVERED + echo([{"role": "user", "content": question}])
 
 
-def text_of(content: Any) -> str:
-    if isinstance(content, list):
-        return "".join(text_of(p) for p in content)
-    if isinstance(content, dict):
-        return str(content.get("text", ""))
-    return str(content)
-
-
 def flat(chat: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(m["role"], text_of(m["content"])) for m in chat]
+    return [(m["role"], message_text(m["content"])) for m in chat]
 
 
 def make_accounts(home: Path, names: list[str]) -> None:

@@ -39,7 +39,7 @@ import pytest
 
 from tutor.devtools.openai_server import Script, ScriptedServer
 from ui.auth import CACHE_S, COOKIE
-from ui.testing import PASSWORD, free_port
+from ui.testing import PASSWORD, free_port, message_text
 
 REPO = Path(__file__).resolve().parents[1]
 OPERATIONS = REPO / "docs" / "operations.md"
@@ -63,14 +63,6 @@ def doc_block(lang: str) -> str:
     m = re.search(rf"```{lang}\n(.*?)```", OPERATIONS.read_text(encoding="utf-8"), re.S)
     assert m, f"no ```{lang} block in {OPERATIONS}"
     return m.group(1)
-
-
-def text_of(content: Any) -> str:
-    if isinstance(content, list):
-        return "".join(text_of(p) for p in content)
-    if isinstance(content, dict):
-        return str(content.get("text", ""))
-    return str(content)
 
 
 # -- the model on an OpenAI-compatible server, the adapter under its own name -------------------
@@ -374,7 +366,7 @@ def test_replicas_share_sign_in_chat_and_attempts_on_postgresql(replicas: Replic
     sid = on_a.predict(api_name="/page_load")[2]
     q1 = "How do plants make their food?"
     chat, _ = on_a.predict(q1, "explain", sid, api_name="/send")
-    assert echo([{"role": "user", "content": q1}]) in text_of(chat[-1]["content"])
+    assert echo([{"role": "user", "content": q1}]) in message_text(chat[-1]["content"])
     on_a.predict(sid, api_name="/next_problem")
     _, card = on_a.predict("999", sid, api_name="/check")
     assert "attempt 1" in card
@@ -389,12 +381,12 @@ def test_replicas_share_sign_in_chat_and_attempts_on_postgresql(replicas: Replic
     on_b = client(b, token=token)
     page = on_b.predict(api_name="/page_load")
     assert page[2] == sid
-    assert any(q1 in text_of(m["content"]) for m in page[3])
+    assert any(q1 in message_text(m["content"]) for m in page[3])
     _, card = on_b.predict(right, sid, api_name="/check")
     assert "✅" in card
     q2 = "And why is the sky blue?"
     chat, _ = on_b.predict(q2, "explain", sid, api_name="/send")
-    assert echo([{"role": "user", "content": q2}]) in text_of(chat[-1]["content"])
+    assert echo([{"role": "user", "content": q2}]) in message_text(chat[-1]["content"])
 
     with LearnerStore(replicas.db_url, kdf_n=2) as store:
         ana = store.find_learner("ana")
@@ -559,9 +551,11 @@ def test_behind_nginx_with_tls_sticky_routing_and_a_replica_lost(
         sessions[name] = c.predict(api_name="/page_load")[2]
         q = f"What is a fraction, asks {name}?"
         job = c.submit(q, "explain", sessions[name], api_name="/send")
-        partials = {text_of(out[0][-1]["content"]) for out in job if len(out[0]) >= 2}
+        partials = {message_text(out[0][-1]["content"]) for out in job if len(out[0]) >= 2}
         assert len(partials) >= 3, "the answer arrived in one piece: the proxy buffered it"
-        assert echo([{"role": "user", "content": q}]) in text_of(job.result()[0][-1]["content"])
+        assert echo([{"role": "user", "content": q}]) in message_text(
+            job.result()[0][-1]["content"]
+        )
     for name, (token, where) in students.items():
         assert proxy.upstream_of(token) == {where}, f"{name}'s requests went to both replicas"
 
@@ -573,7 +567,7 @@ def test_behind_nginx_with_tls_sticky_routing_and_a_replica_lost(
         assert c.predict(api_name="/page_load")[2] == sessions[name]
         q = f"And a decimal, asks {name}?"
         chat, _ = c.predict(q, "explain", sessions[name], api_name="/send")
-        assert echo([{"role": "user", "content": q}]) in text_of(chat[-1]["content"])
+        assert echo([{"role": "user", "content": q}]) in message_text(chat[-1]["content"])
     with LearnerStore(replicas.db_url, kdf_n=2) as store:
         for name in students:
             lid = store.find_learner(name).id

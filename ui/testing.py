@@ -8,6 +8,7 @@ server (uvicorn) on a loopback port in a background thread.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -16,6 +17,21 @@ from pathlib import Path
 from typing import Any
 
 PASSWORD = "correct-horse-1"
+
+
+def message_text(content: Any) -> str:
+    """A chat message's content as text (gradio_client returns a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(message_text(p) for p in content)
+    if isinstance(content, dict):
+        if content.get("type") == "text" or "text" in content:
+            return str(content.get("text", ""))
+        return json.dumps(content, sort_keys=True)
+    return str(content)
+
+
 DOCS = {
     "photosynthesis.md": (
         "# Photosynthesis\n\n## What a plant needs\n\nPlants make glucose from carbon dioxide and "
