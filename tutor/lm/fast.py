@@ -75,6 +75,8 @@ class _Layer:
         self.eps = layer.input_layernorm.variance_epsilon
         self.split = split_qkv
         qkv = _fuse([attn.q_proj, attn.k_proj, attn.v_proj])
+        # fused: one matmul whose output is [q | k | v], so q and k are rotated in one go
+        self.qkv_fused = qkv
         if qkv is None:
             q, k, v = attn.q_proj, attn.k_proj, attn.v_proj
             self.qkv = lambda x: (q(x), k(x), v(x))
@@ -151,7 +153,10 @@ class LlamaDecoder:
 
     # -- forward ------------------------------------------------------------------------
     def _rms(self, h: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-        # LlamaRMSNorm, op for op
+        if h.dtype == torch.float32:
+            # one fused op; in float32 it gives LlamaRMSNorm's values bit for bit (tested)
+            return F.rms_norm(h, (h.shape[-1],), weight, eps)
+        # LlamaRMSNorm, op for op (it normalises in float32, then scales in h's dtype)
         x = h.to(torch.float32)
         var = x.pow(2).mean(-1, keepdim=True)
         x = x * torch.rsqrt(var + eps)
@@ -188,12 +193,19 @@ class LlamaDecoder:
             mask = torch.arange(end)[None, :] <= torch.arange(start, end)[:, None]
         for i, layer in enumerate(self.layers):
             x = self._rms(h, layer.norm_in, layer.eps)
-            q, k, v = layer.qkv(x)
-            q = q.view(t, nh, hd).transpose(0, 1)
-            k = k.view(t, nkv, hd).transpose(0, 1)
-            v = v.view(t, nkv, hd).transpose(0, 1)
-            q = (q * cos) + (self._rotate_half(q) * sin)
-            k = (k * cos) + (self._rotate_half(k) * sin)
+            if layer.qkv_fused is not None:
+                out = layer.qkv_fused(x)  # (t, (nh + 2 nkv) hd): q, k, v heads side by side
+                heads = out.view(t, nh + 2 * nkv, hd).transpose(0, 1)
+                qk, v = heads[: nh + nkv], heads[nh + nkv :]
+                qk = (qk * cos) + (self._rotate_half(qk) * sin)
+                q, k = qk[:nh], qk[nh:]
+            else:
+                q, k, v = layer.qkv(x)
+                q = q.view(t, nh, hd).transpose(0, 1)
+                k = k.view(t, nkv, hd).transpose(0, 1)
+                v = v.view(t, nkv, hd).transpose(0, 1)
+                q = (q * cos) + (self._rotate_half(q) * sin)
+                k = (k * cos) + (self._rotate_half(k) * sin)
             cache = self._kv[i]
             cache[0, :, start:end] = k
             cache[1, :, start:end] = v
