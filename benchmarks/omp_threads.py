@@ -1,0 +1,135 @@
+"""Why `generate` in a worker thread decodes slower than on the main thread (2 threads, 2 cores).
+
+Plain ``model.generate`` on the bundled model (fp32, greedy, a fixed number of tokens), median
+gap between tokens, in these setups, interleaved over rounds:
+
+- ``main``: on the main thread, tokens timed by a streamer (the baseline of generation.py);
+- ``worker+handoff``: in a new thread, tokens handed to the main thread through
+  ``TextIteratorStreamer`` (what the ``hf`` backend does);
+- ``worker``: in a new thread that the main thread only joins (no per-token hand-off);
+- ``persistent worker``: in one long-lived thread.
+
+The first ``main`` round runs before any other thread has touched torch. Every thread that runs
+torch ops gets its own OpenMP team; on two cores two teams compete, and ``main`` slows down as
+soon as another team exists. Run with ``OMP_WAIT_POLICY=PASSIVE`` to compare.
+
+    python benchmarks/omp_threads.py [--tokens 64] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+
+    import torch
+    from transformers import TextIteratorStreamer, TextStreamer
+
+    from tutor.config import load_config
+    from tutor.lm.resolve import load_causal_lm
+
+    cfg = load_config()
+    model, tok = load_causal_lm(
+        cfg.lm.model, models_dir=cfg.paths.models_dir, dtype="float32", device="cpu"
+    )
+    model.eval()
+    messages = [{"role": "user", "content": "Explain what a fraction is to a 10 year old."}]
+    ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
+    if not isinstance(ids, torch.Tensor):
+        ids = ids["input_ids"]
+    kw = dict(
+        max_new_tokens=args.tokens,
+        min_new_tokens=args.tokens,
+        do_sample=False,
+        repetition_penalty=1.1,
+    )
+
+    class Timed(TextStreamer):
+        def __init__(self) -> None:
+            super().__init__(tok, skip_prompt=True)
+            self.stamps: list[float] = []
+
+        def put(self, value: Any) -> None:
+            self.stamps.append(time.perf_counter())
+            super().put(value)
+
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            pass
+
+    def median_gap(stamps: list[float]) -> float:
+        gaps = [b - a for a, b in zip(stamps[1:], stamps[2:], strict=False)]  # skip the prompt
+        return statistics.median(gaps) * 1000
+
+    def on_main() -> float:
+        s = Timed()
+        with torch.inference_mode():
+            model.generate(ids, streamer=s, **kw)
+        return median_gap(s.stamps)
+
+    def worker_handoff() -> float:
+        s = TextIteratorStreamer(tok, skip_prompt=True)
+        stamps: list[float] = []
+
+        def run() -> None:
+            with torch.inference_mode():
+                model.generate(ids, streamer=s, **kw)
+
+        th = threading.Thread(target=run)
+        th.start()
+        stamps.append(time.perf_counter())
+        for _ in s:
+            stamps.append(time.perf_counter())
+        th.join()
+        return median_gap(stamps)
+
+    def worker() -> float:
+        out: list[float] = []
+        th = threading.Thread(target=lambda: out.append(on_main()))
+        th.start()
+        th.join()
+        return out[0]
+
+    jobs: queue.Queue[tuple[Callable[[], float], queue.Queue[float]]] = queue.Queue()
+
+    def serve() -> None:
+        while True:
+            fn, box = jobs.get()
+            box.put(fn())
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    def persistent() -> float:
+        box: queue.Queue[float] = queue.Queue()
+        jobs.put((on_main, box))
+        return box.get()
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.tokens} tokens")
+    print(f"main, before any other thread ran torch: {on_main():.1f} ms/token")
+    setups = {
+        "main": on_main,
+        "worker+handoff": worker_handoff,
+        "worker": worker,
+        "persistent worker": persistent,
+    }
+    results: dict[str, list[float]] = {k: [] for k in setups}
+    for _ in range(args.rounds):
+        for name, fn in setups.items():
+            results[name].append(fn())
+    print("\n| setup | median ms/token per round |\n|---|---|")
+    for name, xs in results.items():
+        print(f"| {name} | {', '.join(f'{x:.1f}' for x in xs)} |")
+
+
+if __name__ == "__main__":
+    main()
