@@ -42,53 +42,36 @@ run: install
 	$(BIN)/tutor kb add data/curriculum --collection default
 	$(BIN)/tutor serve --demo
 
-# Headless Chromium for the browser test (tests/test_ui_browser.py): Debian's package, driven by
-# Playwright for Python. Not fatal: without it the browser test skips and says why.
-browser-deps:
-	@if [ -x /usr/bin/chromium ]; then :; \
+# $(call apt_install,TARGET,PACKAGES,CHECK,FOR): install Debian PACKAGES (as root, or through
+# passwordless sudo) unless the shell test CHECK already passes. Never fatal: without them the
+# tests FOR skip and say why.
+define apt_install
+	@if $(3); then :; \
 	elif ! command -v apt-get >/dev/null 2>&1; then \
-		echo "browser-deps: no apt-get here; install Chromium at /usr/bin/chromium to run the browser test"; \
+		echo "$(1): no apt-get here; install $(2) to run $(4)"; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation fonts-noto-color-emoji) \
-		|| echo "browser-deps: could not install chromium; the browser test will be skipped"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(2)) \
+		|| echo "$(1): could not install $(2); $(4) will be skipped"; \
 	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
-		(sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation fonts-noto-color-emoji) \
-		|| echo "browser-deps: could not install chromium; the browser test will be skipped"; \
+		(sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(2)) \
+		|| echo "$(1): could not install $(2); $(4) will be skipped"; \
 	else \
-		echo "browser-deps: not root and no sudo; run 'apt-get install chromium' as root for the browser test"; \
+		echo "$(1): not root and no sudo; run 'apt-get install $(2)' as root for $(4)"; \
 	fi
+endef
 
-# A PostgreSQL server for the learner-store tests (Debian's package; the tests start a
-# throwaway cluster on 127.0.0.1). Not fatal: without it the PostgreSQL tests skip and say why.
+# Headless Chromium for the browser tests (tests/test_ui_browser.py), driven by Playwright.
+browser-deps:
+	$(call apt_install,browser-deps,chromium fonts-liberation fonts-noto-color-emoji,[ -x /usr/bin/chromium ],the browser tests)
+
+# A PostgreSQL server for the learner-store tests (they start a throwaway cluster on 127.0.0.1).
 postgres-deps:
-	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then :; \
-	elif ! command -v apt-get >/dev/null 2>&1; then \
-		echo "postgres-deps: no apt-get here; install PostgreSQL server binaries to run the PostgreSQL tests"; \
-	elif [ "$$(id -u)" = 0 ]; then \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql) \
-		|| echo "postgres-deps: could not install postgresql; the PostgreSQL tests will be skipped"; \
-	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
-		(sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql) \
-		|| echo "postgres-deps: could not install postgresql; the PostgreSQL tests will be skipped"; \
-	else \
-		echo "postgres-deps: not root and no sudo; run 'apt-get install postgresql' as root for the PostgreSQL tests"; \
-	fi
+	$(call apt_install,postgres-deps,postgresql,ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1,the PostgreSQL tests)
 
 # nginx and openssl for the scale-out test (tests/test_replicas.py runs docs/operations.md's nginx
-# config with a throw-away certificate). Not fatal: without them that test skips and says why.
+# config with a throw-away certificate).
 nginx-deps:
-	@if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then :; \
-	elif ! command -v apt-get >/dev/null 2>&1; then \
-		echo "nginx-deps: no apt-get here; install nginx to run the proxy test"; \
-	elif [ "$$(id -u)" = 0 ]; then \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light openssl) \
-		|| echo "nginx-deps: could not install nginx; the proxy test will be skipped"; \
-	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
-		(sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light openssl) \
-		|| echo "nginx-deps: could not install nginx; the proxy test will be skipped"; \
-	else \
-		echo "nginx-deps: not root and no sudo; run 'apt-get install nginx-light' as root for the proxy test"; \
-	fi
+	$(call apt_install,nginx-deps,nginx-light openssl,command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ],the proxy test)
 
 test: install-dev browser-deps postgres-deps nginx-deps
 	TUTOR_TEST_MODEL_CACHE=$(CURDIR)/.tutor/models $(BIN)/python -m pytest -q

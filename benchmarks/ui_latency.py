@@ -33,16 +33,7 @@ from ui_common import (  # noqa: E402
     time_turns,
 )
 
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from ui.testing import CHROMIUM, CHROMIUM_FLAGS  # noqa: E402
 
 WATCH = """() => {
   window.__t = {};
@@ -125,7 +116,7 @@ def main() -> None:
         ctx.agent.settings.max_new_tokens = args.max_new_tokens
         turn_starts = time_turns(ctx.agent)
         with ServerThread(create_app(ctx)) as srv, sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": 1360, "height": 900})
             page.goto(srv.url + "login")
             page.fill("#username", "s00")

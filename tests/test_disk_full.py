@@ -27,6 +27,7 @@ import pytest
 from knowledge_base import DiskFullError, KnowledgeBase, StoreError
 from knowledge_base.store import Store
 from knowledge_base.testing import HashEmbedder
+from tests.test_faults import small_disk as mounted_tmpfs
 from tests.test_kb_store import write_course
 from tutor.cli import main
 
@@ -87,20 +88,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 4 MiB tmpfs mounted for this test (root only), unmounted afterwards."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root; the RLIMIT_FSIZE test covers other users")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "4m") as mnt:
         yield mnt
-    finally:
-        if subprocess.run(["umount", str(mnt)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def fill(disk: Path, leave: int) -> Path:

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from tests.test_ui_browser import CHROMIUM as CHROMIUM_PATH
-from tests.test_ui_browser import FLAGS, _browser_or_skip, _sign_in
+from tests.test_ui_browser import _browser_or_skip, _sign_in
 from ui.app import create_app
+from ui.testing import CHROMIUM as CHROMIUM_PATH
+from ui.testing import CHROMIUM_FLAGS as FLAGS
 from ui.testing import ScriptedGenerator, ServerThread, sample_context
 
 pytestmark = pytest.mark.browser

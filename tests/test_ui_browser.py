@@ -17,21 +17,18 @@ from typing import Any
 import pytest
 
 from ui.app import create_app
-from ui.testing import PASSWORD, ScriptedGenerator, ServerThread, sample_context, seed_class
+from ui.testing import (
+    CHROMIUM,
+    PASSWORD,
+    ScriptedGenerator,
+    ServerThread,
+    sample_context,
+    seed_class,
+)
+from ui.testing import CHROMIUM_FLAGS as FLAGS
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 REPLY = (
     "Plants make glucose from carbon dioxide and water, using light energy that chlorophyll "
     "captures [1]. In symbols: $6CO_2 + 6H_2O \\rightarrow C_6H_{12}O_6 + 6O_2$. "

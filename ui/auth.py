@@ -266,27 +266,25 @@ class SignIn:
             )
             return resp
 
-        @app.get("/logout", include_in_schema=False)
-        async def logout(request: Request) -> Any:
+        async def sign_out_to(request: Request, where: str) -> Any:
+            """Revoke the request's sign-in (if any), drop the cookie, redirect to ``where``."""
             token = self.token(request)
             if token:
                 self.forget(token)
                 await run_in_threadpool(self.store.revoke_auth_session, token)
-            resp = RedirectResponse("/login", status_code=303)
+            resp = RedirectResponse(where, status_code=303)
             resp.delete_cookie(COOKIE, path="/")
             return resp
+
+        @app.get("/logout", include_in_schema=False)
+        async def logout(request: Request) -> Any:
+            return await sign_out_to(request, "/login")
 
         if self.demo:
 
             @app.get("/demo", include_in_schema=False)
             async def as_demo(request: Request) -> Any:
-                token = self.token(request)
-                if token:
-                    self.forget(token)
-                    await run_in_threadpool(self.store.revoke_auth_session, token)
-                resp = RedirectResponse("/", status_code=303)
-                resp.delete_cookie(COOKIE, path="/")
-                return resp
+                return await sign_out_to(request, "/")
 
         @app.middleware("http")
         async def signed_out_page_to_login(request: Request, call_next: Any) -> Any:

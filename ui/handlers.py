@@ -44,6 +44,8 @@ BUTTON_MESSAGES = frozenset({HINT_MESSAGE, NEXT_MESSAGE})
 PICK_LEARNER = (
     '<div class="empty">Pick a learner to see their profile, progress and sessions.</div>'
 )
+# learner_detail's outputs while no learner is picked: the hint, then its five panels empty
+NO_LEARNER_DETAIL = (PICK_LEARNER, "", "", "", "", "")
 PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 PAGE_OUTPUTS = (
@@ -615,14 +617,7 @@ class Handlers:
     def learner_detail(self, p: Principal, learner_id: Any) -> tuple[Any, ...]:
         gr = _gr()
         if learner_id in (None, ""):
-            return (
-                PICK_LEARNER,
-                "",
-                "",
-                "",
-                "",
-                "",
-            )
+            return NO_LEARNER_DETAIL
         lr = self._learner(learner_id)
         profile = self.store.get_profile(lr.id)
         accounts = [u.username for u in self.store.list_users() if u.learner_id == lr.id]
@@ -705,12 +700,7 @@ class Handlers:
         return (
             self._students_table(),
             gr.update(choices=self._learner_choices(), value=None),
-            PICK_LEARNER,
-            "",
-            "",
-            "",
-            "",
-            "",
+            *NO_LEARNER_DETAIL,
             heat,
             risk,
         )

@@ -17,6 +17,19 @@ from pathlib import Path
 from typing import Any
 
 PASSWORD = "correct-horse-1"
+# Headless Chromium from Debian's package (`make browser-deps`), as the browser tests and the
+# UI latency benchmark launch it through Playwright.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def message_text(content: Any) -> str:
