@@ -19,15 +19,15 @@ All functions import faiss lazily.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from knowledge_base.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -205,35 +205,8 @@ def search(
 
 def write_atomic(index: Any, path: Path) -> None:
     """Write to a temp file, fsync, then rename: the file at ``path`` is always whole."""
-    faiss = _faiss()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        faiss.write_index(index, str(tmp))
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        # a partial temp file (disk full, killed) frees its space at once
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
+    with atomic_path(path) as tmp:
+        _faiss().write_index(index, str(tmp))
 
 
 def read(path: Path) -> Any:
