@@ -1,4 +1,15 @@
-"""Test fixtures: no network (loopback allowed), offline Hugging Face, tiny models, temp data dir."""
+"""Test fixtures: no network (loopback allowed), offline Hugging Face, tiny models, temp data dir.
+
+Two switches, both read from the environment:
+
+- ``TUTOR_TEST_STRICT=1`` (set by ``.ci/run``): a test that would be skipped fails instead, with
+  the reason (a missing browser, PostgreSQL, nginx, tmpfs mount or ``../shared/data``), so a CI run
+  cannot turn green by skipping. Only tests marked ``gpu`` may still skip.
+- ``TUTOR_TEST_CPU_BF16=1`` / ``=0``: in-process code sees a CPU with / without native bf16, so
+  ``dtype="auto"`` resolves as it would on the other kind of CPU. With ``TUTOR_LM__DTYPE`` set to
+  ``bfloat16`` / ``float32`` as well (subprocesses read the config), one machine runs the suite as
+  either kind of CPU would.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +57,36 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
     monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
+
+
+STRICT = os.environ.get("TUTOR_TEST_STRICT", "") not in ("", "0")
+FORCE_CPU_BF16 = os.environ.get("TUTOR_TEST_CPU_BF16", "")
+
+
+@pytest.fixture(autouse=True)
+def forced_cpu_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TUTOR_TEST_CPU_BF16=1/0: pretend the CPU has (or lacks) native bf16 for dtype="auto"."""
+    if FORCE_CPU_BF16 in ("0", "1"):
+        from tutor.lm import resolve
+
+        monkeypatch.setattr(resolve, "cpu_supports_bf16", lambda: FORCE_CPU_BF16 == "1")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    """Under TUTOR_TEST_STRICT=1 a skip is a failure, except for GPU tests."""
+    outcome = yield
+    report = outcome.get_result()
+    if not (STRICT and report.skipped) or "gpu" in item.keywords:
+        return
+    if hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = (
+        f"TUTOR_TEST_STRICT=1: {item.nodeid} would have been skipped: {reason}\n"
+        "Install what it needs (make test installs it on Debian as root) or unset TUTOR_TEST_STRICT."
+    )
 
 
 @pytest.fixture
