@@ -69,6 +69,16 @@ def test_unknown_env_key_is_rejected():
         load_config(file_values={}, env={"TUTOR_LM__COLOUR": "red"})
 
 
+def test_ui_share_is_not_a_config_key(tmp_path: Path):
+    # the tutor is offline (a Gradio share link needs an internet tunnel): ui.share was accepted
+    # and ignored, so it is gone, and a file that still sets it gets the unknown-key error
+    f = tmp_path / "tutor.toml"
+    f.write_text("[ui]\nshare = true\n")
+    with pytest.raises(ConfigError, match=r"unknown config key ui\.share in .*tutor\.toml"):
+        load_config(f, env={})
+    assert not hasattr(load_config(file_values={}, env={}).ui, "share")
+
+
 def test_lists_from_env_and_overrides():
     cfg = load_config(file_values={}, env={"TUTOR_LM__STOP": "###,END"})
     assert cfg.lm.stop == ["###", "END"]

@@ -300,7 +300,6 @@ class UIConfig:
     max_upload_mb: float = 50.0
     # A sign-in lasts this long; then the browser is sent back to the sign-in page.
     session_hours: float = 12.0
-    share: bool = False  # not supported: the tutor is offline (kept so old configs load)
     # Seconds added to every failed sign-in, and failures allowed per account and per address
     # in 15 minutes before sign-in is refused for a while.
     login_delay: float = 1.0

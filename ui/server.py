@@ -43,8 +43,6 @@ def check_host(config: Any) -> list[str]:
             "passwords and session cookies cross the network unencrypted. Put a TLS reverse "
             "proxy (Caddy, nginx) in front, or keep the default host 127.0.0.1."
         )
-    if ui.share:
-        warnings.append("ui.share is ignored: the tutor never opens a public tunnel")
     return warnings
 
 
