@@ -104,7 +104,7 @@ def test_kb_config_overrides_reach_the_knowledge_base(cli, tmp_path: Path) -> No
 
 def test_importing_the_kb_cli_stays_light() -> None:
     code = (
-        "import sys, knowledge_base.cli, knowledge_base; "
+        "import sys, tutor.cli.kb, knowledge_base; "
         "heavy = [m for m in ('numpy', 'faiss', 'torch', 'sentence_transformers', 'pypdf') "
         "if m in sys.modules]; print(heavy)"
     )

@@ -1,34 +1,19 @@
-"""The ``tutor`` command line: one parser, subcommands registered by each package.
-
-Commands are thin: parse, resolve the config, call one library function, render. Errors from
-the library (``TutorError``) become one-line messages here and nowhere else. Heavy libraries
-are imported inside the command functions, so ``tutor --help`` is instant.
+"""Shared pieces of the ``tutor`` command line: global options, LM options, logging, config.
 
 Options whose ``dest`` is ``section.key`` (for example ``--model`` -> ``lm.model``) are CLI
-config overrides: they win over the environment, ``tutor.toml`` and the defaults.
+config overrides: ``resolve_config`` makes them win over the environment, ``tutor.toml`` and
+the defaults. Light on purpose: every command module imports it, and ``tutor --help`` must
+stay instant.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
-
-from tutor.errors import TutorError
-
-# Each module exposes ``register(subparsers, common)``; the order is the order in --help.
-REGISTRARS: tuple[str, ...] = (
-    "tutor.commands",
-    "knowledge_base.cli",
-    "finetune.cli",
-    "tutor.learner_cli",
-    "ui.cli",
-    "evals.cli",
-)
 
 CommandFn = Callable[[argparse.Namespace, Any], int | None]
 
@@ -109,23 +94,8 @@ def add_lm_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = common_parser()
-    parser = argparse.ArgumentParser(
-        prog="tutor",
-        description="An offline, personal AI tutor. Run `tutor COMMAND --help` for details.",
-        parents=[common],
-    )
-    from tutor import __version__
-
-    parser.add_argument("--version", action="version", version=f"tutor {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in REGISTRARS:
-        importlib.import_module(module_name).register(sub, common)
-    return parser
-
-
 def setup_logging(verbosity: int, quiet: bool) -> None:
+    """Log level of the project's loggers from ``-v``/``-q``; library chatter only with ``-v``."""
     level = logging.ERROR if quiet else (logging.DEBUG if verbosity >= 2 else logging.INFO)
     logging.basicConfig(
         level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
@@ -139,6 +109,8 @@ def setup_logging(verbosity: int, quiet: bool) -> None:
 
 
 def resolve_config(args: argparse.Namespace) -> Any:
+    """The config for one command: ``--set`` and ``section.key`` options over ``--config``,
+    the environment and the defaults."""
     from tutor.config import load_config, parse_overrides
 
     overrides: dict[str, dict[str, Any]] = parse_overrides(getattr(args, "set", None) or [])
@@ -147,27 +119,3 @@ def resolve_config(args: argparse.Namespace) -> Any:
             section, _, name = key.partition(".")
             overrides.setdefault(section, {})[name] = value
     return load_config(getattr(args, "config", None), os.environ, overrides)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help(sys.stderr)
-        return 2
-    setup_logging(getattr(args, "verbose", 0) or 0, getattr(args, "quiet", False))
-    try:
-        config = resolve_config(args)
-        return int(args.func(args, config) or 0)
-    except TutorError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

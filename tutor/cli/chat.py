@@ -6,11 +6,11 @@ import argparse
 import sys
 from typing import Any
 
+from tutor.cli.common import add_lm_options
 from tutor.errors import InputError, TutorError
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    from tutor.cli import add_lm_options
 
     p = sub.add_parser("config", parents=[common], help="show the resolved configuration")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from tutor.cli.common import add_lm_options
+
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    from tutor.cli import add_lm_options
 
     p = sub.add_parser(
         "serve",

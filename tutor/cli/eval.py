@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tutor.cli.common import add_lm_options
+
 SUITE_HELP = {
     "retrieval": "recall@k, MRR, nDCG@10 of dense/BM25/hybrid search on QA sets with gold sections",
     "pedagogy": "the tutor's next turn on dialogue contexts, scored on the MRBench dimensions",
@@ -157,7 +159,6 @@ def _run_options(p: argparse.ArgumentParser) -> None:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     from evals.run import SUITES
-    from tutor.cli import add_lm_options
 
     p = sub.add_parser(
         "eval",
