@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         StoreError,
     )
     from knowledge_base.kb import FileResult, IngestReport, KBStats, KnowledgeBase
+    from knowledge_base.options import KBOptions
     from knowledge_base.retrieve import Passage
     from knowledge_base.store import CollectionInfo, DocumentInfo
 
@@ -29,6 +30,7 @@ _EXPORTS = {
     "IngestReport": "knowledge_base.kb",
     "FileResult": "knowledge_base.kb",
     "KBStats": "knowledge_base.kb",
+    "KBOptions": "knowledge_base.options",
     "Passage": "knowledge_base.retrieve",
     "Embedder": "knowledge_base.embed",
     "SentenceTransformerEmbedder": "knowledge_base.embed",
@@ -50,6 +52,7 @@ __all__ = [
     "EmbedderMismatchError",
     "FileResult",
     "IngestReport",
+    "KBOptions",
     "KBStats",
     "KnowledgeBase",
     "LoadError",

@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from tutor.errors import MissingDependencyError, ModelNotFoundError
+from knowledge_base.errors import MissingDependencyError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
 

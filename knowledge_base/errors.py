@@ -1,8 +1,41 @@
-"""Typed errors of the knowledge base. Each message names the bad value and the fix."""
+"""Typed errors. Each message names the bad value and the fix.
+
+The base classes (``TutorError`` and its general kinds) live here, in the ground-floor
+library, and ``tutor.errors`` re-exports them: ``except InputError`` in the tutor, the UI or the
+CLI catches the knowledge base's errors too. Library code raises these; only the CLI and the UI
+turn them into messages for people (one line, no stack trace).
+"""
 
 from __future__ import annotations
 
-from tutor.errors import ConfigError, InputError, NotFoundError, TutorError
+
+class TutorError(Exception):
+    """Base class: ``str(err)`` is a complete one-line message that says what to do."""
+
+    exit_code = 2
+
+
+class ConfigError(TutorError):
+    """A config file, env variable or CLI override has a bad key or value."""
+
+
+class InputError(TutorError):
+    """A user-supplied message, file or argument is unusable (empty, too long, wrong form)."""
+
+
+class NotFoundError(TutorError):
+    """A learner, document, collection, item or run that was asked for does not exist."""
+
+
+class ModelNotFoundError(TutorError):
+    """A model id, path or bundled alias cannot be resolved to weights."""
+
+
+class MissingDependencyError(TutorError):
+    """An optional package is needed for the requested feature; the message names the extra."""
+
+
+# -- the knowledge base's own ---------------------------------------------------------------
 
 
 class LoadError(InputError):

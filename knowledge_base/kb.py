@@ -19,7 +19,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +31,7 @@ from knowledge_base.embed import embedder_max_tokens, normalize, token_counter
 from knowledge_base.errors import (
     DocumentNotFoundError,
     EmbedderMismatchError,
+    InputError,
     LoadError,
 )
 from knowledge_base.load import (
@@ -40,6 +41,8 @@ from knowledge_base.load import (
     load_document,
     read_file,
 )
+from knowledge_base.options import KBOptions
+from knowledge_base.reports import FileResult, IngestReport, KBStats, Status
 from knowledge_base.retrieve import Passage, citation_label, query_terms, rrf
 from knowledge_base.retrieve import mmr as mmr_select
 from knowledge_base.store import (
@@ -49,89 +52,13 @@ from knowledge_base.store import (
     Store,
     validate_collection,
 )
-from tutor.config import KBConfig
-from tutor.errors import InputError
 
 log = logging.getLogger(__name__)
 
 # progress(done, total, message): ``done/total`` is the fraction of the current phase
 # (reading files, embedding chunks, saving); ``message`` names the phase and the file.
 ProgressFn = Callable[[int, int, str], None]
-Status = Literal["added", "skipped", "replaced", "error"]
 Mode = Literal["hybrid", "dense", "bm25"]
-
-
-@dataclass
-class FileResult:
-    path: str
-    status: Status
-    doc_id: str | None = None
-    title: str | None = None
-    chunks: int = 0
-    message: str = ""
-    replaced: str | None = None  # the old doc id, when status == "replaced"
-
-
-@dataclass
-class IngestReport:
-    collection: str
-    files: list[FileResult] = field(default_factory=list)
-    seconds: float = 0.0
-    embed_seconds: float = 0.0
-
-    def _with(self, status: Status) -> list[FileResult]:
-        return [f for f in self.files if f.status == status]
-
-    @property
-    def added(self) -> list[FileResult]:
-        return self._with("added")
-
-    @property
-    def skipped(self) -> list[FileResult]:
-        return self._with("skipped")
-
-    @property
-    def replaced(self) -> list[FileResult]:
-        return self._with("replaced")
-
-    @property
-    def errors(self) -> list[FileResult]:
-        return self._with("error")
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    @property
-    def chunks(self) -> int:
-        return sum(f.chunks for f in self.files if f.status in ("added", "replaced"))
-
-    def summary(self) -> str:
-        return (
-            f"{len(self.added)} added, {len(self.replaced)} replaced, {len(self.skipped)} "
-            f"unchanged, {len(self.errors)} failed; {self.chunks} chunks in "
-            f"{self.seconds:.1f}s (collection {self.collection!r})"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["summary"] = self.summary()
-        return d
-
-
-@dataclass
-class KBStats:
-    path: str
-    embedder: str | None
-    dimension: int | None
-    documents: int
-    chunks: int
-    disk_bytes: int
-    collections: list[CollectionInfo]
-    formats: dict[str, int]
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -144,7 +71,7 @@ class _Pending:
 class KnowledgeBase:
     """Load -> chunk -> embed -> store, and hybrid search with citations. Thread-safe."""
 
-    def __init__(self, store: Store, embedder: Any | None, options: KBConfig) -> None:
+    def __init__(self, store: Store, embedder: Any | None, options: KBOptions) -> None:
         self.store = store
         self.embedder = embedder
         self.options = options
@@ -158,7 +85,7 @@ class KnowledgeBase:
         kb_dir: str | Path,
         embedder: Any | None = None,
         *,
-        options: KBConfig | None = None,
+        options: KBOptions | None = None,
         show_progress: bool | None = None,
         lock_timeout: float = 30.0,
         **overrides: Any,
@@ -166,14 +93,14 @@ class KnowledgeBase:
         """Open (or create) the knowledge base in ``kb_dir``.
 
         ``embedder``: an ``Embedder`` (None allows only listing, stats and removal).
-        ``options``/``overrides``: ``KBConfig`` fields (``chunk_tokens=200``, ``mode="dense"``...).
+        ``options``/``overrides``: ``KBOptions`` fields (``chunk_tokens=200``, ``mode="dense"``...).
         Raises ``EmbedderMismatchError`` when the store was built with another embedder.
         """
-        base = options or KBConfig()
+        base = options or KBOptions()
         try:
             opts = dataclasses.replace(base, **overrides) if overrides else base
         except TypeError as e:
-            known = ", ".join(f.name for f in dataclasses.fields(KBConfig))
+            known = ", ".join(f.name for f in dataclasses.fields(KBOptions))
             raise InputError(f"unknown knowledge-base option ({e}); known: {known}") from None
         store = Store(kb_dir, lock_timeout=lock_timeout)
         kb = cls(store, embedder, opts)
@@ -660,7 +587,7 @@ def _dimension(embedder: Any) -> int | None:
         return None
 
 
-def _mmr_lambda(mmr: bool | float | None, o: KBConfig) -> float | None:
+def _mmr_lambda(mmr: bool | float | None, o: KBOptions) -> float | None:
     if mmr is None:
         return o.mmr_lambda if o.mmr else None
     if isinstance(mmr, bool):

@@ -1,8 +1,10 @@
-"""The store: SQLite rows (documents, chunks, BM25 full-text index) + one FAISS index per collection.
+"""The store: SQLite rows (documents, chunks) + one BM25 full-text index and one FAISS index
+per collection.
 
 Layout of a knowledge-base directory::
 
-    kb.sqlite                  documents, chunks, collections, meta; FTS5 table for BM25
+    kb.sqlite                  documents, chunks, collections, meta; an FTS5 table per
+                               collection for BM25 (``knowledge_base.fts``)
     index/<collection>.<generation>.faiss
     write.lock                 held by the one process writing
 
@@ -22,223 +24,55 @@ process has committed, so a long-running server sees new documents.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
 import re
-import shutil
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from knowledge_base import fts
 from knowledge_base import index as ix
-from knowledge_base.chunk import Chunk
+from knowledge_base.diskspace import disk_full_message, no_space
 from knowledge_base.errors import DiskFullError, DocumentNotFoundError, StoreError
-from knowledge_base.load import Document
-from tutor.errors import InputError
+from knowledge_base.filelock import FileLock
+from knowledge_base.records import (
+    COLLECTION_RE,
+    ChunkRow,
+    CollectionInfo,
+    DocumentInfo,
+    NewDocument,
+    WriteResult,
+    validate_collection,
+)
+from knowledge_base.rows import reconcile, rollback, write_meta, write_rows
+from knowledge_base.schema import MIGRATIONS, statements
+
+__all__ = [
+    "COLLECTION_RE",
+    "MIGRATIONS",
+    "ChunkRow",
+    "CollectionInfo",
+    "DocumentInfo",
+    "NewDocument",
+    "Store",
+    "WriteResult",
+    "disk_full_message",
+    "no_space",
+    "validate_collection",
+]
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "kb.sqlite"
 INDEX_DIR = "index"
 LOCK_NAME = "write.lock"
-COLLECTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-
-# Named migrations, applied once each, in order (recorded in ``migrations``).
-MIGRATIONS: list[tuple[str, str]] = [
-    (
-        "0001_initial",
-        """
-        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE collections (
-            name TEXT PRIMARY KEY,
-            created_at REAL NOT NULL,
-            generation INTEGER NOT NULL DEFAULT 0,
-            index_kind TEXT NOT NULL DEFAULT 'flat',
-            ntotal INTEGER NOT NULL DEFAULT 0,
-            trained_n INTEGER NOT NULL DEFAULT 0
-        );
-        CREATE TABLE documents (
-            doc_id TEXT PRIMARY KEY,
-            collection TEXT NOT NULL REFERENCES collections(name) ON DELETE CASCADE,
-            source TEXT NOT NULL,
-            name TEXT NOT NULL,
-            title TEXT NOT NULL,
-            format TEXT NOT NULL,
-            content_hash TEXT NOT NULL,
-            bytes INTEGER NOT NULL,
-            pages INTEGER NOT NULL DEFAULT 0,
-            n_chunks INTEGER NOT NULL,
-            added_at REAL NOT NULL,
-            UNIQUE (collection, source)
-        );
-        CREATE INDEX documents_hash ON documents(collection, content_hash);
-        CREATE TABLE chunks (
-            id INTEGER PRIMARY KEY,
-            chunk_key TEXT NOT NULL UNIQUE,
-            doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
-            collection TEXT NOT NULL,
-            ordinal INTEGER NOT NULL,
-            title TEXT NOT NULL,
-            section TEXT NOT NULL,
-            pages TEXT NOT NULL,
-            char_start INTEGER NOT NULL,
-            char_end INTEGER NOT NULL,
-            n_tokens INTEGER NOT NULL,
-            text TEXT NOT NULL
-        );
-        CREATE INDEX chunks_doc ON chunks(doc_id);
-        CREATE INDEX chunks_collection ON chunks(collection);
-        CREATE VIRTUAL TABLE chunks_fts USING fts5(
-            text, section, title,
-            content='chunks', content_rowid='id',
-            tokenize='porter unicode61 remove_diacritics 2'
-        );
-        CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
-            INSERT INTO chunks_fts(rowid, text, section, title)
-            VALUES (new.id, new.text, new.section, new.title);
-        END;
-        CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
-            INSERT INTO chunks_fts(chunks_fts, rowid, text, section, title)
-            VALUES ('delete', old.id, old.text, old.section, old.title);
-        END;
-        """,
-    ),
-    (
-        # How a document was chunked (budget, overlap, chunker version): re-adding an unchanged
-        # file with other chunk settings re-chunks it instead of skipping it.
-        "0002_chunking_signature",
-        "ALTER TABLE documents ADD COLUMN chunking TEXT NOT NULL DEFAULT ''",
-    ),
-]
-
-# BM25 column weights: chunk text, section path, title.
-BM25_WEIGHTS = (1.0, 0.5, 0.25)
-
-
-@dataclass
-class DocumentInfo:
-    doc_id: str
-    collection: str
-    title: str
-    source: str
-    name: str
-    format: str
-    content_hash: str
-    bytes: int
-    pages: int
-    n_chunks: int
-    added_at: float
-    chunking: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class CollectionInfo:
-    name: str
-    documents: int
-    chunks: int
-    vectors: int
-    index_kind: str
-    generation: int
-
-
-@dataclass
-class ChunkRow:
-    id: int
-    chunk_key: str
-    doc_id: str
-    collection: str
-    ordinal: int
-    title: str
-    section: str
-    pages: list[int]
-    char_start: int
-    char_end: int
-    n_tokens: int
-    text: str
-    source: str
-
-
-@dataclass
-class NewDocument:
-    """A loaded, chunked and embedded document waiting to be written."""
-
-    doc: Document
-    chunks: list[Chunk]
-    vectors: np.ndarray
-    chunking: str = ""
-
-
-@dataclass
-class WriteResult:
-    added: list[str]  # doc ids
-    replaced: dict[str, str]  # new doc id -> old doc id
-    duplicates: dict[str, str]  # doc id of a skipped document -> why
-    removed: list[str]
-
-
-def validate_collection(name: str) -> str:
-    if not isinstance(name, str) or not COLLECTION_RE.match(name):
-        raise InputError(
-            f"collection name {name!r} is not valid; use 1-64 letters, digits, '.', '_' or '-' "
-            "starting with a letter or digit (e.g. 'grade6-math')"
-        )
-    return name
-
-
-class _FileLock:
-    """An exclusive inter-process lock on a file (fcntl on POSIX, msvcrt on Windows)."""
-
-    def __init__(self, path: Path, timeout: float) -> None:
-        self.path = path
-        self.timeout = timeout
-        self._fh: Any = None
-
-    def __enter__(self) -> _FileLock:
-        self._fh = open(self.path, "a+b")  # noqa: SIM115 - held until __exit__
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                if os.name == "nt":  # pragma: no cover
-                    import msvcrt
-
-                    msvcrt.locking(self._fh.fileno(), msvcrt.LK_NBLCK, 1)
-                else:
-                    import fcntl
-
-                    fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except OSError:
-                if time.monotonic() >= deadline:
-                    self._fh.close()
-                    raise StoreError(
-                        f"another process is writing to the knowledge base ({self.path.parent}); "
-                        "wait for it to finish (or stop it) and try again"
-                    ) from None
-                time.sleep(0.1)
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            if os.name == "nt":  # pragma: no cover
-                import msvcrt
-
-                msvcrt.locking(self._fh.fileno(), msvcrt.LK_UNLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
-        finally:
-            self._fh.close()
 
 
 class Store:
@@ -319,23 +153,26 @@ class Store:
                     continue
                 c.execute("BEGIN IMMEDIATE")
                 try:
-                    for stmt in _statements(sql):
-                        c.execute(stmt)
+                    if callable(sql):
+                        sql(c)
+                    else:
+                        for stmt in statements(sql):
+                            c.execute(stmt)
                     c.execute("INSERT INTO migrations VALUES (?, ?)", (name, time.time()))
                     c.execute("COMMIT")
                 except BaseException:
-                    _rollback(c)
+                    rollback(c)
                     raise
                 log.debug("applied migration %s", name)
 
-    def _write_lock(self) -> _FileLock:
+    def _write_lock(self) -> FileLock:
         if self.read_only:
             raise StoreError(
                 f"the knowledge base in {self.dir} is read-only for this process: add or remove "
                 "documents where it is writable (the machine that holds it), then restart the "
                 "servers that read this copy"
             )
-        return _FileLock(self.dir / LOCK_NAME, self.lock_timeout)
+        return FileLock(self.dir / LOCK_NAME, self.lock_timeout)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -446,27 +283,15 @@ class Store:
         collections: Sequence[str] | None = None,
         doc_id: str | None = None,
     ) -> list[tuple[int, float]]:
-        """(chunk id, BM25 score; higher is better) for chunks matching any of ``terms``."""
-        if not terms:
-            return []
-        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-        w = ", ".join(str(x) for x in BM25_WEIGHTS)
-        sql = (
-            f"SELECT c.id, bm25(chunks_fts, {w}) AS s FROM chunks_fts "
-            "JOIN chunks c ON c.id = chunks_fts.rowid WHERE chunks_fts MATCH ?"
-        )
-        args: list[Any] = [match]
-        if collections is not None:
-            sql += f" AND c.collection IN ({','.join('?' * len(collections))})"
-            args += list(collections)
-        if doc_id is not None:
-            sql += " AND c.doc_id = ?"
-            args.append(doc_id)
-        sql += " ORDER BY s LIMIT ?"
-        args.append(int(limit))
+        """(chunk id, BM25 score; higher is better) for chunks matching any of ``terms``.
+
+        Each collection is scored with its own statistics (``knowledge_base.fts``); None
+        searches every collection.
+        """
         with self._lock:
-            rows = self._conn.execute(sql, args).fetchall()
-        return [(int(r[0]), -float(r[1])) for r in rows]
+            if collections is None:
+                collections = [r[0] for r in self._conn.execute("SELECT name FROM collections")]
+            return fts.search(self._conn, collections, terms, limit, doc_id)
 
     # ------------------------------------------------------------------ indexes
 
@@ -532,16 +357,23 @@ class Store:
                 "SELECT COUNT(*) FROM chunks c LEFT JOIN documents d USING (doc_id) "
                 "WHERE d.doc_id IS NULL"
             ).fetchone()[0]
-            fts = self._conn.execute("SELECT COUNT(*) FROM chunks_fts").fetchone()[0]
-            n = self._conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+            unindexed = [
+                (name, n, fts.count(self._conn, name))
+                for name, n in self._conn.execute(
+                    "SELECT collection, COUNT(*) FROM chunks GROUP BY collection"
+                )
+            ]
             bad_counts = self._conn.execute(
                 "SELECT COUNT(*) FROM documents d WHERE n_chunks != "
                 "(SELECT COUNT(*) FROM chunks c WHERE c.doc_id = d.doc_id)"
             ).fetchone()[0]
         if orphans:
             problems.append(f"{orphans} chunks without a document")
-        if fts != n:
-            problems.append(f"full-text index has {fts} rows for {n} chunks")
+        for name, n, indexed in unindexed:
+            if indexed != n:
+                problems.append(
+                    f"collection {name!r}: full-text index has {indexed} rows for {n} chunks"
+                )
         if bad_counts:
             problems.append(f"{bad_counts} documents whose chunk count does not match")
         return problems
@@ -568,52 +400,7 @@ class Store:
         with self._lock, self._write_lock():
             self._cleanup_files()
             c = self._conn
-            result = WriteResult(added=[], replaced={}, duplicates={}, removed=[])
-            remove_ids = set(remove)
-            to_add: list[NewDocument] = []
-            seen: set[str] = set()
-            for nd in new:
-                d = nd.doc
-                if d.doc_id in seen:
-                    result.duplicates[d.doc_id] = "listed twice in this batch"
-                    continue
-                old = c.execute(
-                    "SELECT doc_id FROM documents WHERE collection=? AND source=?",
-                    (collection, d.source),
-                ).fetchone()
-                existing = c.execute(
-                    "SELECT doc_id, source FROM documents WHERE doc_id=?", (d.doc_id,)
-                ).fetchone()
-                # The same id stored from another source: a duplicate. (From the same source it
-                # is this document re-chunked, replaced below.)
-                if (
-                    existing is not None
-                    and existing["doc_id"] not in remove_ids
-                    and (old is None or old[0] != existing["doc_id"])
-                ):
-                    result.duplicates[d.doc_id] = (
-                        f"the same content is already stored as {existing['doc_id']} "
-                        f"(from {existing['source']})"
-                    )
-                    continue
-                if old is not None:
-                    remove_ids.add(old[0])
-                    result.replaced[d.doc_id] = old[0]
-                seen.add(d.doc_id)
-                to_add.append(nd)
-            if remove_ids:
-                placeholders = ",".join("?" * len(remove_ids))
-                rows = c.execute(
-                    f"SELECT doc_id, collection FROM documents WHERE doc_id IN ({placeholders})",
-                    list(remove_ids),
-                ).fetchall()
-                other = [r[0] for r in rows if r[1] != collection]
-                if other:
-                    raise InputError(
-                        f"documents {other} are not in collection {collection!r}; remove them "
-                        "from their own collection"
-                    )
-                remove_ids = {r[0] for r in rows}
+            result, to_add, remove_ids = reconcile(c, collection, new, remove)
             if not to_add and not remove_ids:
                 return result
             dim = embedder[1] if embedder else None
@@ -668,28 +455,7 @@ class Store:
         new_path: Path | None = None
         try:
             # 1. the next index, in memory
-            if remove_docs:
-                q = ",".join("?" * len(remove_docs))
-                old_ids = np.array(
-                    [
-                        r[0]
-                        for r in c.execute(
-                            f"SELECT id FROM chunks WHERE doc_id IN ({q})", list(remove_docs)
-                        )
-                    ],
-                    dtype=np.int64,
-                )
-                index = ix.remove(index, old_ids, opts)
-            # Ids are never reused (see the module docstring).
-            stored = c.execute("SELECT value FROM meta WHERE key='next_chunk_id'").fetchone()
-            top = c.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM chunks").fetchone()[0]
-            next_id = max(int(stored[0]) if stored else 1, int(top))
-            new_ids: list[np.ndarray] = []
-            for nd in to_add:
-                ids = np.arange(next_id, next_id + len(nd.chunks), dtype=np.int64)
-                next_id += len(nd.chunks)
-                new_ids.append(ids)
-                ix.add(index, ids, nd.vectors)
+            index, new_ids, next_id = self._next_index(index, to_add, remove_docs, opts)
             index, trained_n = self._maybe_rebuild(index, opts, trained_n)
             # 2. the next index, on disk under a new name
             new_gen = gen + 1
@@ -699,76 +465,17 @@ class Store:
             # 3. the rows, and the pointer to the new index, in one transaction
             c.execute("BEGIN IMMEDIATE")
             try:
-                now = time.time()
-                c.execute(
-                    "INSERT OR IGNORE INTO collections(name, created_at) VALUES (?, ?)",
-                    (collection, now),
-                )
-                if remove_docs:
-                    q = ",".join("?" * len(remove_docs))
-                    c.execute(f"DELETE FROM chunks WHERE doc_id IN ({q})", list(remove_docs))
-                    c.execute(f"DELETE FROM documents WHERE doc_id IN ({q})", list(remove_docs))
-                for nd, ids in zip(to_add, new_ids, strict=True):
-                    d = nd.doc
-                    c.execute(
-                        "INSERT INTO documents (doc_id, collection, source, name, title, format, "
-                        "content_hash, bytes, pages, n_chunks, added_at, chunking) "
-                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (
-                            d.doc_id,
-                            collection,
-                            d.source,
-                            d.name,
-                            d.title,
-                            d.format,
-                            d.content_hash,
-                            d.size,
-                            d.pages,
-                            len(nd.chunks),
-                            now,
-                            nd.chunking,
-                        ),
-                    )
-                    c.executemany(
-                        "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                        [
-                            (
-                                int(i),
-                                ch.chunk_id,
-                                d.doc_id,
-                                collection,
-                                ch.ordinal,
-                                ch.title,
-                                ch.section,
-                                json.dumps(ch.pages),
-                                ch.char_start,
-                                ch.char_end,
-                                ch.n_tokens,
-                                ch.text,
-                            )
-                            for i, ch in zip(ids, nd.chunks, strict=True)
-                        ],
-                    )
+                write_rows(c, collection, to_add, new_ids, remove_docs)
                 self._hook("rows_written")
                 c.execute(
                     "UPDATE collections SET generation=?, index_kind=?, ntotal=?, trained_n=? "
                     "WHERE name=?",
                     (new_gen, ix.kind_of(index), int(index.ntotal), trained_n, collection),
                 )
-                c.execute(
-                    "INSERT INTO meta VALUES ('next_chunk_id', ?) "
-                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                    (str(next_id),),
-                )
-                if embedder is not None or dim is not None:
-                    name, edim = embedder if embedder else ("unknown", dim)
-                    c.execute("INSERT OR IGNORE INTO meta VALUES ('embedder_name', ?)", (name,))
-                    c.execute(
-                        "INSERT OR IGNORE INTO meta VALUES ('embedder_dimension', ?)", (str(edim),)
-                    )
+                write_meta(c, next_id, embedder, dim)
                 c.execute("COMMIT")
             except BaseException:
-                _rollback(c)
+                rollback(c)
                 raise
             new_path = None  # committed: the file is live now
             self._hook("committed")
@@ -778,6 +485,40 @@ class Store:
                 with contextlib.suppress(OSError):
                     new_path.unlink()
         self._cleanup_files()
+
+    def _next_index(
+        self,
+        index: Any,
+        to_add: Sequence[NewDocument],
+        remove_docs: Sequence[str],
+        opts: ix.IndexOptions,
+    ) -> tuple[Any, list[np.ndarray], int]:
+        """``index`` without ``remove_docs``' vectors and with ``to_add``'s, under new ids;
+        returns (index, the new ids per document, the next free id)."""
+        c = self._conn
+        if remove_docs:
+            q = ",".join("?" * len(remove_docs))
+            old_ids = np.array(
+                [
+                    r[0]
+                    for r in c.execute(
+                        f"SELECT id FROM chunks WHERE doc_id IN ({q})", list(remove_docs)
+                    )
+                ],
+                dtype=np.int64,
+            )
+            index = ix.remove(index, old_ids, opts)
+        # Ids are never reused (see the module docstring).
+        stored = c.execute("SELECT value FROM meta WHERE key='next_chunk_id'").fetchone()
+        top = c.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM chunks").fetchone()[0]
+        next_id = max(int(stored[0]) if stored else 1, int(top))
+        new_ids: list[np.ndarray] = []
+        for nd in to_add:
+            ids = np.arange(next_id, next_id + len(nd.chunks), dtype=np.int64)
+            next_id += len(nd.chunks)
+            new_ids.append(ids)
+            ix.add(index, ids, nd.vectors)
+        return index, new_ids, next_id
 
     def _maybe_rebuild(self, index: Any, opts: ix.IndexOptions, trained_n: int) -> tuple[Any, int]:
         """Switch kind (flat <-> IVF, or as configured) or retrain IVF after 4x growth."""
@@ -818,12 +559,13 @@ class Store:
             c = self._conn
             c.execute("BEGIN IMMEDIATE")
             try:
+                fts.drop(c, name)
                 c.execute("DELETE FROM chunks WHERE collection=?", (name,))
                 c.execute("DELETE FROM documents WHERE collection=?", (name,))
                 c.execute("DELETE FROM collections WHERE name=?", (name,))
                 c.execute("COMMIT")
             except BaseException:
-                _rollback(c)
+                rollback(c)
                 raise
             self._indexes.pop(name, None)
             self._cleanup_files()
@@ -854,87 +596,3 @@ class Store:
             with contextlib.suppress(OSError):
                 total += f.stat().st_size
         return total
-
-
-def _rollback(c: sqlite3.Connection) -> None:
-    """Roll back the open transaction, if any. SQLite may already have rolled it back itself
-    (it does on "database or disk is full"); a second ROLLBACK would then raise "no transaction
-    is active" and hide the real error."""
-    if c.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
-            c.execute("ROLLBACK")
-
-
-# errno values that mean "no room": disk full, file-size limit (ulimit -f), disk quota.
-_NO_SPACE_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
-
-
-def no_space(e: BaseException, directory: Path | None = None) -> bool:
-    """Whether ``e`` (or an error it wraps) says the disk or the file-size limit ran out.
-
-    SQLite reports a write refused for the file-size limit (EFBIG) only as "disk I/O error":
-    that counts when a limit is set or ``directory``'s disk is nearly full.
-    """
-    seen: set[int] = set()
-    err: BaseException | None = e
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        if isinstance(err, OSError) and err.errno in _NO_SPACE_ERRNOS:
-            return True
-        msg = str(err).lower()
-        if isinstance(err, sqlite3.Error) and ("disk is full" in msg or "file too large" in msg):
-            return True
-        # faiss reports a failed fwrite without the errno: "write error in PATH"
-        if isinstance(err, RuntimeError) and "write error" in msg:
-            return True
-        if isinstance(err, sqlite3.Error) and "disk i/o error" in msg:
-            return _file_size_limited() or _nearly_full(directory)
-        err = err.__cause__ or err.__context__
-    return False
-
-
-def _file_size_limited() -> bool:
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - Windows
-        return False
-    soft, _hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    return soft != resource.RLIM_INFINITY
-
-
-def _nearly_full(directory: Path | None, margin: int = 64 * 2**20) -> bool:
-    if directory is None:
-        return False
-    try:
-        return shutil.disk_usage(directory).free < margin
-    except OSError:
-        return False
-
-
-def disk_full_message(directory: Path) -> str:
-    try:
-        free = f"{shutil.disk_usage(directory).free / 1e6:.1f} MB free"
-    except OSError:
-        free = "free space unknown"
-    return (
-        f"no room left to save the knowledge base in {directory} ({free}, or the file-size "
-        "limit was reached): the knowledge base was left as it was. Free some disk space (or "
-        "set TUTOR_HOME to a bigger disk) and run the command again"
-    )
-
-
-def _statements(sql: str) -> list[str]:
-    """Split a migration script into statements (trigger bodies keep their inner ';')."""
-    out: list[str] = []
-    buf = ""
-    for part in sql.split(";"):
-        buf += part
-        if sqlite3.complete_statement(buf + ";"):
-            if buf.strip():
-                out.append(buf.strip() + ";")
-            buf = ""
-        else:
-            buf += ";"
-    if buf.strip():
-        out.append(buf.strip())
-    return out

@@ -167,3 +167,48 @@ def test_mmr_diversifies_near_duplicates(tmp_path: Path) -> None:
     assert kb.search(q, k=3, mmr=True)  # kb.mmr_lambda
     with pytest.raises(InputError, match="mmr"):
         kb.search(q, mmr=1.5)
+
+
+# Another course that shares course A's words, in other proportions: in one index for all
+# collections, its documents would change A's document frequencies and average length.
+SKEWING_COURSE = {
+    f"b{i}.md": f"# Papyrus {i}\n\nThe papyrus scroll {i} by a scribe: papyrus, papyrus, "
+    + ("numerator " if i % 5 == 0 else "")
+    + "ink and reed pens on papyrus, with many more words about writing materials "
+    "and the long history of the scroll.\n"
+    for i in range(30)
+}
+BM25_QUERIES = [
+    "Rhind papyrus numerator",
+    "scribe equal parts of a whole",
+    "numerator denominator",
+    "papyrus fractions",
+    "mixed number whole",
+]
+
+
+def _rankings(kb: KnowledgeBase, collection: str) -> dict[tuple[str, str], list[tuple]]:
+    out: dict[tuple[str, str], list[tuple]] = {}
+    for q in BM25_QUERIES:
+        for mode in ("bm25", "hybrid"):
+            hits = kb.search(q, k=10, mode=mode, collection=collection, min_score=-1)
+            out[q, mode] = [(p.chunk_id, p.score, p.bm25, p.bm25_rank) for p in hits]
+    return out
+
+
+def test_another_collection_leaves_a_collections_bm25_and_hybrid_rankings_unchanged(
+    tmp_path: Path,
+) -> None:
+    kb = _kb(tmp_path, KEYWORD_COURSE)
+    before = _rankings(kb, "default")
+    assert all(before[q, "bm25"] for q in BM25_QUERIES)
+    kb.add(write_course(tmp_path / "b", SKEWING_COURSE), "history")
+    assert kb.search("papyrus scroll", k=3, collection="history", mode="bm25")
+    assert _rankings(kb, "default") == before  # chunk ids, order and the scores themselves
+    kb.remove_collection("history")
+    assert _rankings(kb, "default") == before
+    # a search over every collection ranks each collection's passages by its own statistics
+    kb.add(write_course(tmp_path / "b", SKEWING_COURSE), "history")
+    everywhere = kb.search("Rhind papyrus numerator", k=50, mode="bm25")
+    mine = [(p.chunk_id, p.bm25) for p in everywhere if p.collection == "default"]
+    assert mine == [(c, b) for c, _, b, _ in before["Rhind papyrus numerator", "bm25"]]

@@ -340,3 +340,73 @@ def test_a_store_from_the_first_schema_is_migrated(
     r = kb.add(write_course(tmp_path / "c", {"b.md": "# B\n\nbeta\n"}))
     assert r.files[0].status == "added"
     assert kb.store.document(r.files[0].doc_id).chunking.startswith("v1 tokens=")
+
+
+# The full-text index of the schemas before 0003: one FTS5 table over every collection.
+OLD_GLOBAL_FTS = """
+CREATE VIRTUAL TABLE chunks_fts USING fts5(
+    text, section, title, content='chunks', content_rowid='id',
+    tokenize='porter unicode61 remove_diacritics 2');
+CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, text, section, title)
+    VALUES (new.id, new.text, new.section, new.title);
+END;
+CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, text, section, title)
+    VALUES ('delete', old.id, old.text, old.section, old.title);
+END;
+INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');
+"""
+
+
+def test_a_store_with_one_bm25_index_for_all_collections_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    from knowledge_base import fts
+
+    kb = open_kb(tmp_path / "kb")
+    kb.add(write_course(tmp_path / "a"), "A")
+    kb.add(write_course(tmp_path / "b", {"w.md": "# Water\n\nwater water rain clouds\n"}), "B")
+    queries = ["water rain", "fractions numerators", "percent discount"]
+    want = {
+        (q, c): [(p.chunk_id, p.bm25) for p in kb.search(q, k=5, collection=c, mode="bm25")]
+        for q in queries
+        for c in ("A", "B")
+    }
+    kb.close()
+    # Turn it back into a store as 0002 left it: one full-text index, kept by triggers.
+    conn = sqlite3.connect(tmp_path / "kb" / "kb.sqlite")
+    for name in ("A", "B"):
+        conn.execute(f"DROP TABLE {fts.table_name(name)}")
+    conn.executescript(OLD_GLOBAL_FTS)
+    conn.execute("DELETE FROM migrations WHERE name = '0003_bm25_per_collection'")
+    conn.commit()
+    conn.close()
+
+    kb = open_kb(tmp_path / "kb")  # migrates on open
+    tables = {r[0] for r in kb.store._conn.execute("SELECT name FROM sqlite_master")}
+    assert "chunks_fts" not in tables and not {"chunks_ai", "chunks_ad"} & tables
+    assert {fts.table_name("A"), fts.table_name("B")} <= tables
+    assert kb.store.check() == []
+    got = {
+        (q, c): [(p.chunk_id, p.bm25) for p in kb.search(q, k=5, collection=c, mode="bm25")]
+        for q in queries
+        for c in ("A", "B")
+    }
+    assert got == want and got["water rain", "A"] and got["water rain", "B"]
+    # and it keeps working: removing a document forgets its words
+    water = next(d for d in kb.list_documents("A") if d.title == "The Water Cycle")
+    kb.remove(water.doc_id)
+    assert kb.search("evaporates", k=5, collection="A", mode="bm25") == []
+    assert kb.store.check() == []
+
+
+def test_check_reports_a_collection_whose_bm25_index_lost_rows(tmp_path: Path) -> None:
+    from knowledge_base import fts
+
+    kb = open_kb(tmp_path / "kb")
+    kb.add(write_course(tmp_path / "a"), "A")
+    c = kb.store._conn
+    fts.unindex_rows(c, "A", "ordinal = 0", [])
+    (problem,) = kb.store.check()
+    assert "collection 'A': full-text index has" in problem

@@ -1,29 +1,33 @@
 """Typed errors. Library code raises these with the bad value and the fix; only the CLI and
-the UI turn them into messages for people (one line, no stack trace)."""
+the UI turn them into messages for people (one line, no stack trace).
+
+The base classes are defined in ``knowledge_base.errors`` (the ground-floor library, which
+imports nothing from ``tutor``) and re-exported here, so ``except InputError`` anywhere in the
+tutor also catches the knowledge base's errors.
+"""
 
 from __future__ import annotations
 
+from knowledge_base.errors import (
+    ConfigError,
+    InputError,
+    MissingDependencyError,
+    ModelNotFoundError,
+    NotFoundError,
+    TutorError,
+)
 
-class TutorError(Exception):
-    """Base class: ``str(err)`` is a complete one-line message that says what to do."""
-
-    exit_code = 2
-
-
-class ConfigError(TutorError):
-    """A config file, env variable or CLI override has a bad key or value."""
-
-
-class InputError(TutorError):
-    """A user-supplied message, file or argument is unusable (empty, too long, wrong form)."""
-
-
-class ModelNotFoundError(TutorError):
-    """A model id, path or bundled alias cannot be resolved to weights."""
-
-
-class MissingDependencyError(TutorError):
-    """An optional package is needed for the requested feature; the message names the extra."""
+__all__ = [
+    "BackendError",
+    "ConfigError",
+    "ContextOverflowError",
+    "InputError",
+    "MissingDependencyError",
+    "ModelNotFoundError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "TutorError",
+]
 
 
 class BackendError(TutorError):
@@ -32,10 +36,6 @@ class BackendError(TutorError):
 
 class ContextOverflowError(InputError):
     """The prompt cannot be made to fit the model's context window."""
-
-
-class NotFoundError(TutorError):
-    """A learner, document, collection, item or run that was asked for does not exist."""
 
 
 class PermissionDeniedError(TutorError):
