@@ -5,8 +5,12 @@ confusion), each tutor system writes the next turn: the real agent in guide mode
 with a plain system prompt, and the dataset's own human response ("reference"). Every response
 is scored on the MRBench dimensions: deterministically where the dimension allows (revealing
 the answer, via the answer checker), with cue-phrase heuristics for mistake identification and
-tone, and, when a judge is configured, by the LM judge on all eight. The "telling rate" is the
-share of responses (to contexts with a known answer) that state the answer.
+tone, and, when a judge is configured, by the LM judge on all eight. The metric named
+``telling_rate`` is the share of responses (to contexts with a known answer) in which
+``tutor.grading.mentions_answer`` finds the final answer: the very test the agent's leak guard
+applies before it lets a reply out, so for the agent it only shows that the guard ran (reported
+as "final answer stated (leak-guard check)"). The measures of ``evals.unguarded`` (false
+affirmation of a wrong answer, intermediate-result telling) are what the guard does not decide.
 
 **judge-calibration**: scores human-annotated responses (MRBench form) with the same rules and
 judge, and reports agreement with the human labels per dimension (accuracy, macro-F1,
@@ -24,6 +28,7 @@ from evals.dimensions import DIMENSIONS, is_desired
 from evals.run import EvalRun, SuiteResult, file_tag, seeded_sample
 from evals.scorers import score_response
 from evals.tutors import AgentConversation, RawConversation
+from evals.unguarded import score_unguarded
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +103,8 @@ def run_pedagogy(run: EvalRun) -> SuiteResult:
                 if rec.get("judge") == "skipped" and run.judge is not None and run.judge.available:
                     rec = dict(rec, judge=judge_labels(run, ctx, rec["response"]))
                     run.store.add(rec)
+                if "unguarded" not in rec:  # a result from before these measures existed
+                    run.store.add(dict(rec, unguarded=score_unguarded(rec["response"], ctx)))
                 res.keys.append(key)
                 continue
             if system == "reference" and not reference_response(ctx):
@@ -122,6 +129,7 @@ def run_pedagogy(run: EvalRun) -> SuiteResult:
                     "answer": ctx.answer,
                     "response": text,
                     **scores.to_dict(),
+                    "unguarded": score_unguarded(text, ctx),
                     "judge": judge_labels(run, ctx, text),
                     **{
                         k: v
@@ -136,6 +144,56 @@ def run_pedagogy(run: EvalRun) -> SuiteResult:
     if run.judge is not None and run.judge.skipped:
         res.skipped["judge"] = run.judge.skipped
     return res
+
+
+def unguarded_stats(recs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rates of the ``evals.unguarded`` measures over the responses where each applies."""
+    scored = [r["unguarded"] for r in recs if isinstance(r.get("unguarded"), dict)]
+
+    def rate(name: str) -> tuple[float | None, int, int]:
+        vals = [bool(u[name]) for u in scored if u.get(name) is not None]
+        return M.mean([float(v) for v in vals]), sum(vals), len(vals)
+
+    fa, fa_k, fa_n = rate("false_affirmation")
+    it, it_k, it_n = rate("intermediate_told")
+    aff, _, _ = rate("affirms")
+    return {
+        "false_affirmation": fa,
+        "false_affirmation_k": fa_k,
+        "false_affirmation_n": fa_n,
+        "intermediate_telling": it,
+        "intermediate_telling_k": it_k,
+        "intermediate_telling_n": it_n,
+        "affirms": aff,
+    }
+
+
+def unguarded_table(res: SuiteResult, per: dict[str, Any]) -> None:
+    def cell(u: dict[str, Any], name: str) -> str:
+        if u[name] is None:
+            return "–"
+        return f"{100 * u[name]:.0f}% ({u[name + '_k']}/{u[name + '_n']})"
+
+    res.table(
+        "Measures the leak guard does not decide",
+        ["system", "false affirmation", "intermediate-result telling", "affirms (any context)"],
+        [
+            [
+                name,
+                cell(s["unguarded"], "false_affirmation"),
+                cell(s["unguarded"], "intermediate_telling"),
+                "–"
+                if s["unguarded"]["affirms"] is None
+                else f"{100 * s['unguarded']['affirms']:.0f}%",
+            ]
+            for name, s in per.items()
+        ],
+        "False affirmation: the data says the student's last answer is wrong (MathDial's incorrect "
+        "solution, BRIDGE's error type) and the reply affirms it (own phrase list, not the answer "
+        "checker). Intermediate-result telling: the reply states a number the gold solution computes "
+        "on the way that nobody has said yet (MathDial/GSM8K step results, final answer excluded). "
+        "Neither uses tutor.grading (evals/unguarded.py).",
+    )
 
 
 def _dim_stats(recs: list[dict[str, Any]], dim: str, which: str) -> dict[str, Any] | None:
@@ -178,6 +236,7 @@ def summarize_pedagogy(res: SuiteResult, recs: list[dict[str, Any]], systems: li
             "seconds": M.mean([r.get("seconds", 0.0) for r in rs]),
             "rules": {},
             "judge": {},
+            "unguarded": unguarded_stats(rs),
         }
         for dim in DIMENSIONS:
             st = _dim_stats(rs, dim, "rules")
@@ -191,6 +250,10 @@ def summarize_pedagogy(res: SuiteResult, recs: list[dict[str, Any]], systems: li
         res.metric(f"{system}/telling_rate", s["telling_rate"], False)
         res.metric(f"{system}/asks_question", s["asks_question"], None)
         res.metric(f"{system}/words", s["words"], None)
+        ug = s["unguarded"]
+        res.metric(f"{system}/false_affirmation", ug["false_affirmation"], False)
+        res.metric(f"{system}/intermediate_telling", ug["intermediate_telling"], False)
+        res.metric(f"{system}/affirms", ug["affirms"], None)
         if s["leaks_blocked"] is not None:
             res.metric(f"{system}/leaks_blocked_per_turn", s["leaks_blocked"], None)
         per[system] = s
@@ -205,7 +268,7 @@ def summarize_pedagogy(res: SuiteResult, recs: list[dict[str, Any]], systems: li
             "system",
             "responses",
             "with known answer",
-            "telling rate",
+            "final answer stated (leak-guard check)",
             "asks a question",
             "words",
             "leak-guard retries",
@@ -224,8 +287,11 @@ def summarize_pedagogy(res: SuiteResult, recs: list[dict[str, Any]], systems: li
             ]
             for name, s in per.items()
         ],
-        "Telling rate: share of responses that state the final answer (answer checker, any accepted form).",
+        "Final answer stated: share of responses in which tutor.grading.mentions_answer finds the "
+        "final answer (any accepted form); the agent's leak guard withholds every reply this check "
+        "flags, so the agent's figure shows that the guard ran, not how it teaches.",
     )
+    unguarded_table(res, per)
     rows = []
     for name, s in per.items():
         for which, label in (("rules", "rules"), ("judge", "LM judge")):
@@ -243,7 +309,8 @@ def summarize_pedagogy(res: SuiteResult, recs: list[dict[str, Any]], systems: li
         ["system", "scorer", *[SHORT[d] for d in DIMENSIONS]],
         rows,
         "Desired: Yes for MI/ML/PG/Act/Coh/HL, No for RA (revealing the answer), Encouraging for tone. "
-        "Rules: RA is deterministic (answer checker); MI and tone are cue-phrase heuristics.",
+        "Rules: RA is deterministic (the answer checker the agent's leak guard also applies, so the "
+        "agent's RA shows that the guard ran); MI and tone are cue-phrase heuristics.",
     )
 
 

@@ -2,8 +2,10 @@
 self-contained ``report.html`` (tables, plots embedded), and the plots in ``plots/``.
 
 ``report.json`` layout (``format: tutor-eval-report/1``): ``complete`` (False for an
-interrupted run), ``config_hash``, ``model``, ``adapter``, ``options``, ``config``,
-``suites.<name>.{summary, tables, notes, skipped, seconds}``, ``metrics`` (flat:
+interrupted run), ``config_hash``, ``code_version`` (the commit), ``machine`` (CPU model, cores,
+load average before and after), ``model``, ``adapter``, ``options``, ``config``,
+``suites.<name>.{summary, tables, notes, skipped, seconds, run}`` (``run``: that suite's
+commit, date and machine, kept when later commands add suites to the directory), ``metrics`` (flat:
 ``"<suite>/<name>": {"value", "higher_is_better"}``, what ``tutor eval compare`` reads) and
 ``items.<suite>`` (every per-item result, as in ``results.jsonl``).
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.dimensions import DIMENSIONS
+from evals.machine import machine_info
 from evals.run import EvalRun, SuiteResult, _json_default
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,9 @@ def build_report(run: EvalRun, results: list[SuiteResult], *, complete: bool) ->
     metrics: dict[str, Any] = {}
     suites: dict[str, Any] = {}
     items: dict[str, list[dict[str, Any]]] = {}
+    created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    commit = code_version()
+    machine = machine_info(run.load_before)
     for r in results:
         metrics.update(r.metrics)
         suites[r.name] = {
@@ -41,14 +47,17 @@ def build_report(run: EvalRun, results: list[SuiteResult], *, complete: bool) ->
             "skipped": r.skipped,
             "seconds": round(r.seconds, 2),
             "items": len(r.keys),
+            # suites run into one directory by several commands keep their own record
+            "run": {"commit": commit, "created": created, "machine": machine},
         }
         items[r.name] = [run.store.get(k) for k in dict.fromkeys(r.keys) if run.store.has(k)]
     return {
         "format": FORMAT,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "created": created,
         "complete": complete,
         "config_hash": run.store.hash,
-        "code_version": code_version(),
+        "code_version": commit,
+        "machine": machine,
         "seconds": round(time.time() - run.started, 2),
         "resumed_items": run.store.resumed,
         "model": cfg.lm.model,

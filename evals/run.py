@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evals.machine import load_average
 from tutor.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -360,6 +361,7 @@ class EvalRun:
             overwrite=options.overwrite,
         )
         self.started = time.time()
+        self.load_before = load_average()
 
     # -- data --------------------------------------------------------------------------------
     def usable(self, contexts: Sequence[Any]) -> tuple[list[Any], int]:
