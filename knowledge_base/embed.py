@@ -16,7 +16,7 @@ import importlib.util
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -146,7 +146,7 @@ class SentenceTransformerEmbedder:
         log.info("loaded embedder %s in %.1fs", self.name, time.perf_counter() - t0)
         return model
 
-    def _read_json(self, *parts: str) -> dict[str, Any] | None:
+    def _read_json(self, *parts: str) -> Any:  # a dict, a list (modules.json) or None
         d = self.local_dir
         if d is None:
             return None
@@ -264,3 +264,56 @@ def embedder_max_tokens(embedder: Any) -> int | None:
     except (TypeError, ValueError):
         return None
     return n - 2 if n and n > 10 else None  # [CLS] and [SEP]
+
+
+def embed_texts(
+    embedder: Any,
+    texts: Sequence[str],
+    batch_size: int,
+    progress: Callable[[int, int, str], None] | None = None,
+    *,
+    bar: bool = False,
+) -> np.ndarray:
+    """Normalized vectors for ``texts``, encoded in batches longest first (like
+    sentence-transformers, so padding is small) and returned in the input order.
+
+    ``progress(done, total, "embedding")`` after each batch; ``bar``: a tqdm bar. A wrong shape
+    or a NaN from the embedder raises ``ValueError``.
+    """
+    n = len(texts)
+    order = sorted(range(n), key=lambda i: -len(texts[i]))
+    bs = max(1, batch_size)
+    out: np.ndarray | None = None
+    pbar = None
+    if bar:
+        from tqdm.auto import tqdm
+
+        pbar = tqdm(total=n, desc="embedding", unit="chunk", leave=False)
+    try:
+        for start in range(0, n, bs):
+            idx = order[start : start + bs]
+            vecs = np.asarray(embedder.encode([texts[i] for i in idx]), dtype=np.float32)
+            if vecs.ndim != 2 or vecs.shape[0] != len(idx):
+                raise ValueError(
+                    f"embedder {getattr(embedder, 'name', embedder)!r} returned shape "
+                    f"{vecs.shape} for {len(idx)} texts"
+                )
+            if not np.isfinite(vecs).all():
+                raise ValueError("the embedder returned NaN or infinite values")
+            if out is None:
+                out = np.empty((n, vecs.shape[1]), dtype=np.float32)
+            out[idx] = normalize(vecs)
+            if pbar is not None:
+                pbar.update(len(idx))
+            if progress:
+                progress(min(start + bs, n), n, "embedding")
+    finally:
+        if pbar is not None:
+            pbar.close()
+    if out is None:
+        try:
+            dim = int(embedder.dimension) or 1
+        except (AttributeError, TypeError, ValueError):
+            dim = 1
+        return np.zeros((0, dim), dtype=np.float32)
+    return out

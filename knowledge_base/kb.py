@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import time
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +25,7 @@ import numpy as np
 
 from knowledge_base import index as ix
 from knowledge_base.chunk import CHUNKER_VERSION, Chunk, chunk_document
-from knowledge_base.embed import embedder_max_tokens, normalize, token_counter
+from knowledge_base.embed import embed_texts, embedder_max_tokens, token_counter
 from knowledge_base.errors import (
     DocumentNotFoundError,
     EmbedderMismatchError,
@@ -37,7 +35,6 @@ from knowledge_base.errors import (
 from knowledge_base.load import (
     content_hash,
     document_id,
-    iter_files,
     load_document,
     read_file,
 )
@@ -52,6 +49,17 @@ from knowledge_base.store import (
     Store,
     validate_collection,
 )
+from knowledge_base.targets import expand_targets, upload_name
+
+__all__ = [
+    "FileResult",
+    "IngestReport",
+    "KBStats",
+    "KnowledgeBase",
+    "Mode",
+    "ProgressFn",
+    "upload_name",
+]
 
 log = logging.getLogger(__name__)
 
@@ -192,29 +200,7 @@ class KnowledgeBase:
         t0 = time.perf_counter()
         coll = validate_collection(collection or self.options.collection)
         report = IngestReport(collection=coll)
-        items = _as_items(paths)
-        targets: list[tuple[str, Path | None, bytes | None]] = []
-        for item in items:
-            if isinstance(item, tuple):
-                name, data = item
-                targets.append((upload_name(str(name)), None, bytes(data)))
-                continue
-            p = Path(item).expanduser()
-            if not p.exists():
-                report.files.append(
-                    FileResult(str(item), "error", message="does not exist; check the path")
-                )
-                continue
-            found = list(iter_files(p))
-            if p.is_dir() and not found:
-                report.files.append(
-                    FileResult(
-                        str(item),
-                        "error",
-                        message="directory has no .md, .txt, .pdf, .docx or .html files",
-                    )
-                )
-            targets += [(str(f), f, None) for f in found]
+        targets = expand_targets(paths, report)
 
         max_bytes = int(self.options.max_file_mb * 1024 * 1024)
         pending: list[_Pending] = []
@@ -224,59 +210,10 @@ class KnowledgeBase:
                 progress(i, len(targets), f"reading {Path(display).name}")
             res = FileResult(display, "error")
             report.files.append(res)
-            try:
-                if data is None:
-                    assert path is not None
-                    data = read_file(path, max_bytes)
-                    source = str(path.resolve())
-                    name = path.name
-                else:
-                    name = Path(display).name
-                    source = f"upload:{name}"
-                digest = content_hash(data)
-                existing = self.store.document_by_source(coll, source)
-                if existing is not None and existing.content_hash == digest:
-                    if existing.chunking == self.chunking_signature():
-                        _set(res, "skipped", existing.doc_id, existing.title, existing.n_chunks)
-                        res.message = "unchanged"
-                        continue
-                doc_id = document_id(coll, name, digest)
-                same = self.store.document(doc_id)
-                rechunk = (
-                    same is not None and existing is not None and same.doc_id == existing.doc_id
-                )
-                if (same is not None and not rechunk) or any(
-                    q.doc.doc_id == doc_id for q in pending
-                ):
-                    where = same.source if same is not None else "earlier in this batch"
-                    _set(res, "skipped", doc_id, same.title if same else None, 0)
-                    res.message = f"same content already stored as {doc_id} (from {where})"
-                    continue
-                self._need_embedder()
-                doc = load_document(
-                    Path(source) if path is not None else None,
-                    data=data,
-                    name=name,
-                    collection=coll,
-                    max_bytes=max_bytes,
-                )
-                chunks = chunk_document(
-                    doc,
-                    max_tokens=self.max_chunk_tokens(),
-                    overlap=self.options.chunk_overlap,
-                    count_tokens=token_counter(self.embedder),
-                )
-                if not chunks:
-                    raise LoadError(display, "contains no text to index")
-                pending.append(_Pending(res, doc, chunks))
-                n_pending += len(chunks)
-                _set(res, "added", doc.doc_id, doc.title, len(chunks))
-                res.message = "pending"
-            except LoadError as e:
-                res.status = "error"
-                res.message = e.reason
-                log.warning("skipped %s: %s", display, e.reason)
-                continue
+            item = self._prepare(coll, res, path, data, pending, max_bytes)
+            if item is not None:
+                pending.append(item)
+                n_pending += len(item.chunks)
             if n_pending >= self.options.checkpoint_chunks:
                 report.embed_seconds += self._flush(coll, pending, progress)
                 pending, n_pending = [], 0
@@ -287,6 +224,67 @@ class KnowledgeBase:
         report.seconds = time.perf_counter() - t0
         log.debug("%s", report.summary())
         return report
+
+    def _prepare(
+        self,
+        coll: str,
+        res: FileResult,
+        path: Path | None,
+        data: bytes | None,
+        pending: Sequence[_Pending],
+        max_bytes: int,
+    ) -> _Pending | None:
+        """Read, load and chunk one file or upload; None when it is skipped (``res`` says why:
+        unchanged, a duplicate, or bad input)."""
+        display = res.path
+        try:
+            if data is None:
+                assert path is not None
+                data = read_file(path, max_bytes)
+                source = str(path.resolve())
+                name = path.name
+            else:
+                name = Path(display).name
+                source = f"upload:{name}"
+            digest = content_hash(data)
+            existing = self.store.document_by_source(coll, source)
+            if existing is not None and existing.content_hash == digest:
+                if existing.chunking == self.chunking_signature():
+                    _set(res, "skipped", existing.doc_id, existing.title, existing.n_chunks)
+                    res.message = "unchanged"
+                    return None
+            doc_id = document_id(coll, name, digest)
+            same = self.store.document(doc_id)
+            rechunk = same is not None and existing is not None and same.doc_id == existing.doc_id
+            if (same is not None and not rechunk) or any(q.doc.doc_id == doc_id for q in pending):
+                where = same.source if same is not None else "earlier in this batch"
+                _set(res, "skipped", doc_id, same.title if same else None, 0)
+                res.message = f"same content already stored as {doc_id} (from {where})"
+                return None
+            self._need_embedder()
+            doc = load_document(
+                Path(source) if path is not None else None,
+                data=data,
+                name=name,
+                collection=coll,
+                max_bytes=max_bytes,
+            )
+            chunks = chunk_document(
+                doc,
+                max_tokens=self.max_chunk_tokens(),
+                overlap=self.options.chunk_overlap,
+                count_tokens=token_counter(self.embedder),
+            )
+            if not chunks:
+                raise LoadError(display, "contains no text to index")
+            _set(res, "added", doc.doc_id, doc.title, len(chunks))
+            res.message = "pending"
+            return _Pending(res, doc, chunks)
+        except LoadError as e:
+            res.status = "error"
+            res.message = e.reason
+            log.warning("skipped %s: %s", display, e.reason)
+            return None
 
     def _flush(
         self, collection: str, pending: list[_Pending], progress: ProgressFn | None
@@ -332,40 +330,13 @@ class KnowledgeBase:
         self, texts: Sequence[str], progress: ProgressFn | None = None, *, bar: bool = True
     ) -> np.ndarray:
         """Vectors for ``texts``: batched (longest first, little padding), normalized."""
-        embedder = self._need_embedder()
-        n = len(texts)
-        order = sorted(range(n), key=lambda i: -len(texts[i]))
-        bs = max(1, self.options.batch_size)
-        out: np.ndarray | None = None
-        pbar = None
-        if bar and self._progress_enabled():
-            from tqdm.auto import tqdm
-
-            pbar = tqdm(total=n, desc="embedding", unit="chunk", leave=False)
-        try:
-            for start in range(0, n, bs):
-                idx = order[start : start + bs]
-                vecs = np.asarray(embedder.encode([texts[i] for i in idx]), dtype=np.float32)
-                if vecs.ndim != 2 or vecs.shape[0] != len(idx):
-                    raise ValueError(
-                        f"embedder {getattr(embedder, 'name', embedder)!r} returned shape "
-                        f"{vecs.shape} for {len(idx)} texts"
-                    )
-                if not np.isfinite(vecs).all():
-                    raise ValueError("the embedder returned NaN or infinite values")
-                if out is None:
-                    out = np.empty((n, vecs.shape[1]), dtype=np.float32)
-                out[idx] = normalize(vecs)
-                if pbar is not None:
-                    pbar.update(len(idx))
-                if progress:
-                    progress(min(start + bs, n), n, "embedding")
-        finally:
-            if pbar is not None:
-                pbar.close()
-        if out is None:
-            return np.zeros((0, _dimension(embedder) or 1), dtype=np.float32)
-        return out
+        return embed_texts(
+            self._need_embedder(),
+            texts,
+            self.options.batch_size,
+            progress,
+            bar=bar and self._progress_enabled(),
+        )
 
     # ------------------------------------------------------------------ management
 
@@ -422,33 +393,14 @@ class KnowledgeBase:
         ``min_score``: passages less similar (cosine) than this are dropped unless BM25 found
         them too; None uses ``kb.min_score``.
         """
-        if not isinstance(query, str) or not query.strip():
-            raise InputError("the search query is empty; pass some words to search for")
-        k = self.options.top_k if k is None else int(k)
-        if k <= 0:
-            raise InputError(f"k must be > 0, got {k}")
-        mode = mode or self.options.mode
-        if mode not in ("hybrid", "dense", "bm25"):
-            raise InputError(f"search mode must be 'hybrid', 'dense' or 'bm25', got {mode!r}")
-        min_score = self.options.min_score if min_score is None else float(min_score)
+        k, mode, min_score = _search_args(query, k, mode, min_score, self.options)
         lam = _mmr_lambda(mmr, self.options)
-
         colls = self._targets(collection, document)
         if not colls:
             return []
         n_cand = max(self.options.candidates, k)
         opts = self._index_options()
-
-        qv: np.ndarray | None = None
-        dense: list[tuple[int, float]] = []
-        if mode != "bm25":
-            qv = self._embed([query.strip()], bar=False)
-            self._check_embedder(qv.shape[1])
-            dense = self._dense(qv, colls, document, n_cand, opts)
-        sparse: list[tuple[int, float]] = []
-        if mode != "dense":
-            sparse = self.store.bm25(query_terms(query), n_cand, colls, document)
-
+        qv, dense, sparse = self._retrieve(query, mode, colls, document, n_cand, opts)
         dense_rank = {cid: r for r, (cid, _) in enumerate(dense, start=1)}
         bm25_rank = {cid: r for r, (cid, _) in enumerate(sparse, start=1)}
         sims = dict(dense)
@@ -479,30 +431,49 @@ class KnowledgeBase:
         if lam is not None and vecs is not None and len(pool) > 1:
             order = mmr_select(np.array([score[c] for c in pool]), vecs, k, lam)
             pool = [pool[i] for i in order]
-        out = []
-        for c in pool[:k]:
-            r = rows[c]
-            out.append(
-                Passage(
-                    chunk_id=r.chunk_key,
-                    doc_id=r.doc_id,
-                    title=r.title,
-                    section=r.section,
-                    pages=list(r.pages),
-                    text=r.text,
-                    score=float(score[c]),
-                    citation=citation_label(r.title, r.section, r.pages),
-                    source=r.source,
-                    char_start=r.char_start,
-                    char_end=r.char_end,
-                    collection=r.collection,
-                    similarity=sims.get(c) if qv is not None else None,
-                    bm25=bm25_score.get(c),
-                    dense_rank=dense_rank.get(c),
-                    bm25_rank=bm25_rank.get(c),
-                )
+        return [
+            Passage(
+                chunk_id=rows[c].chunk_key,
+                doc_id=rows[c].doc_id,
+                title=rows[c].title,
+                section=rows[c].section,
+                pages=list(rows[c].pages),
+                text=rows[c].text,
+                score=float(score[c]),
+                citation=citation_label(rows[c].title, rows[c].section, rows[c].pages),
+                source=rows[c].source,
+                char_start=rows[c].char_start,
+                char_end=rows[c].char_end,
+                collection=rows[c].collection,
+                similarity=sims.get(c) if qv is not None else None,
+                bm25=bm25_score.get(c),
+                dense_rank=dense_rank.get(c),
+                bm25_rank=bm25_rank.get(c),
             )
-        return out
+            for c in pool[:k]
+        ]
+
+    def _retrieve(
+        self,
+        query: str,
+        mode: Mode,
+        colls: list[str],
+        document: str | None,
+        n: int,
+        opts: ix.IndexOptions,
+    ) -> tuple[np.ndarray | None, list[tuple[int, float]], list[tuple[int, float]]]:
+        """(query vector, dense hits, BM25 hits) for ``mode``: each list (chunk id, score),
+        best first, ``n`` at most."""
+        qv: np.ndarray | None = None
+        dense: list[tuple[int, float]] = []
+        if mode != "bm25":
+            qv = self._embed([query.strip()], bar=False)
+            self._check_embedder(qv.shape[1])
+            dense = self._dense(qv, colls, document, n, opts)
+        sparse: list[tuple[int, float]] = []
+        if mode != "dense":
+            sparse = self.store.bm25(query_terms(query), n, colls, document)
+        return qv, dense, sparse
 
     def _targets(self, collection: str | None, document: str | None) -> list[str]:
         if document is not None:
@@ -587,6 +558,21 @@ def _dimension(embedder: Any) -> int | None:
         return None
 
 
+def _search_args(
+    query: object, k: int | None, mode: Mode | None, min_score: float | None, o: KBOptions
+) -> tuple[int, Mode, float]:
+    """(k, mode, min_score) with the options' defaults filled in; bad values raise."""
+    if not isinstance(query, str) or not query.strip():
+        raise InputError("the search query is empty; pass some words to search for")
+    k = o.top_k if k is None else int(k)
+    if k <= 0:
+        raise InputError(f"k must be > 0, got {k}")
+    mode = mode or o.mode
+    if mode not in ("hybrid", "dense", "bm25"):
+        raise InputError(f"search mode must be 'hybrid', 'dense' or 'bm25', got {mode!r}")
+    return k, mode, o.min_score if min_score is None else float(min_score)
+
+
 def _mmr_lambda(mmr: bool | float | None, o: KBOptions) -> float | None:
     if mmr is None:
         return o.mmr_lambda if o.mmr else None
@@ -598,32 +584,5 @@ def _mmr_lambda(mmr: bool | float | None, o: KBOptions) -> float | None:
     return lam
 
 
-def upload_name(name: str) -> str:
-    """The name an upload is stored and reported under: the last part of the name as given
-    (after ``/`` or ``\\``), without control characters or lone surrogates (SQLite cannot store
-    them), at most 200 characters (keeping the extension); ``upload`` when nothing is left.
-
-    Uploads are never written to disk under this name (the store keeps ``upload:NAME`` as the
-    document's source), so ``../`` or an absolute path cannot reach outside the data dir; this
-    keeps the name printable and storable.
-    """
-    base = re.split(r"[\\/]", name)[-1]
-    base = "".join(ch for ch in base if unicodedata.category(ch) not in ("Cc", "Cs")).strip()
-    if base in ("", ".", ".."):
-        return "upload"
-    if len(base) > 200:
-        suffix = Path(base).suffix if len(Path(base).suffix) <= 16 else ""
-        base = base[: 200 - len(suffix)] + suffix
-    return base
-
-
 def _set(res: FileResult, status: Status, doc_id: str | None, title: str | None, n: int) -> None:
     res.status, res.doc_id, res.title, res.chunks = status, doc_id, title, n
-
-
-def _as_items(paths: Any) -> list[Any]:
-    if isinstance(paths, (str, Path)):
-        return [paths]
-    if isinstance(paths, tuple) and len(paths) == 2 and isinstance(paths[1], (bytes, bytearray)):
-        return [paths]
-    return list(paths)
