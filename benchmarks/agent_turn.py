@@ -16,9 +16,14 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results import Recorder, percentile  # noqa: E402
 
 TOPICS = {
     "fractions": "numerator denominator common denominator equivalent fraction simplify mixed number improper",
@@ -76,11 +81,6 @@ class InstantGenerator:
             yield w + " "
 
 
-def percentile(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chunks", type=int, default=10_000)
@@ -90,6 +90,7 @@ def main() -> None:
     ap.add_argument("--embedder", choices=["minilm", "hash"], default="minilm")
     ap.add_argument("--dir", default="", help="work dir (kept; default: a temp dir)")
     args = ap.parse_args()
+    rec = Recorder("agent_turn", args)
 
     from knowledge_base import KnowledgeBase
     from tutor.agent import AgentSettings, TutorAgent
@@ -113,7 +114,8 @@ def main() -> None:
     if not (root / "course").exists():
         make_course(root, args.chunks)
     report = kb.add([root / "course"], collection="default")
-    print(f"course: {len(report.added)} files added, ingest {time.perf_counter() - t0:.0f} s")
+    ingest_s = time.perf_counter() - t0
+    print(f"course: {len(report.added)} files added, ingest {ingest_s:.0f} s")
 
     store = LearnerStore(f"sqlite:///{root / 'learners.sqlite'}", fallback_bank=load_default_bank)
     bank = store.bank("default")
@@ -131,7 +133,15 @@ def main() -> None:
             item = rng.choice(bank.items)
             answer = item.answer.value if rng.random() < 0.6 else "12345"
             store.record_attempt(lr.id, item, answer, grade(item, answer))
-    print(f"store: {len(learners)} learners, setup {time.perf_counter() - t0:.0f} s")
+    setup_s = time.perf_counter() - t0
+    print(f"store: {len(learners)} learners, setup {setup_s:.0f} s")
+    rec.meta(
+        files_added=len(report.added),
+        chunks=kb.stats().chunks,
+        ingest_s=ingest_s,
+        store_setup_s=setup_s,
+        warmup_turns=10,
+    )
 
     agent = TutorAgent(InstantGenerator(), store, kb, AgentSettings())
     results: dict[str, list[float]] = {}
@@ -166,21 +176,26 @@ def main() -> None:
     print(
         f"\nTurn overhead with an instant generator: {args.chunks} chunks, {args.learners} learners, embedder {args.embedder}\n"
     )
-    print("| turn kind | n | p50 ms | p95 ms |")
-    print("|---|---:|---:|---:|")
-    all_ms = []
+    rows = []
+    all_ms: list[float] = []
     for kind, xs in sorted(results.items()):
         all_ms += xs
-        print(f"| {kind} | {len(xs)} | {statistics.median(xs):.1f} | {percentile(xs, 0.95):.1f} |")
-    print(
-        f"| **all** | {len(all_ms)} | {statistics.median(all_ms):.1f} | {percentile(all_ms, 0.95):.1f} |"
+        rec.latency(f"turn.{kind}", xs)
+        rows.append([kind, len(xs), f"{statistics.median(xs):.1f}", f"{percentile(xs, 0.95):.1f}"])
+    rec.latency("turn.all", all_ms)
+    rows.append(
+        ["all", len(all_ms), f"{statistics.median(all_ms):.1f}", f"{percentile(all_ms, 0.95):.1f}"]
     )
-    print("\n| stage | p50 ms | p95 ms |")
-    print("|---|---:|---:|")
+    print(rec.table("turns", ["turn kind", "n", "p50 ms", "p95 ms"], rows, align="lrrr"))
+    rows = []
     for k, xs in sorted(breakdown.items()):
         if k in ("total_ms", "overhead_ms"):
             continue
-        print(f"| {k} | {statistics.median(xs):.1f} | {percentile(xs, 0.95):.1f} |")
+        rec.latency(f"stage.{k}", xs)
+        rows.append([k, len(xs), f"{statistics.median(xs):.1f}", f"{percentile(xs, 0.95):.1f}"])
+    print()
+    print(rec.table("stages", ["stage", "n", "p50 ms", "p95 ms"], rows, align="lrrr"))
+    rec.write()
 
 
 if __name__ == "__main__":

@@ -32,6 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results import Recorder  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -121,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile", action="store_true", help="also time static cache + compile")
     ap.add_argument("--skip-gguf", action="store_true", help="skip the GGUF load timing")
     ap.add_argument("--home", default="", help="data dir (default: the config's paths.home)")
+    ap.add_argument("--tag", default="", help="result file suffix (results/generation-TAG.json)")
     args = ap.parse_args(argv)
+    rec = Recorder("generation", args, tag=args.tag)
 
     import torch
     import transformers
@@ -266,8 +272,17 @@ def main(argv: list[str] | None = None) -> int:
 
     variants: list[Variant] = []
 
-    def add(name: str, run: Callable[[int], Run], extra_s: float = 0.0, model: Any = None) -> None:
+    dtypes: dict[str, str] = {}
+
+    def add(
+        name: str,
+        run: Callable[[int], Run],
+        extra_s: float = 0.0,
+        model: Any = None,
+        dtype: str = "torch.float32",
+    ) -> None:
         """Register a variant; ``model`` marks it lossy (quality columns against fp32)."""
+        dtypes[name] = str(model.dtype) if model is not None else dtype
         v = Variant(name, run, lossy=model is not None)
         if model is not None:
             v.logits = logits_fn(model)
@@ -378,34 +393,61 @@ def main(argv: list[str] | None = None) -> int:
     b_ttft = med([r.ttft for r in base.runs])
     b_rate = 1 / med([g for r in base.runs for g in r.gaps])
     b_total = med([r.total for r in base.runs])
+    columns = [
+        "variant",
+        "TTFT (ms)",
+        "decode tok/s",
+        "decode vs baseline",
+        "end-to-end vs baseline",
+        "warm-up (s)",
+        "same tokens as fp32",
+        "teacher-forced top-1",
+    ]
+    rows = []
+    for v in variants:
+        ttft = med([r.ttft for r in v.runs])
+        rate = 1 / med([g for r in v.runs for g in r.gaps])
+        total = med([r.total for r in v.runs])
+        same, tf = quality[v.name]
+        rows.append(
+            [
+                v.name,
+                f"{ttft * 1e3:.0f}",
+                f"{rate:.1f}",
+                f"{rate / b_rate:.2f}x",
+                f"{b_total / total:.2f}x",
+                f"{v.warmup_s:.1f}",
+                f"{same:.0%}",
+                "" if tf != tf else f"{tf:.1%}",
+            ]
+        )
+        rec.latency(f"{v.name}.ttft", [r.ttft for r in v.runs], scale=1000)
+        rec.latency(f"{v.name}.token_gap", [g for r in v.runs for g in r.gaps], scale=1000)
+        rec.latency(f"{v.name}.total", [r.total for r in v.runs], unit="s")
+    rec.meta(
+        model=alias,
+        prompts=len(encoded),
+        rounds=args.rounds,
+        new_tokens=n_new,
+        repetition_penalty=penalty,
+        teacher_forced_positions=n_tf,
+        variant_dtypes=dtypes,
+        default_decode_path=gen_default.decode_path,
+    )
     lines = [
         f"Machine: {header}; load average at end {os.getloadavg()[0]:.1f}.",
         f"Model: {alias} (134.5M params), {len(encoded)} prompts x {args.rounds} rounds, "
         f"{n_new} new tokens each, greedy, repetition_penalty={penalty}. Teacher-forced top-1: "
         f"{n_tf} positions of fp32 greedy answers to {len(refs)} prompts.",
         "",
-        "| variant | TTFT (ms) | decode tok/s | decode vs baseline | end-to-end vs baseline "
-        "| warm-up (s) | same tokens as fp32 | teacher-forced top-1 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        rec.table("variants", columns, rows, align="lrrrrrrr"),
     ]
-    for v in variants:
-        ttft = med([r.ttft for r in v.runs])
-        rate = 1 / med([g for r in v.runs for g in r.gaps])
-        total = med([r.total for r in v.runs])
-        same, tf = quality[v.name]
-        lines.append(
-            f"| {v.name} | {ttft * 1e3:.0f} | {rate:.1f} | {rate / b_rate:.2f}x "
-            f"| {b_total / total:.2f}x faster | {v.warmup_s:.1f} | {same:.0%} "
-            f"| {'' if tf != tf else f'{tf:.1%}'} |"
-        )
     lines += [
         "",
         f"Baseline: TTFT {b_ttft * 1e3:.0f} ms, {b_rate:.1f} tok/s, {b_total:.2f} s per answer.",
         "",
-        "| load | seconds |",
-        "|---|---:|",
+        rec.table("loads", ["load", "seconds"], [[n, f"{t:.2f}"] for n, t in loads], align="lr"),
     ]
-    lines += [f"| {name} | {s:.2f} |" for name, s in loads]
     default = next(v for v in variants if "defaults" in v.name)
     lines += [
         "",
@@ -420,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         "> " + tok.decode(base.outputs[0]).replace("\n", " "),
     ]
     print("\n".join(lines))
+    rec.write()
     return 0
 
 

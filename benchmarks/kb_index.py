@@ -23,8 +23,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results import Recorder  # noqa: E402
 
 from knowledge_base import index as ix  # noqa: E402
+
+COLUMNS = ["vectors", "index", "build s", "p50 ms", "p95 ms", "recall@10", "speed-up vs flat (p50)"]
 
 
 def synthetic(n: int, rotation: np.ndarray, seed: int, alpha: float = 1.0) -> np.ndarray:
@@ -91,7 +96,9 @@ def main() -> None:
     )
     ap.add_argument("--threads", type=int, default=1, help="FAISS threads for queries (0 = all)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tag", default="", help="result file suffix (results/kb_index-TAG.json)")
     args = ap.parse_args()
+    rec = Recorder("kb_index", args, tag=args.tag)
 
     import faiss
 
@@ -107,8 +114,19 @@ def main() -> None:
         f"{BUILD_THREADS} to build, {QUERY_THREADS or BUILD_THREADS} per query"
     )
     print()
-    print("| vectors | index | build s | p50 ms | p95 ms | recall@10 | speed-up vs flat (p50) |")
+    print("| " + " | ".join(COLUMNS) + " |")
     print("|---:|---|---:|---:|---:|---:|---:|")
+    rows: list[list[str]] = []
+
+    def emit(n: int, name: str, build: float, lat: np.ndarray, rcl: float, flat50: float) -> float:
+        p50 = float(np.percentile(lat, 50))
+        rec.latency(f"{n}.{name}", list(lat))
+        row = [f"{n:,}", name, f"{build:.1f}", f"{p50:.2f}", f"{np.percentile(lat, 95):.2f}"]
+        row += [f"{rcl:.3f}", f"{(flat50 or p50) / p50:.1f}x"]
+        rows.append(row)
+        print("| " + " | ".join(row) + " |", flush=True)
+        return p50
+
     for n in sizes:
         rotation, _ = np.linalg.qr(rng.standard_normal((args.dim, args.dim)))
         rotation = rotation.astype(np.float32)
@@ -122,12 +140,7 @@ def main() -> None:
         build = time.perf_counter() - t0
         _, truth = flat.search(queries, args.k)  # exact, batched
         lat, found = latencies(flat, queries, args.k, opts)
-        flat_p50 = float(np.percentile(lat, 50))
-        print(
-            f"| {n:,} | flat | {build:.1f} | {flat_p50:.2f} | {np.percentile(lat, 95):.2f} "
-            f"| {recall(found, truth):.3f} | 1.0x |",
-            flush=True,
-        )
+        flat_p50 = emit(n, "flat", build, lat, recall(found, truth), 0.0)
         del flat
         gc.collect()
 
@@ -138,13 +151,8 @@ def main() -> None:
         for nprobe in nprobes:
             o = ix.IndexOptions(ivf_nprobe=nprobe)
             lat, found = latencies(ivf, queries, args.k, o)
-            p50 = float(np.percentile(lat, 50))
-            print(
-                f"| {n:,} | ivf nlist={nlist} nprobe={nprobe} | {build:.1f} | {p50:.2f} "
-                f"| {np.percentile(lat, 95):.2f} | {recall(found, truth):.3f} "
-                f"| {flat_p50 / p50:.1f}x |",
-                flush=True,
-            )
+            name = f"ivf nlist={nlist} nprobe={nprobe}"
+            emit(n, name, build, lat, recall(found, truth), flat_p50)
         del ivf
         gc.collect()
 
@@ -155,17 +163,14 @@ def main() -> None:
             for ef in efs:
                 o = ix.IndexOptions(hnsw_ef_search=ef)
                 lat, found = latencies(hnsw, queries, args.k, o)
-                p50 = float(np.percentile(lat, 50))
-                print(
-                    f"| {n:,} | hnsw M={opts.hnsw_m} ef={ef} | {build:.1f} | {p50:.2f} "
-                    f"| {np.percentile(lat, 95):.2f} | {recall(found, truth):.3f} "
-                    f"| {flat_p50 / p50:.1f}x |",
-                    flush=True,
-                )
+                name = f"hnsw M={opts.hnsw_m} ef={ef}"
+                emit(n, name, build, lat, recall(found, truth), flat_p50)
             del hnsw
             gc.collect()
         del data
         gc.collect()
+    rec.table("indexes", COLUMNS, rows, align="rlrrrrr")
+    rec.write()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from results import Recorder  # noqa: E402
 
 from knowledge_base import KnowledgeBase, SentenceTransformerEmbedder  # noqa: E402
 from knowledge_base.chunk import chunk_document  # noqa: E402
@@ -44,6 +47,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--no-cli", action="store_true", help="skip the end-to-end CLI run")
     args = ap.parse_args()
+    rec = Recorder("kb_ingest", args)
 
     import torch
 
@@ -115,19 +119,32 @@ def main() -> None:
         f"# {len(files)} files from {args.data}, {len(texts)} chunks; batch {args.batch_size}; "
         f"torch threads {torch.get_num_threads()}; model load {load_s:.1f}s (not counted)"
     )
-    print()
-    print("| measurement | chunks/s | vs raw encode |")
-    print("|---|---:|---:|")
-    print(f"| raw `SentenceTransformer.encode` (median of {args.repeats}) | {raw_m:.1f} | 1.00x |")
-    print(
-        f"| `KnowledgeBase.add` = `tutor kb add` in-process, warm model (median of {args.repeats}; "
-        f"embedding = {100 * statistics.median(embed_share):.0f}% of its time) | {kb_m:.1f} | {kb_m / raw_m:.2f}x |"
+    rec.meta(files=len(files), chunks=len(texts), model_load_s=load_s, dtype="float32")
+    rec.samples("raw_chunks_per_s", raw)
+    rec.samples("add_chunks_per_s", kb_rates)
+    rec.samples("add_embed_share", embed_share)
+    rec.samples("cli_chunks_per_s", [] if cli is None else [cli])
+    rows = [
+        [f"raw `SentenceTransformer.encode` (median of {args.repeats})", f"{raw_m:.1f}", "1.00x"]
+    ]
+    rows.append(
+        [
+            f"`KnowledgeBase.add` = `tutor kb add` in-process, warm model (median of {args.repeats}; "
+            f"embedding = {100 * statistics.median(embed_share):.0f}% of its time)",
+            f"{kb_m:.1f}",
+            f"{kb_m / raw_m:.2f}x",
+        ]
     )
     if cli is not None:
-        print(
-            f"| `tutor kb add` command end to end (new process: imports + model load) | {cli:.1f} "
-            f"| {cli / raw_m:.2f}x |"
+        rows.append(
+            [
+                "`tutor kb add` command end to end (new process: imports + model load), one run",
+                f"{cli:.1f}",
+                f"{cli / raw_m:.2f}x",
+            ]
         )
+    print()
+    print(rec.table("ingest", ["measurement", "chunks/s", "vs raw encode"], rows, align="lrr"))
     print()
     print(
         "raw runs:",
@@ -135,6 +152,7 @@ def main() -> None:
         "| add runs:",
         ", ".join(f"{x:.1f}" for x in kb_rates),
     )
+    rec.write()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from results import Recorder  # noqa: E402
 
 from knowledge_base import KnowledgeBase, SentenceTransformerEmbedder  # noqa: E402
 from knowledge_base.evaluate import evaluate_retrieval, load_qa  # noqa: E402
@@ -25,20 +28,40 @@ from knowledge_base.evaluate import evaluate_retrieval, load_qa  # noqa: E402
 SHARED = REPO.parent / "shared" / "data" / "curriculum"
 
 
-def run(kb: KnowledgeBase, name: str, qa_path: Path, collection: str, show_misses: bool) -> None:
+def run(
+    kb: KnowledgeBase,
+    name: str,
+    qa_path: Path,
+    collection: str,
+    show_misses: bool,
+    rec: Recorder,
+) -> None:
     items = load_qa(qa_path)
     print(f"\n### {name}: {len(items)} questions ({qa_path.relative_to(REPO)})\n")
-    print("| retrieval | recall@1 | recall@5 | recall@10 | MRR@10 |")
-    print("|---|---:|---:|---:|---:|")
+    rows = []
     for mode in ("dense", "bm25", "hybrid"):
         m = evaluate_retrieval(kb, items, k=10, mode=mode, collection=collection)
-        print(
-            f"| {mode} | {m.recall_at(1):.3f} | {m.recall_at(5):.3f} | {m.recall:.3f} | {m.mrr:.3f} |",
-            flush=True,
+        rows.append(
+            [
+                mode,
+                f"{m.recall_at(1):.3f}",
+                f"{m.recall_at(5):.3f}",
+                f"{m.recall:.3f}",
+                f"{m.mrr:.3f}",
+            ]
         )
+        rec.samples(f"{collection}.{mode}.misses", [str(x) for x in m.misses])
         if show_misses:
             for miss in m.misses:
                 print(f"    miss ({mode}): {miss}", file=sys.stderr)
+    rec.meta(
+        **{
+            f"{collection}_questions": len(items),
+            f"{collection}_qa": str(qa_path.relative_to(REPO)),
+        }
+    )
+    columns = ["retrieval", "recall@1", "recall@5", "recall@10", "MRR@10"]
+    print(rec.table(collection, columns, rows, align="lrrrr"), flush=True)
 
 
 def main() -> None:
@@ -48,6 +71,7 @@ def main() -> None:
     ap.add_argument("--embedder", default="all-minilm-l6-v2")
     ap.add_argument("--misses", action="store_true", help="print the misses to stderr")
     args = ap.parse_args()
+    rec = Recorder("kb_quality", args)
 
     tmp = None
     store = args.store
@@ -60,19 +84,23 @@ def main() -> None:
         books = [d for d in sorted(args.data.iterdir()) if d.is_dir()]
         r = kb.add(books, collection="openstax")
         print(f"# openstax: {r.summary()}")
+        rec.meta(openstax_files=len(r.added), openstax_chunks=r.chunks)
         run(
             kb,
             "OpenStax chapters",
             REPO / "evals" / "data" / "openstax_qa.jsonl",
             "openstax",
             args.misses,
+            rec,
         )
     else:
         print(f"# {args.data} not found: skipping the OpenStax set")
     r = kb.add(REPO / "data" / "curriculum", collection="sample")
     print(f"# sample: {r.summary()}")
-    run(kb, "Sample course", REPO / "data" / "curriculum" / "qa.jsonl", "sample", args.misses)
+    rec.meta(sample_files=len(r.added), sample_chunks=r.chunks)
+    run(kb, "Sample course", REPO / "data" / "curriculum" / "qa.jsonl", "sample", args.misses, rec)
     kb.close()
+    rec.write()
     if tmp is not None:
         tmp.cleanup()
 

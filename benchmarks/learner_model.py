@@ -18,11 +18,18 @@ Run: ``python benchmarks/learner_model.py [--learners 500] [--seed 0]``; prints 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from tutor import kt
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+
+from results import Recorder  # noqa: E402
+
+from tutor import kt  # noqa: E402
 
 SKILLS: dict[str, kt.BKTParams] = {
     "fractions": kt.BKTParams(prior=0.25, learn=0.12, guess=0.2, slip=0.1),
@@ -57,6 +64,7 @@ def main() -> None:
     ap.add_argument("--learners", type=int, default=500, help="learners per split and skill")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    rec = Recorder("learner_model", args)
     rng = np.random.default_rng(args.seed)
     defaults = kt.BKTParams()
     train = {s: simulate_skill(p, args.learners, rng) for s, p in SKILLS.items()}
@@ -89,20 +97,27 @@ def main() -> None:
         f"skill; {n_train} training and {len(y)} held-out answers (5-30 per learner); seed {args.seed}; "
         f"EM fit of all skills {fit_s:.2f} s\n"
     )
-    print("| model | AUC | accuracy | RMSE |")
-    print("|---|---:|---:|---:|")
+    rec.meta(
+        skills=len(SKILLS), train_answers=n_train, heldout_answers=len(y), fit_s=round(fit_s, 2)
+    )
+    rows = []
     for name in MODELS:
         a, acc, rmse = metrics(y, np.concatenate(preds[name]))
-        print(f"| {name} | {a:.3f} | {acc:.3f} | {rmse:.3f} |")
+        rows.append([name, f"{a:.3f}", f"{acc:.3f}", f"{rmse:.3f}"])
+    print(rec.table("models", ["model", "AUC", "accuracy", "RMSE"], rows, align="lrrr"))
     print("\nFitted vs true parameters (prior / learn / guess / slip):\n")
-    print("| skill | true | fitted |")
-    print("|---|---|---|")
+    rows = []
     for s, p in SKILLS.items():
         f = fitted[s].params
-        print(
-            f"| {s} | {p.prior:.2f} / {p.learn:.2f} / {p.guess:.2f} / {p.slip:.2f} "
-            f"| {f.prior:.2f} / {f.learn:.2f} / {f.guess:.2f} / {f.slip:.2f} |"
+        rows.append(
+            [
+                s,
+                f"{p.prior:.2f} / {p.learn:.2f} / {p.guess:.2f} / {p.slip:.2f}",
+                f"{f.prior:.2f} / {f.learn:.2f} / {f.guess:.2f} / {f.slip:.2f}",
+            ]
         )
+    print(rec.table("parameters", ["skill", "true", "fitted"], rows))
+    rec.write()
 
 
 MODELS = (

@@ -21,10 +21,17 @@ from __future__ import annotations
 import argparse
 import queue
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+
+from results import Recorder  # noqa: E402
 
 
 def main() -> None:
@@ -32,6 +39,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
+    rec = Recorder("omp_threads", args)
 
     import torch
     from transformers import TextIteratorStreamer, TextStreamer
@@ -115,7 +123,8 @@ def main() -> None:
         return box.get()
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.tokens} tokens")
-    print(f"main, before any other thread ran torch: {on_main():.1f} ms/token")
+    first = on_main()
+    print(f"main, before any other thread ran torch: {first:.1f} ms/token")
     setups = {
         "main": on_main,
         "worker+handoff": worker_handoff,
@@ -126,9 +135,15 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, fn in setups.items():
             results[name].append(fn())
-    print("\n| setup | median ms/token per round |\n|---|---|")
+    rec.meta(dtype="torch.float32", model=cfg.lm.model, new_tokens=args.tokens)
+    rec.samples("main_before_other_threads", [first])
+    rows = [["main, before any other thread ran torch", f"{first:.1f}"]]
     for name, xs in results.items():
-        print(f"| {name} | {', '.join(f'{x:.1f}' for x in xs)} |")
+        rec.samples(name, xs)
+        rows.append([name, ", ".join(f"{x:.1f}" for x in xs)])
+    print()
+    print(rec.table("setups", ["setup", "median ms/token per round"], rows))
+    rec.write()
 
 
 if __name__ == "__main__":

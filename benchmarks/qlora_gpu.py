@@ -29,6 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results import Recorder  # noqa: E402
+
 # Published configurations (hidden, intermediate, layers, heads, kv heads, vocab, tied).
 SHAPES = {
     "smollm2-1.7b": (2048, 8192, 24, 32, 32, 49152, True),
@@ -172,6 +176,12 @@ def main() -> None:
         return
     import importlib.util
 
+    rec = Recorder(
+        "qlora_gpu",
+        args,
+        tag="cpu-smoke" if args.cpu_smoke else "",
+        kind="smoke" if args.cpu_smoke else "full",
+    )
     if importlib.util.find_spec("bitsandbytes") is None:
         sys.exit("error: the QLoRA variant needs bitsandbytes: pip install 'offline-tutor[gpu]'")
     rows = []
@@ -198,14 +208,21 @@ def main() -> None:
         f"{args.seq} tokens, LoRA r=16 all-linear, activation checkpointing, {args.steps} steps\n"
     )
     memory = "peak RSS GiB" if args.cpu_smoke else "peak GPU memory GiB"
-    print(f"| variant | tokens/s | vs bf16 LoRA | {memory} | vs bf16 LoRA |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['variant']} | {r['tokens_per_s']:.0f} | "
-            f"{r['tokens_per_s'] / base_row['tokens_per_s']:.2f}x | {r['peak_gib']:.2f} | "
-            f"{r['peak_gib'] / base_row['peak_gib']:.2f}x |"
-        )
+    columns = ["variant", "tokens/s", "vs bf16 LoRA", memory, "vs bf16 LoRA (memory)"]
+    table = [
+        [
+            r["variant"],
+            f"{r['tokens_per_s']:.0f}",
+            f"{r['tokens_per_s'] / base_row['tokens_per_s']:.2f}x",
+            f"{r['peak_gib']:.2f}",
+            f"{r['peak_gib'] / base_row['peak_gib']:.2f}x",
+        ]
+        for r in rows
+    ]
+    rec.meta(device=base_row["gpu"], shape=args.shape, compute_dtype="torch.bfloat16")
+    rec.samples("variants", rows)
+    print(rec.table("variants", columns, table, align="lrrrr"))
+    rec.write()
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from results import Recorder, markdown  # noqa: E402
 from ui_common import TimedGenerator, build, median, pct, questions  # noqa: E402
 
 from ui.testing import message_text  # noqa: E402
@@ -481,6 +482,46 @@ def soak(
     }
 
 
+SOAK_COLUMNS = [
+    "students",
+    "minutes",
+    "turns",
+    "turns/s",
+    "TTFT p50 (ms)",
+    "p95",
+    "p99",
+    "max",
+    "turn p95 (s)",
+    "errors",
+    "messages sent / stored",
+    "replies stored",
+    "attempts stored",
+    "all stored",
+]
+
+
+def soak_row(r: dict[str, Any]) -> list[str]:
+    """The summary row of a soak under ``SOAK_COLUMNS``."""
+    t, s = r["ttft_s"], r["store"]
+    ms = lambda x: f"{x * 1000:,.0f}"  # noqa: E731
+    return [
+        str(r["students"]),
+        f"{round(r['seconds'] / 60, 2):g}",
+        str(r["turns"]),
+        str(r["turns_per_s"]),
+        ms(t["p50"]),
+        ms(t["p95"]),
+        ms(t["p99"]),
+        ms(t["max"]),
+        f"{r['turn_s']['p95']:.2f}",
+        str(len(r["errors"])),
+        f"{s['sent']} / {s['sent'] if not s['problems'] else '?'}",
+        str(s["replies"]),
+        str(s["attempts"]),
+        "yes" if r["all_stored"] else "NO",
+    ]
+
+
 def report(r: dict[str, Any]) -> str:
     t, s = r["ttft_s"], r["store"]
     ms = lambda x: f"{x * 1000:,.0f}"  # noqa: E731
@@ -490,14 +531,7 @@ def report(r: dict[str, Any]) -> str:
         f"{r['lm_turns_at_once']} LM turns at once; fake LM: first token "
         f"{ms(r['backend']['first_token_s'])} ms, then {ms(r['backend']['token_s'])} ms/token.",
         "",
-        "| students | minutes | turns | turns/s | TTFT p50 (ms) | p95 | p99 | max | turn p95 (s) "
-        "| errors | messages sent / stored | replies stored | attempts stored | all stored |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|",
-        f"| {r['students']} | {round(r['seconds'] / 60, 2):g} | {r['turns']} | {r['turns_per_s']} | "
-        f"{ms(t['p50'])} | {ms(t['p95'])} | {ms(t['p99'])} | {ms(t['max'])} | "
-        f"{r['turn_s']['p95']:.2f} | {len(r['errors'])} | {s['sent']} / "
-        f"{s['sent'] if not s['problems'] else '?'} | {s['replies']} | {s['attempts']} | "
-        f"{'yes' if r['all_stored'] else 'NO'} |",
+        markdown(SOAK_COLUMNS, [soak_row(r)], "rrrrrrrrrrlrrl"),
         "",
         f"Turns by kind: {json.dumps(r['kinds'], sort_keys=True)}; TTFT over {t['n']} course "
         f"questions; backend's own TTFT p50 {ms(r['backend_ttft_p50_s'])} ms; sessions checked "
@@ -524,6 +558,7 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=0, help="ui.concurrency_limit (0 = automatic)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args()
+    rec = Recorder("soak", args)
     seconds = args.seconds if args.seconds is not None else 60 * (args.minutes or 5)
     r = soak(
         args.students,
@@ -535,6 +570,13 @@ def main() -> int:
         concurrency_limit=args.limit,
     )
     print(report(r))
+    records = r["records"].values()
+    rec.latency("ttft", [x for one in records for x in one["ttft"]], scale=1000)
+    rec.latency("turn", [x for one in records for x in one["turn_s"]], unit="s")
+    rec.samples("figures", {k: v for k, v in r.items() if k not in ("records", "database_url")})
+    rec.meta(model="ScriptedServer: OpenAI-compatible fake LM with fixed token timing")
+    rec.table("soak", SOAK_COLUMNS, [soak_row(r)], align="rrrrrrrrrrlrrl")
+    rec.write()
     if args.json:
         figures = {k: v for k, v in r.items() if k != "records"}
         args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n", encoding="utf-8")

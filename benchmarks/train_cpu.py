@@ -34,6 +34,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from results import Recorder  # noqa: E402
+
 VARIANTS = ("baseline", "ours", "ours+packing")
 ALIAS = "smollm2-135m-instruct"
 
@@ -193,6 +197,7 @@ def child(args: argparse.Namespace) -> None:
 def parent(args: argparse.Namespace) -> None:
     from tutor.lm.resolve import ensure_bundled_cache
 
+    rec = Recorder("train_cpu", args)
     models = ensure_bundled_cache(ALIAS, REPO / ".tutor" / "models")
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
@@ -220,19 +225,27 @@ def parent(args: argparse.Namespace) -> None:
         f"max_length {args.max_length}, 1 epoch\n"
     )
     base_cpu = rows[0]["tokens_per_cpu_s"]
-    print(
-        "| variant | steps | train s | tokens/s | vs baseline | tokens per CPU-s | vs baseline "
-        "| peak RSS MiB |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['variant']} | {r['steps']} | {r['seconds']:.1f} | {r['tokens_per_s']:.1f} | "
-            f"{r['tokens_per_s'] / base:.2f}x | {r['tokens_per_cpu_s']:.1f} | "
-            f"{r['tokens_per_cpu_s'] / base_cpu:.2f}x | {r['peak_rss_mib']:.0f} |"
-        )
+    columns = ["variant", "steps", "train s", "tokens/s", "vs baseline", "tokens per CPU-s"]
+    columns += ["vs baseline (CPU)", "peak RSS MiB"]
+    table = [
+        [
+            r["variant"],
+            r["steps"],
+            f"{r['seconds']:.1f}",
+            f"{r['tokens_per_s']:.1f}",
+            f"{r['tokens_per_s'] / base:.2f}x",
+            f"{r['tokens_per_cpu_s']:.1f}",
+            f"{r['tokens_per_cpu_s'] / base_cpu:.2f}x",
+            f"{r['peak_rss_mib']:.0f}",
+        ]
+        for r in rows
+    ]
+    rec.meta(model=ALIAS, dtype="torch.float32", data=names, tokens=rows[0]["tokens"])
+    rec.samples("variants", rows)
+    print(rec.table("variants", columns, table, align="lrrrrrrr"))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    rec.write()
 
 
 def main() -> None:

@@ -92,9 +92,9 @@ def build(root: Path, generator: Any, *, students: int = 2, embedder: str = "min
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
-    s = sorted(values)
-    k = min(len(s) - 1, max(0, round(q * (len(s) - 1))))
-    return s[k]
+    from results import percentile
+
+    return percentile(values, q)
 
 
 def ms(x: float) -> str:

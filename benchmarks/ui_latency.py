@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from results import Recorder  # noqa: E402
 from ui_common import (  # noqa: E402
     REPLY,
     TimedGenerator,
@@ -78,6 +79,7 @@ def main() -> None:
     ap.add_argument("--token-delay", type=float, default=0.02, help="fake backend only")
     ap.add_argument("--max-new-tokens", type=int, default=24, help="hf backend only")
     args = ap.parse_args()
+    rec = Recorder("ui_latency", args, tag="" if args.backend == "openai" else args.backend)
 
     from playwright.sync_api import sync_playwright
 
@@ -150,17 +152,21 @@ def main() -> None:
     web = [b - k - a for b, k, a in zip(browser_ttft, backend_ttft, agent_pre, strict=True)]
     added = [b - k for b, k in zip(browser_ttft, backend_ttft, strict=True)]
     print(f"\nBackend: {label}; {len(added)} turns after one warm-up turn.\n")
-    print("| time to first token | median (ms) | p90 (ms) |")
-    print("|---|---:|---:|")
     rows = [
-        ("backend alone (`stream()` to first delta)", backend_ttft),
-        ("browser: Enter to first token painted", browser_ttft),
-        ("**added in all** (browser - backend, paired per turn)", added),
-        ("- the agent before the LM (question saved, retrieval, prompt)", agent_pre),
-        ("- the web layer (sign-in check, queue, SSE, handler, rendering)", web),
+        ("backend alone (`stream()` to first delta)", "backend", backend_ttft),
+        ("browser: Enter to first token painted", "browser", browser_ttft),
+        ("added in all (browser - backend, paired per turn)", "added", added),
+        ("- the agent before the LM (question saved, retrieval, prompt)", "agent", agent_pre),
+        ("- the web layer (sign-in check, queue, SSE, handler, rendering)", "web", web),
     ]
-    for name, v in rows:
-        print(f"| {name} | {ms(median(v))} | {ms(pct(v, 0.9))} |")
+    table = []
+    for name, key, v in rows:
+        rec.latency(key, v, scale=1000)
+        table.append([name, len(v), ms(median(v)), ms(pct(v, 0.95))])
+    rec.meta(backend=label, warmup_turns=1)
+    columns = ["time to first token", "turns", "p50 (ms)", "p95 (ms)"]
+    print(rec.table("ttft", columns, table, align="lrrr"))
+    rec.write()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from results import Recorder  # noqa: E402
 from ui_common import (  # noqa: E402
     REPLY,
     TimedGenerator,
@@ -142,6 +143,7 @@ def main() -> None:
     ap.add_argument("--limits", default="0,1", help="ui.concurrency_limit values (0 = automatic)")
     ap.add_argument("--embedder", choices=["minilm", "hash"], default="minilm")
     args = ap.parse_args()
+    rec = Recorder("ui_load", args, tag="" if args.embedder == "minilm" else args.embedder)
 
     import multiprocessing as mp
 
@@ -183,20 +185,33 @@ def main() -> None:
         f"{args.token_delay * 1000:.0f} ms/token, {n_tokens} tokens; {args.turns} questions per "
         f"student; embedder {args.embedder}.\n"
     )
-    print(
-        "| turns at once (ui.concurrency_limit) | students | TTFT p50 (ms) | TTFT p95 (ms) | "
-        "p50 vs alone | turn p50 (s) | errors | turns/s |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    columns = ["turns at once (ui.concurrency_limit)", "students", "turns", "TTFT p50 (ms)"]
+    columns += ["TTFT p95 (ms)", "p50 vs alone", "turn p50 (s)", "errors", "turns/s"]
+    table = []
     alone: list[float] = []
     for limit, n, ttft, total, errors, wall in rows:
         if n == 1:
             alone = ttft
         ratio = median(ttft) / median(alone) if ttft and alone else float("nan")
-        print(
-            f"| {limit} | {n} | {ms(median(ttft))} | {ms(pct(ttft, 0.95))} | {ratio:.2f}x | "
-            f"{median(total):.2f} | {len(errors)} | {len(total) / wall:.1f} |"
+        rec.latency(f"limit{limit}.students{n}.ttft", ttft, scale=1000)
+        rec.latency(f"limit{limit}.students{n}.turn", total, unit="s")
+        rec.samples(f"limit{limit}.students{n}.errors", [str(e) for e in errors])
+        table.append(
+            [
+                limit,
+                n,
+                len(ttft),
+                ms(median(ttft)),
+                ms(pct(ttft, 0.95)),
+                f"{ratio:.2f}x",
+                f"{median(total):.2f}",
+                len(errors),
+                f"{len(total) / wall:.1f}",
+            ]
         )
+    rec.meta(reply_tokens=n_tokens, backend="ScriptedServer (OpenAI-compatible fake)")
+    print(rec.table("load", columns, table, align="rrrrrrrrr"))
+    rec.write()
 
 
 if __name__ == "__main__":
