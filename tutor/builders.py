@@ -7,15 +7,24 @@ Heavy imports happen inside the functions.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tutor.config import Config
 from tutor.errors import ConfigError
 
+if TYPE_CHECKING:
+    from knowledge_base import KnowledgeBase
+    from knowledge_base.embed import Embedder
+    from tutor.agent import TutorAgent
+    from tutor.lm.base import Generator
+    from tutor.protocols import KnowledgeBaseLike
+    from tutor.store import LearnerStore
+    from tutor.store.protocol import TutorStore
+
 log = logging.getLogger(__name__)
 
 
-def build_generator(config: Config) -> Any:
+def build_generator(config: Config) -> Generator:
     """The configured LM backend (``lm.backend``): ``hf`` or ``openai``."""
     lm = config.lm
     if lm.backend == "hf":
@@ -29,7 +38,7 @@ def build_generator(config: Config) -> Any:
     raise ConfigError(f"lm.backend={lm.backend!r} is not known; use 'hf' or 'openai'")
 
 
-def build_learner_store(config: Config) -> Any:
+def build_learner_store(config: Config) -> LearnerStore:
     """The learner store at ``config.database_url`` (SQLite file in the data dir by default),
     with the ``[tutor]`` BKT defaults and the fallback item bank (``tutor.item_bank`` or the
     shipped sample bank) for collections that have none loaded."""
@@ -38,7 +47,7 @@ def build_learner_store(config: Config) -> Any:
     return LearnerStore.from_config(config)
 
 
-def build_embedder(config: Config) -> Any:
+def build_embedder(config: Config) -> Embedder:
     """The knowledge-base embedder (``kb.embedder``): the bundled all-MiniLM-L6-v2 by default,
     or any sentence-transformers model by name or path. Lazy: the model loads on first use."""
     from knowledge_base.embed import SentenceTransformerEmbedder
@@ -47,7 +56,7 @@ def build_embedder(config: Config) -> Any:
     return SentenceTransformerEmbedder(kb.embedder, device=kb.device, batch_size=kb.batch_size)
 
 
-def build_knowledge_base(config: Config, embedder: Any | None = None) -> Any:
+def build_knowledge_base(config: Config, embedder: Embedder | None = None) -> KnowledgeBase:
     """The knowledge base in ``paths.kb_dir`` with the ``[kb]`` options; ``embedder`` defaults
     to ``build_embedder(config)``."""
     from knowledge_base import KnowledgeBase
@@ -59,11 +68,11 @@ def build_knowledge_base(config: Config, embedder: Any | None = None) -> Any:
 def build_agent(
     config: Config,
     *,
-    generator: Any | None = None,
-    store: Any | None = None,
-    kb: Any | None = None,
+    generator: Generator | None = None,
+    store: TutorStore | None = None,
+    kb: KnowledgeBaseLike | None = None,
     show_prompt: bool = False,
-) -> Any:
+) -> TutorAgent:
     """The tutor agent with the configured LM, learner store and knowledge base (each can be
     handed in instead, e.g. one shared model for every UI session)."""
     from tutor.agent import AgentSettings, TutorAgent

@@ -1,0 +1,174 @@
+"""The pieces of one tutor turn that do not need the agent: its bookkeeping (``Turn``), the open
+problem (``OpenProblem``), the LM stream's post-processing and the fixed reply texts.
+
+``stream_reply`` runs one generation through the citation filter (no invented ``[n]``) and,
+for a guarded problem, the leak guard; it yields ``TextDelta`` events and returns whether the
+guard tripped. ``sources_event`` turns the retrieved passages into the ``Sources`` event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Generator as Coroutine
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tutor.events import Event, SourceRef, Sources, TextDelta
+from tutor.grading import AnswerSpec, GradeResult, mentions_answer
+from tutor.guard import CitationFilter, LeakGuard
+from tutor.items import Item
+from tutor.lm.base import Generator, Message
+from tutor.modes import Intent
+from tutor.protocols import PassageLike
+
+
+@dataclass
+class OpenProblem:
+    """The open problem of a session: a bank item or a problem the learner brought."""
+
+    item: Item
+    from_bank: bool
+    expression: str = ""  # a learner's own problem: what was solved ("1/2 + 1/3")
+
+
+@dataclass
+class Turn:
+    """Mutable bookkeeping of one turn."""
+
+    mode: str
+    intent: Intent
+    text: str = ""
+    leaks: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    passages: list[PassageLike] = field(default_factory=list)
+    cited: list[int] = field(default_factory=list)
+    prompt: list[Message] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def add_time(self, key: str, started: float) -> None:
+        self.timings[key] = self.timings.get(key, 0.0) + (time.perf_counter() - started) * 1000
+
+    def say(self, text: str) -> TextDelta:
+        """Append ``text`` to the reply; the event that shows it."""
+        self.text += text
+        return TextDelta(text)
+
+
+def _leak_guard(turn: Turn, item: Item) -> LeakGuard:
+    def leaks(candidate: str) -> bool:
+        g0 = time.perf_counter()
+        try:
+            return mentions_answer(candidate, item)
+        finally:
+            turn.add_time("guard_ms", g0)
+
+    return LeakGuard(leaks)
+
+
+def stream_reply(
+    generator: Generator,
+    turn: Turn,
+    msgs: list[Message],
+    n_passages: int,
+    guarded: OpenProblem | None,
+    cancel: threading.Event | None,
+) -> Coroutine[Event, None, bool]:
+    """Stream one generation into ``turn``; returns True when the leak guard tripped."""
+    cites = CitationFilter(n_passages)
+    guard = _leak_guard(turn, guarded.item) if guarded is not None else None
+    local_cancel = threading.Event()
+    if cancel is not None and cancel.is_set():
+        local_cancel.set()
+    t0 = time.perf_counter()
+    first = True
+    stream = generator.stream(msgs, cancel=local_cancel)
+    try:
+        for delta in stream:
+            if cancel is not None and cancel.is_set():
+                local_cancel.set()
+                break
+            if first:
+                turn.timings["ttft_ms"] = (time.perf_counter() - t0) * 1000
+                first = False
+            out = cites.feed(delta)
+            if guard is not None:
+                out = guard.feed(out)
+                if guard.tripped:
+                    local_cancel.set()
+                    break
+            if out:
+                yield turn.say(out)
+        tail = cites.finish()
+        if guard is not None and not guard.tripped:
+            tail = guard.feed(tail) + guard.finish()
+        if tail and not (guard is not None and guard.tripped):
+            yield turn.say(tail)
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+        turn.add_time("generation_ms", t0)
+    turn.cited = list(cites.cited)
+    return bool(guard is not None and guard.tripped)
+
+
+def sources_event(turn: Turn, passages: Sequence[PassageLike]) -> Sources:
+    """The passages shown for this turn, numbered as the prompt numbered them."""
+    return Sources(
+        [
+            SourceRef(
+                index=i + 1,
+                citation=p.citation,
+                text=p.text,
+                doc_id=p.doc_id,
+                chunk_id=p.chunk_id,
+                score=round(float(p.similarity if p.similarity is not None else p.score), 4),
+                cited=(i + 1) in turn.cited,
+            )
+            for i, p in enumerate(passages)
+        ]
+    )
+
+
+def answer_value(answer: str) -> str:
+    """``"x = 4"`` -> ``"4"`` (the grader accepts ``x = 4`` for 4)."""
+    return answer.split("=", 1)[1].strip() if "=" in answer else answer
+
+
+def problem_item(statement: str, answer: str, steps: list[str] | None = None) -> Item:
+    """A learner-brought problem as an item, so grading, hints and the leak guard treat it
+    alike. ``steps`` is its scaffold: rung 0 opened the problem, the rest are the hints."""
+    digest = hashlib.sha1(statement.encode("utf-8")).hexdigest()[:10]
+    return Item(
+        id=f"problem-{digest}",
+        skills=("own-problem",),
+        prompt=statement,
+        answer=AnswerSpec.infer(answer_value(answer)),
+        hints=tuple((steps or [])[1:]),
+        solution="",
+    )
+
+
+def bank_hint(item: Item, level: int) -> str:
+    """The bank's hint for ladder rung ``level`` (1-based); the last one when fewer exist."""
+    if not item.hints or level <= 0:
+        return ""
+    return item.hints[min(level, len(item.hints)) - 1]
+
+
+def feedback_line(result: GradeResult, attempts: int) -> str:
+    """The fixed verdict line for a graded answer (never the expected answer when wrong)."""
+    if result.correct:
+        extra = "" if result.code == "correct" else f" {result.message}"
+        return f"Correct — well done!{extra}".rstrip()
+    if result.code == "not_parsed":
+        return (
+            "I couldn't read that as an answer. Could you write just the answer, like 3/4 or 12 cm?"
+        )
+    if result.code == "incorrect":
+        return "Not quite — that isn't right yet."
+    lead = "Close, but not quite." if result.close else "Not quite."
+    return f"{lead} {result.message}"
