@@ -1,0 +1,126 @@
+"""The learner store's engine and transactions: ``make_engine`` (SQLite tuned for concurrent
+writers, or any SQLAlchemy URL) and ``StoreBase``, which every part of ``LearnerStore`` builds on:
+read and write transactions, the retry of a write that lost a race, and the two lookups every
+part needs (a learner, a session bound to its learner)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from tutor import kt
+from tutor.errors import NotFoundError
+from tutor.items import Bank
+from tutor.store import schema as S
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def make_engine(url: str, *, echo: bool = False) -> sa.Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout, FKs and ``BEGIN IMMEDIATE``."""
+    u = sa.make_url(url)
+    if u.get_backend_name() != "sqlite":
+        return sa.create_engine(url, echo=echo, pool_pre_ping=True)
+    db = u.database or ""
+    memory = db in ("", ":memory:") or db.startswith("file::memory:")
+    if not memory:
+        Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    if memory:
+        kwargs["poolclass"] = sa.pool.StaticPool
+    engine = sa.create_engine(url, echo=echo, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # transactions are begun explicitly below
+        cur = dbapi_conn.cursor()
+        if not memory:
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=FULL")  # a committed write survives a power cut
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        # Writers take the write lock up front: a deferred transaction that reads and then
+        # writes can fail at once with "database is locked" instead of waiting its turn.
+        write = conn.get_execution_options().get("tutor_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+class StoreBase:
+    """The engine, the settings and the transactions shared by every part of the store.
+
+    ``LearnerStore.__init__`` sets the attributes; the parts (mixins) only use them.
+    """
+
+    url: str
+    engine: sa.Engine
+    bkt_defaults: kt.BKTParams
+    mastery_threshold: float
+    kdf_n: int
+    _fallback: Bank | Callable[[], Bank] | None
+    _fallback_bank: Bank | None
+    _bank_cache: dict[str, tuple[tuple[Any, ...], Bank]]
+    _lock: threading.Lock
+
+    # -- transactions ------------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(tutor_write=True)
+            with conn.begin():
+                yield conn
+
+    def _retry(self, fn: Callable[[sa.Connection], T], attempts: int = 3) -> T:
+        """Run ``fn`` in a write transaction; retry on an insert race (PostgreSQL) or a lock."""
+        for i in range(attempts):
+            try:
+                with self._write() as conn:
+                    return fn(conn)
+            except (IntegrityError, OperationalError) as e:
+                if i == attempts - 1 or not _retryable(e):
+                    raise
+                log.debug("retrying a write after %s", type(e).__name__)
+        raise AssertionError("unreachable")
+
+    # -- lookups every part needs ------------------------------------------------------------
+
+    def _require_learner(self, conn: sa.Connection, learner_id: int) -> Any:
+        row = conn.execute(sa.select(S.learners).where(S.learners.c.id == learner_id)).first()
+        if row is None:
+            raise NotFoundError(
+                f"no learner with id {learner_id}; `tutor learners list` shows them"
+            )
+        return row
+
+    def _session_row(self, conn: sa.Connection, session_id: str, learner_id: int | None) -> Any:
+        row = conn.execute(sa.select(S.sessions).where(S.sessions.c.id == session_id)).first()
+        if row is None or (learner_id is not None and row.learner_id != learner_id):
+            # the same message for "missing" and "someone else's": ids are not probed
+            raise NotFoundError(f"no session {session_id!r} for this learner; start a new session")
+        return row
+
+
+def _retryable(e: Exception) -> bool:
+    msg = str(e).lower()
+    return isinstance(e, IntegrityError) or "locked" in msg or "deadlock" in msg or "busy" in msg
