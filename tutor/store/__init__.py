@@ -17,6 +17,7 @@ from tutor.store.learners import (
     make_engine,
 )
 from tutor.store.migrations import MIGRATIONS, applied_migrations, migrate
+from tutor.store.protocol import LearnerStoreLike, TutorStore
 
 __all__ = [
     "MIGRATIONS",
@@ -26,12 +27,14 @@ __all__ = [
     "Learner",
     "LearnerStats",
     "LearnerStore",
+    "LearnerStoreLike",
     "Message",
     "Prediction",
     "Profile",
     "Session",
     "SessionState",
     "SkillMastery",
+    "TutorStore",
     "User",
     "applied_migrations",
     "make_engine",
