@@ -27,8 +27,8 @@ from knowledge_base import KnowledgeBase
 from knowledge_base.testing import HashEmbedder
 from ui import render
 from ui.app import build_blocks
-from ui.handlers import PAGE_OUTPUTS, TURN_OUTPUTS, Handlers
-from ui.testing import ScriptedGenerator, sample_context
+from ui.handlers import DOCS_OUTPUTS, PAGE_OUTPUTS, SESSION_OUTPUTS, TURN_OUTPUTS, Handlers
+from ui.testing import ScriptedGenerator, by_name, sample_context
 
 HOSTILE_NAMES = [
     "../../../../etc/passwd.md",
@@ -138,7 +138,9 @@ def h(tmp_path: Path) -> Handlers:
         'See [this link](javascript:window.__pwned=1) and <img src=x onerror="window.__pwned=2"> '
         "<script>window.__pwned=3</script> about plants [1]."
     )
-    return Handlers(sample_context(tmp_path, ScriptedGenerator(reply)))
+    h = Handlers(sample_context(tmp_path, ScriptedGenerator(reply)))
+    build_blocks(h, 1)  # binds the components the handlers return values for
+    return h
 
 
 LEGAL_FILE_NAMES = [  # what a browser can send and a Linux file can be called
@@ -167,7 +169,8 @@ def test_web_upload_writes_only_into_the_knowledge_base(h: Handlers, tmp_path: P
         paths.append(str(d / name))
     home = h.ctx.config.paths.home_dir
     before = tree(tmp_path)
-    ingest, docs, pick, cleared = h.add_documents(paths, request=req("mrs-k"))
+    added = by_name(h, DOCS_OUTPUTS, h.add_documents(paths, request=req("mrs-k")))
+    ingest, docs, pick, cleared = added.values()
     changed = {p for p, st_ in tree(tmp_path).items() if before.get(p) != st_}
     kb_rel = h.ctx.config.paths.kb_dir.relative_to(tmp_path)
     assert changed and all(kb_rel in Path(p).parents for p in changed), changed
@@ -192,10 +195,10 @@ TAG = re.compile(r"<(script|img|svg|iframe|a)\b", re.I)
 
 
 def test_messages_and_replies_are_stored_verbatim_and_shown_inert(h: Handlers) -> None:
-    page = dict(zip(PAGE_OUTPUTS, h.page_load(request=req("ana")), strict=True))
+    page = by_name(h, PAGE_OUTPUTS, h.page_load(request=req("ana")))
     sid = page["session_id"]
     outs = [
-        dict(zip(TURN_OUTPUTS, o, strict=True))
+        by_name(h, TURN_OUTPUTS, o)
         for o in h.send(HOSTILE_MESSAGE, "auto", sid, request=req("ana"))
     ]
     chat = outs[-1]["chat"]
@@ -207,7 +210,7 @@ def test_messages_and_replies_are_stored_verbatim_and_shown_inert(h: Handlers) -
     # shown: no tag can open (the text stays readable), in the live turn and after a reload
     assert not TAG.search(user) and "&lt;script" in user and "click me" in user
     assert not any(TAG.search(m.split('<div class="tutor-sources">')[0]) for m in bot)
-    reloaded = h.open_session(sid, request=req("ana"))[1]
+    reloaded = by_name(h, SESSION_OUTPUTS, h.open_session(sid, request=req("ana")))["chat"]
     assert not any(
         TAG.search(m["content"].split('<div class="tutor-sources">')[0]) for m in reloaded
     )

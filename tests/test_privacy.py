@@ -22,8 +22,9 @@ from typing import Any
 import gradio as gr
 import pytest
 
-from ui.handlers import PAGE_OUTPUTS, Handlers
-from ui.testing import ScriptedGenerator, sample_context
+from ui.app import build_blocks
+from ui.handlers import CREATE_OUTPUTS, PAGE_OUTPUTS, Handlers
+from ui.testing import ScriptedGenerator, by_name, sample_context
 
 USERNAME = "zelda-q"
 DISPLAY = "Zelda Quartermain"
@@ -71,11 +72,15 @@ def test_logs_carry_ids_not_names_or_messages(
     from starlette.testclient import TestClient
 
     h = Handlers(sample_context(tmp_path, ScriptedGenerator("Think about the denominators [1].")))
+    build_blocks(h, 1)  # binds the components the handlers return values for
     home = h.ctx.config.paths.home_dir
     before = _files(tmp_path)
 
     # the teacher creates the account (a generated password, shown once)
-    status, *_ = h.create_student(USERNAME, DISPLAY, "", request=req("mrs-k"))
+    created = by_name(
+        h, CREATE_OUTPUTS, h.create_student(USERNAME, DISPLAY, "", request=req("mrs-k"))
+    )
+    status, *_ = created.values()
     password = status.split("`")[1]
     lid = h.store.find_learner(USERNAME).id
 
@@ -89,7 +94,7 @@ def test_logs_carry_ids_not_names_or_messages(
         assert ok.status_code == 200 and ok.json()["success"]
 
     # the learner chats: a question, a problem of their own, a wrong attempt, a hint, the answer
-    page = dict(zip(PAGE_OUTPUTS, h.page_load(request=req(USERNAME)), strict=True))
+    page = by_name(h, PAGE_OUTPUTS, h.page_load(request=req(USERNAME)))
     sid = page["session_id"]
     for key in ("question", "problem", "wrong", "hint", "right"):
         for _ in h.send(WRITTEN[key], "auto", sid, request=req(USERNAME)):

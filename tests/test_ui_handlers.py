@@ -19,8 +19,21 @@ from ui import render
 from ui.app import build_blocks
 from ui.auth import DEMO_USER
 from ui.guard import ROLES, role_of
-from ui.handlers import PAGE_OUTPUTS, TURN_OUTPUTS, Handlers
-from ui.testing import PASSWORD, ScriptedGenerator, sample_context
+from ui.handlers import (
+    CLASS_OUTPUTS,
+    CREATE_OUTPUTS,
+    DELETE_OUTPUTS,
+    DETAIL_OUTPUTS,
+    DOCS_OUTPUTS,
+    ITEMS_OUTPUTS,
+    NEW_SESSION_OUTPUTS,
+    PAGE_OUTPUTS,
+    REMOVE_OUTPUTS,
+    SESSION_OUTPUTS,
+    TURN_OUTPUTS,
+    Handlers,
+)
+from ui.testing import PASSWORD, ScriptedGenerator, by_name, sample_context
 
 REPLY = "Plants use light to make glucose [1]. In symbols: $6CO_2 + 6H_2O$."
 
@@ -34,14 +47,21 @@ def gen() -> ScriptedGenerator:
     return ScriptedGenerator(REPLY)
 
 
+def bound(ctx: object) -> Handlers:
+    """Handlers bound to a page's components (they return ``{component: value}``)."""
+    h = Handlers(ctx)
+    build_blocks(h, 1)
+    return h
+
+
 @pytest.fixture
 def h(tmp_path: Path, gen: ScriptedGenerator) -> Handlers:
-    return Handlers(sample_context(tmp_path, gen))
+    return bound(sample_context(tmp_path, gen))
 
 
 @pytest.fixture
 def demo_h(tmp_path: Path, gen: ScriptedGenerator) -> Handlers:
-    return Handlers(sample_context(tmp_path / "demo", gen, demo=True))
+    return bound(sample_context(tmp_path / "demo", gen, demo=True))
 
 
 def learner_id(h: Handlers, name: str) -> int:
@@ -49,19 +69,19 @@ def learner_id(h: Handlers, name: str) -> int:
 
 
 def page(h: Handlers, user: str) -> dict:
-    return dict(zip(PAGE_OUTPUTS, h.page_load(request=req(user)), strict=True))
+    return by_name(h, PAGE_OUTPUTS, h.page_load(request=req(user)))
 
 
 def turn(h: Handlers, user: str, message: str, session_id: str, mode: str = "auto") -> list[dict]:
     return [
-        dict(zip(TURN_OUTPUTS, out, strict=True))
+        by_name(h, TURN_OUTPUTS, out)
         for out in h.send(message, mode, session_id, request=req(user))
     ]
 
 
 def turn_iter(h: Handlers, user: str, message: str, session_id: str, mode: str = "auto"):
     for out in h.send(message, mode, session_id, request=req(user)):
-        yield dict(zip(TURN_OUTPUTS, out, strict=True))
+        yield by_name(h, TURN_OUTPUTS, out)
 
 
 def texts(chat: list[dict]) -> list[str]:
@@ -117,13 +137,13 @@ def test_fast_tokens_are_sent_together_with_nothing_lost(
 
 
 def test_history_survives_a_new_server_process(tmp_path: Path, gen: ScriptedGenerator) -> None:
-    h1 = Handlers(sample_context(tmp_path / "a", gen))
+    h1 = bound(sample_context(tmp_path / "a", gen))
     sid = page(h1, "ana")["session_id"]
     final = turn(h1, "ana", "How do plants make glucose?", sid)[-1]["chat"]
     # a second app over the same database (a restart) shows the same session and chat
     from ui.server import build_context
 
-    h2 = Handlers(
+    h2 = bound(
         build_context(
             h1.ctx.config, generator=gen, store=h1.store.__class__(h1.store.url), kb=h1.kb
         )
@@ -241,20 +261,16 @@ def test_practice_card_grades_and_updates_mastery(h: Handlers) -> None:
         list(h.hint(sid, request=req("ana")))
     with pytest.raises(gr.Error, match="(?i)Next problem first"):
         list(h.check("12", sid, request=req("ana")))
-    served = [
-        dict(zip(TURN_OUTPUTS, o, strict=True)) for o in h.next_problem(sid, request=req("ana"))
-    ]
+    served = [by_name(h, TURN_OUTPUTS, o) for o in h.next_problem(sid, request=req("ana"))]
     card = served[-1]["card"]
     state = h.store.get_state(sid)
     item = h.store.get_item("default", state.item_id)
     assert render.chat_text(item.prompt.splitlines()[0])[:20] in card and "difficulty" in card
-    hinted = [dict(zip(TURN_OUTPUTS, o, strict=True)) for o in h.hint(sid, request=req("ana"))]
+    hinted = [by_name(h, TURN_OUTPUTS, o) for o in h.hint(sid, request=req("ana"))]
     assert "Hint:" in hinted[-1]["chat"][-1]["content"]
     right = item.answer.value
     assert grade(item, right).correct
-    outs = [
-        dict(zip(TURN_OUTPUTS, o, strict=True)) for o in h.check(right, sid, request=req("ana"))
-    ]
+    outs = [by_name(h, TURN_OUTPUTS, o) for o in h.check(right, sid, request=req("ana"))]
     final = outs[-1]["card"]
     assert "Correct" in final and "mastery" in final and "✅ solved" in final
     skill = item.skills[0]
@@ -271,7 +287,7 @@ def test_stop_keeps_what_was_shown(h: Handlers, gen: ScriptedGenerator) -> None:
     stream = h.send("Tell me about photosynthesis", "explain", sid, request=req("ana"))
     shown = ""
     for i, out in enumerate(stream):
-        chat = out[0]
+        chat = by_name(h, TURN_OUTPUTS, out)["chat"]
         if len(chat) > 1:
             shown = chat[1]["content"]
         if i == 6:
@@ -322,14 +338,15 @@ def test_stop_button_ends_the_running_turn(h: Handlers, gen: ScriptedGenerator) 
 def test_sessions_new_open_and_resume(h: Handlers) -> None:
     first = page(h, "ana")["session_id"]
     turn(h, "ana", "How do plants make glucose?", first)
-    out = h.new_session(request=req("ana"))
-    second = out[1]
-    assert second != first and out[2] == []
-    assert h.new_session(request=req("ana"))[1] == second  # an empty session is reused
+    out = by_name(h, NEW_SESSION_OUTPUTS, h.new_session(request=req("ana")))
+    second = out["session_id"]
+    assert second != first and out["chat"] == []
+    again = by_name(h, NEW_SESSION_OUTPUTS, h.new_session(request=req("ana")))
+    assert again["session_id"] == second  # an empty session is reused
     turn(h, "ana", "How do I add fractions?", second)
     labels = dict((v, k) for k, v in page(h, "ana")["sessions"]["choices"])
     assert "add fractions" in labels[second] and "plants make glucose" in labels[first]
-    sid, chat, *_ = h.open_session(first, request=req("ana"))
+    sid, chat, *_ = by_name(h, SESSION_OUTPUTS, h.open_session(first, request=req("ana"))).values()
     assert sid == first and "glucose" in chat[0]["content"]
     assert page(h, "ana")["session_id"] == second  # the latest one is resumed
 
@@ -379,28 +396,33 @@ def test_html_in_documents_and_names_is_inert(h: Handlers) -> None:
 
 
 def test_teacher_creates_a_student_who_can_sign_in(h: Handlers) -> None:
-    out = h.create_student("cleo", "Cleo", "", request=req("mrs-k"))
+    out = list(
+        by_name(
+            h, CREATE_OUTPUTS, h.create_student("cleo", "Cleo", "", request=req("mrs-k"))
+        ).values()
+    )
     status = out[0]
     password = status.split("Password: `")[1].split("`")[0]
     assert len(password) == 12
     user = h.store.authenticate("cleo", password)
     assert user is not None and user.role == "student"
-    assert "cleo" in out[1] and out[3:] == ("", "", "")
+    assert "cleo" in out[1] and tuple(out[3:]) == ("", "", "")
     with pytest.raises(gr.Error, match="(?i)already exists"):
         h.create_student("cleo", "", PASSWORD, request=req("mrs-k"))
     with pytest.raises(gr.Error, match="(?i)at least 8 characters"):
         h.create_student("dan", "", "short", request=req("mrs-k"))
     with pytest.raises(gr.Error, match="(?i)not valid"):
         h.create_student("<script>", "", PASSWORD, request=req("mrs-k"))
-    out = h.create_student("dan", "Dan", PASSWORD, request=req("mrs-k"))
-    assert PASSWORD not in out[0]  # a password the teacher typed is not echoed
+    out = by_name(h, CREATE_OUTPUTS, h.create_student("dan", "Dan", PASSWORD, request=req("mrs-k")))
+    assert PASSWORD not in out["new_status"]  # a password the teacher typed is not echoed
 
 
 def test_learner_detail_notes_export_and_delete(h: Handlers) -> None:
     sid = page(h, "ana")["session_id"]
     turn(h, "ana", "How do plants make glucose?", sid)
     ana = learner_id(h, "ana")
-    info, notes, sessions, attempts, export, _ = h.learner_detail(ana, request=req("mrs-k"))
+    detail = by_name(h, DETAIL_OUTPUTS, h.learner_detail(ana, request=req("mrs-k")))
+    info, notes, sessions, attempts, export, _ = detail.values()
     assert (
         "Ana" in info and "plants make glucose" in sessions and f"/export/learner/{ana}" in export
     )
@@ -412,8 +434,8 @@ def test_learner_detail_notes_export_and_delete(h: Handlers) -> None:
     with pytest.raises(gr.Error, match="(?i)nothing was deleted"):
         h.delete_learner(ana, "Ana", request=req("mrs-k"))
     assert h.store.get_learner(ana)
-    out = h.delete_learner(ana, "ana", request=req("mrs-k"))
-    assert "ana" not in out[0].split("<tbody>")[1].split("ben")[0]
+    out = by_name(h, DELETE_OUTPUTS, h.delete_learner(ana, "ana", request=req("mrs-k")))
+    assert "ana" not in out["students_table"].split("<tbody>")[1].split("ben")[0]
     with pytest.raises(gr.Error, match="(?i)no learner with id"):
         h.learner_detail(ana, request=req("mrs-k"))
     with pytest.raises(gr.Error, match="(?i)no longer exists"):
@@ -436,7 +458,8 @@ def test_document_upload_reports_per_file(h: Handlers, tmp_path: Path) -> None:
     big = up / "big.txt"
     big.write_bytes(b"a" * (int(h.ctx.max_upload_mb * 2**20) + 1))
     files = [str(p) for p in (good, wrong, broken, script, big)]
-    ingest, docs, pick, cleared = h.add_documents(files, request=req("mrs-k"))
+    added = by_name(h, DOCS_OUTPUTS, h.add_documents(files, request=req("mrs-k")))
+    ingest, docs, pick, cleared = added.values()
     rows = {r.split("</td>")[0]: r for r in ingest.split("<tr><td>")[1:]}
     assert "added" in rows["decimals.md"] and "added" in rows["inject.html"]
     assert "not a supported type" in rows["virus.exe"]
@@ -448,9 +471,11 @@ def test_document_upload_reports_per_file(h: Handlers, tmp_path: Path) -> None:
     ]
     assert not any("alert(1)" in t for t in texts_)  # the loader drops scripts
     doc_id = next(v for k, v in pick["choices"] if "decimals.md" in k)
-    row, text = h.ask_remove(doc_id, request=req("mrs-k"))
+    asked = by_name(h, ("remove_row", "remove_text"), h.ask_remove(doc_id, request=req("mrs-k")))
+    row, text = asked.values()
     assert row["visible"] is True and "Decimals" in text
-    docs, pick, row, _ = h.remove_document(doc_id, request=req("mrs-k"))
+    removed = by_name(h, REMOVE_OUTPUTS, h.remove_document(doc_id, request=req("mrs-k")))
+    docs, pick, row, _ = removed.values()
     assert "decimals.md" not in docs and row["visible"] is False
     with pytest.raises(gr.Error, match="(?i)no document"):
         h.remove_document(doc_id, request=req("mrs-k"))
@@ -466,12 +491,16 @@ def test_item_bank_upload_shows_validation_errors(h: Handlers, tmp_path: Path) -
         "skills:\n  - {id: geo, name: Geometry}\nitems:\n  - id: g1\n    skill: geo\n"
         '    prompt: "Angles in a triangle add up to?"\n    answer: "180"\n    difficulty: 9\n'
     )
-    status, table, cleared = h.add_items([str(bad)], request=req("mrs-k"))
+    status, table, cleared = by_name(
+        h, ITEMS_OUTPUTS, h.add_items([str(bad)], request=req("mrs-k"))
+    ).values()
     assert "Nothing was loaded" in status and "my_items.yaml:" in status and "difficulty" in status
     assert "gradio-tmp-1234" not in status  # the upload's temp dir is not shown
     assert is_skip(table) and "geo" not in h.store.skills("default")
     bad.write_text(bad.read_text().replace("difficulty: 9", "difficulty: 2"))
-    status, table, cleared = h.add_items([str(bad)], request=req("mrs-k"))
+    status, table, cleared = by_name(
+        h, ITEMS_OUTPUTS, h.add_items([str(bad)], request=req("mrs-k"))
+    ).values()
     assert "Loaded 1 items" in status and "Geometry" in table and cleared is None
     with pytest.raises(gr.Error, match="(?i)not an item bank"):
         h.add_items([str(tmp_path / "x.exe")], request=req("mrs-k"))
@@ -489,7 +518,7 @@ def test_profile_edit_and_class_overview(h: Handlers) -> None:
     item = bank.for_skill("fractions")[0]
     for _ in range(3):
         h.store.record_attempt(ana, item, "wrong", grade(item, "999"))
-    heat, risk = h.class_view(request=req("mrs-k"))
+    heat, risk = by_name(h, CLASS_OUTPUTS, h.class_view(request=req("mrs-k"))).values()
     assert "hm-risk" in heat and "Ana" in risk and "Fractions" in risk
     assert "Ben" not in risk  # no practice, no risk signal
 

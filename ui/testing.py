@@ -12,7 +12,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -222,3 +222,17 @@ def seed_class(store: Any, collection: str = "default", seed: int = 7) -> None:
                 store.record_attempt(
                     lr.id, item, answer, grade(item, answer), collection=collection
                 )
+
+
+def by_name(h: Any, names: Sequence[str], returned: dict[Any, Any]) -> dict[str, Any]:
+    """A handler's ``{component: value}`` as ``{name: value}`` over an event's output ``names``,
+    filled as Gradio fills it: ``gr.skip()`` for an output the handler left out. A component
+    that is not among ``names`` raises, as it does in the app. ``h`` must be bound to its
+    components (``ui.app.build_blocks``)."""
+    import gradio as gr
+
+    wanted = {id(h.components[n]) for n in names}
+    extra = [k for k in returned if id(k) not in wanted]
+    if extra:
+        raise ValueError(f"returned components that are not outputs of the event: {extra}")
+    return {n: returned.get(h.components[n], gr.skip()) for n in names}
