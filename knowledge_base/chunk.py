@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from knowledge_base.load import Block, Document
+from knowledge_base.loaders import Block, Document
 
 # Bump when chunk boundaries change for the same settings: stored documents get re-chunked.
 CHUNKER_VERSION = 1

@@ -32,7 +32,7 @@ from knowledge_base.errors import (
     InputError,
     LoadError,
 )
-from knowledge_base.load import (
+from knowledge_base.loaders import (
     content_hash,
     document_id,
     load_document,

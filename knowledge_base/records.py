@@ -10,7 +10,7 @@ import numpy as np
 
 from knowledge_base.chunk import Chunk
 from knowledge_base.errors import InputError
-from knowledge_base.load import Document
+from knowledge_base.loaders import Document
 
 COLLECTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 

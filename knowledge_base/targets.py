@@ -11,7 +11,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from knowledge_base.load import iter_files
+from knowledge_base.loaders import iter_files
 from knowledge_base.reports import FileResult, IngestReport
 
 # (what the report shows, the file to read or None, the upload's bytes or None)

@@ -429,7 +429,7 @@ def test_regression_lone_surrogates_in_text_are_replaced(monkeypatch: pytest.Mon
     """Found: a lone surrogate in a name (or in text a broken PDF font map yields) cannot be
     stored as UTF-8: SQLite raised UnicodeEncodeError and the whole batch failed. Fixed in
     knowledge_base/load.py (text: U+FFFD, one for one) and kb.py (names)."""
-    import knowledge_base.load as L
+    import knowledge_base.loaders as L
     from knowledge_base.load import Block
 
     text = "Title \ud800\n\nbody \udfff text"
