@@ -16,7 +16,6 @@ import base64
 import html
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 from evals.dimensions import DIMENSIONS
 from evals.machine import machine_info
 from evals.run import EvalRun, SuiteResult, _json_default
+from knowledge_base.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +113,11 @@ def write_report(run: EvalRun, results: list[SuiteResult], *, complete: bool) ->
         except Exception as e:  # a plot must never lose the results
             log.warning("plotting failed (%s); the report is written without plots", e)
     report["plots"] = {k: str(v.relative_to(out)) for k, v in plots.items()}
-    _write(
+    write_atomic(
         out / "report.json", json.dumps(report, indent=1, default=_json_default, ensure_ascii=False)
     )
-    _write(out / "report.md", render_markdown(report, plots, out))
-    _write(out / "report.html", render_html(report, plots))
+    write_atomic(out / "report.md", render_markdown(report, plots, out))
+    write_atomic(out / "report.html", render_html(report, plots))
     return report
 
 
@@ -140,12 +140,6 @@ def keep_earlier_suites(report: dict[str, Any], previous: Path) -> None:
         report["metrics"].update(
             {k: v for k, v in old.get("metrics", {}).items() if k.startswith(name + "/")}
         )
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def load_report(path: str | Path) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.machine import load_average
+from knowledge_base.atomic import write_atomic
 from tutor.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -181,12 +182,6 @@ def config_hash(blob: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 class RunStore:
     """``results.jsonl`` with resume by key; the config hash guards against mixing runs."""
 
@@ -214,7 +209,7 @@ class RunStore:
                     (self.out / name).unlink(missing_ok=True)
         elif overwrite:
             self.results_path.unlink(missing_ok=True)
-        _atomic_write(
+        write_atomic(
             cfg_path,
             json.dumps(
                 {"config_hash": self.hash, "fingerprint": blob, **meta}, indent=2, default=str
@@ -242,7 +237,7 @@ class RunStore:
             self.records[rec["key"]] = rec
             good.append(line)
         if len(good) != sum(1 for ln in lines if ln.strip()):
-            _atomic_write(self.results_path, "".join(g + "\n" for g in good))
+            write_atomic(self.results_path, "".join(g + "\n" for g in good))
         self.resumed = len(self.records)
 
     def has(self, key: str) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune.data import DataStats
+from knowledge_base.atomic import write_atomic
 from tutor.config import Config
 
 
@@ -137,8 +138,6 @@ def write_card(
     metrics: dict[str, Any],
     quantize_base: bool,
 ) -> dict[str, Any]:
-    from finetune.recipe import write_atomic
-
     card = card_data(config, stats, metrics, quantize_base=quantize_base)
     write_atomic(run_dir / "card.json", json.dumps(card, indent=2, default=str) + "\n")
     write_atomic(run_dir / "card.md", render_card(card))

@@ -67,6 +67,31 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "train --config configs/cpu-smollm2-lora.toml --max-steps 20",
     )
     _data_options(t)
+    _training_options(t)
+    t.set_defaults(func=cmd_train)
+
+    d = fsub.add_parser(
+        "data",
+        parents=[common],
+        help="check and count training data without training",
+        description="Load, validate, dedupe and split the data; with the base model's "
+        "tokenizer, also count tokens and truncation.",
+    )
+    _data_options(d)
+    d.add_argument("--no-tokenize", action="store_true", help="skip the token counts")
+    d.add_argument(
+        "--show",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print the first N training examples as JSON lines",
+    )
+    d.set_defaults(func=cmd_data)
+
+    _merge_parser(fsub, common)
+
+
+def _training_options(t: argparse.ArgumentParser) -> None:
     g = t.add_argument_group("training")
     g.add_argument("--run-name", dest="finetune.run_name", metavar="NAME", default=None)
     g.add_argument(
@@ -118,26 +143,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         default=None,
         help="delete an existing run of the same name first",
     )
-    t.set_defaults(func=cmd_train)
 
-    d = fsub.add_parser(
-        "data",
-        parents=[common],
-        help="check and count training data without training",
-        description="Load, validate, dedupe and split the data; with the base model's "
-        "tokenizer, also count tokens and truncation.",
-    )
-    _data_options(d)
-    d.add_argument("--no-tokenize", action="store_true", help="skip the token counts")
-    d.add_argument(
-        "--show",
-        type=int,
-        default=0,
-        metavar="N",
-        help="print the first N training examples as JSON lines",
-    )
-    d.set_defaults(func=cmd_data)
 
+def _merge_parser(fsub: Any, common: argparse.ArgumentParser) -> None:
     m = fsub.add_parser(
         "merge",
         parents=[common],

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from finetune.errors import RunExistsError
+from knowledge_base.atomic import atomic_dir
 from tutor.errors import ConfigError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
@@ -111,18 +109,10 @@ def merge_adapter(
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(adapter))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         merged.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
         info = {"base_model": base, "adapter": str(adapter.resolve()), "dtype": dtype}
         (tmp / "merge_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     log.info("merged model written to %s (%s)", out, dtype)
     return out

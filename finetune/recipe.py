@@ -22,22 +22,28 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import importlib.util
 import logging
 import os
 import resource
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from finetune.checkpoints import (
+    checkpoint_step,
+    disk_full_message,
+    last_complete_checkpoint,
+    no_space,
+    remove_incomplete_checkpoints,
+)
 from finetune.data import DataStats, prepare_examples
 from finetune.errors import DiskFullError, RunExistsError, TrainingInterrupted
 from finetune.tokens import ChatEncoder, Collator, encode_examples, pack
+from knowledge_base.atomic import atomic_dir, write_atomic
 from tutor.config import Config
 from tutor.errors import ConfigError, MissingDependencyError, NotFoundError
 
@@ -65,108 +71,6 @@ def world() -> tuple[int, int, int]:
 
 def run_dir_for(config: Config) -> Path:
     return config.paths.runs_dir / config.finetune.run_name
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-# -- checkpoints and a full disk ------------------------------------------------------------------
-# The Trainer writes a checkpoint in place (weights, optimizer, scheduler, RNG, then
-# trainer_state.json last), so a process killed or a disk filled while saving leaves a
-# ``checkpoint-N`` without a readable trainer_state.json: resuming must skip it.
-
-
-def checkpoint_complete(path: Path) -> bool:
-    """Whether a Trainer checkpoint directory was written to the end."""
-    import json
-
-    try:
-        state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(state, dict) and "global_step" in state
-
-
-def last_complete_checkpoint(ckpt_dir: Path) -> Path | None:
-    """The complete checkpoint with the highest step in ``ckpt_dir`` (None when there is none)."""
-    found = []
-    for p in ckpt_dir.glob("checkpoint-*") if ckpt_dir.is_dir() else ():
-        step = _step_of(str(p))
-        if p.is_dir() and step is not None and checkpoint_complete(p):
-            found.append((step, p))
-    return max(found)[1] if found else None
-
-
-def remove_incomplete_checkpoints(ckpt_dir: Path) -> list[str]:
-    """Delete checkpoint directories that were not written to the end; returns their names."""
-    removed = []
-    for p in sorted(ckpt_dir.glob("checkpoint-*")) if ckpt_dir.is_dir() else ():
-        if p.is_dir() and not checkpoint_complete(p):
-            shutil.rmtree(p, ignore_errors=True)
-            removed.append(p.name)
-    return removed
-
-
-_NO_SPACE_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
-# how safetensors (Rust) and torch.save report a write that found no room
-_NO_SPACE_TEXT = ("no space left on device", "file too large", "disk quota exceeded")
-_TORCH_WRITE_FAILED = ("file write failed", "unexpected pos", "inline_container")
-
-
-def no_space(e: BaseException, directory: Path) -> bool:
-    """Whether ``e`` (or an error it wraps) says the disk or the file-size limit ran out.
-
-    torch.save reports a short write without the errno ("unexpected pos ..."): that counts when
-    a file-size limit is set or ``directory``'s disk is nearly full.
-    """
-    seen: set[int] = set()
-    err: BaseException | None = e
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        msg = str(err).lower()
-        if isinstance(err, OSError) and err.errno in _NO_SPACE_ERRNOS:
-            return True
-        if any(t in msg for t in _NO_SPACE_TEXT):
-            return True
-        if any(t in msg for t in _TORCH_WRITE_FAILED):
-            soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-            try:
-                nearly_full = shutil.disk_usage(directory).free < 64 * 2**20
-            except OSError:
-                nearly_full = False
-            return soft != resource.RLIM_INFINITY or nearly_full
-        err = err.__cause__ or err.__context__
-    return False
-
-
-def disk_full_message(run_dir: Path, run_name: str, what: str) -> str:
-    """One line: what could not be saved, what is kept, what to do."""
-    try:
-        free = f"{shutil.disk_usage(run_dir).free / 1e6:.1f} MB free"
-    except OSError:
-        free = "free space unknown"
-    last = last_complete_checkpoint(run_dir / "checkpoints")
-    kept = (
-        f"the last complete checkpoint, {last.name}, is kept"
-        if last is not None
-        else "no checkpoint was completed yet"
-    )
-    again = "--resume" if last is not None else "--overwrite"
-    return (
-        f"no room left to save {what} in {run_dir} ({free}, or the file-size limit was "
-        f"reached): training stopped and {kept}. Free some disk space (or set TUTOR_HOME to a "
-        f"bigger disk) and run again with --run-name {run_name} {again}"
-    )
 
 
 def check_4bit(device: str) -> None:
@@ -617,7 +521,7 @@ class LoRARecipe:
             "eval_loss_before": self.eval_loss_before,
             "final_eval_loss": evals[-1]["eval_loss"] if evals else None,
             "best_eval_loss": state.best_metric,
-            "best_step": _step_of(state.best_model_checkpoint),
+            "best_step": checkpoint_step(state.best_model_checkpoint),
             "best_checkpoint": state.best_model_checkpoint,
             "train_seconds": round(train_seconds, 2),
             "total_seconds": round(time.perf_counter() - self._t0, 2),
@@ -630,16 +534,9 @@ class LoRARecipe:
     def _save_adapter(self) -> Path:
         """The (best, when evaluated) adapter + tokenizer, written atomically."""
         target = self.run_dir / "adapter"
-        tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=self.run_dir))
-        try:
+        with atomic_dir(target) as tmp:
             self.trainer.model.save_pretrained(str(tmp), safe_serialization=True)
             self.tokenizer.save_pretrained(str(tmp))
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
         log.info("adapter saved to %s", target)
         return target
 
@@ -661,15 +558,6 @@ def _close_progress_bars(trainer: Any) -> None:
             if bar is not None and hasattr(bar, "close"):
                 bar.close()
                 setattr(cb, name, None)
-
-
-def _step_of(checkpoint: str | None) -> int | None:
-    if not checkpoint:
-        return None
-    try:
-        return int(Path(checkpoint).name.rsplit("-", 1)[1])
-    except (IndexError, ValueError):
-        return None
 
 
 def _json(data: Any) -> str:

@@ -28,6 +28,7 @@ SUITE_HELP = {
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
+    """The options of every eval suite, by group."""
     g = p.add_argument_group("run")
     g.add_argument(
         "--out",
@@ -47,6 +48,13 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         default="agent,raw,reference",
         help="tutors to compare: agent (the tutor), raw (same LM, plain prompt), reference (the dataset's human turn)",
     )
+    _dialogue_options(p)
+    _judge_options(p)
+    _retrieval_options(p)
+    _learner_model_options(p)
+
+
+def _dialogue_options(p: argparse.ArgumentParser) -> None:
     d = p.add_argument_group("pedagogy and simulation")
     d.add_argument(
         "--data",
@@ -85,6 +93,9 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         help="leave out contexts on problems a fine-tune run trained on (runs/<name>; reads its "
         "config.toml); repeatable. Use the same for every run you compare",
     )
+
+
+def _judge_options(p: argparse.ArgumentParser) -> None:
     j = p.add_argument_group("LM judge (optional; calibrate it first with judge-calibration)")
     j.add_argument(
         "--judge-model",
@@ -107,6 +118,9 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     j.add_argument(
         "--calibration-limit", type=int, default=0, help="contexts per calibration file (0 = all)"
     )
+
+
+def _retrieval_options(p: argparse.ArgumentParser) -> None:
     r = p.add_argument_group("retrieval and grounding")
     r.add_argument(
         "--qa",
@@ -136,6 +150,9 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="embedder for the eval knowledge base (default kb.embedder)",
     )
+
+
+def _learner_model_options(p: argparse.ArgumentParser) -> None:
     lm = p.add_argument_group("learner model")
     lm.add_argument(
         "--attempts",

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -150,19 +148,10 @@ def cmd_learners_export(args: argparse.Namespace, config: Any) -> int:
     if not args.output:
         sys.stdout.write(text)
         return 0
+    from knowledge_base.atomic import write_atomic
+
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(out, text, mode=0o600)
     n = sum(len(v) for v in data["tables"].values())
     print(f"exported {n} rows of {lr.name} to {out}", file=sys.stderr)
     return 0

@@ -355,11 +355,11 @@ def save_quantized(model: Any, path: Any, source_stamp: str) -> None:
     whose stamp, format or PyTorch version (the packed int4 layout is PyTorch's) differ.
     """
     import json
-    import os
-    import tempfile
     from pathlib import Path
 
     from safetensors.torch import save_file
+
+    from knowledge_base.atomic import atomic_path
 
     path = Path(path)
     modules = _quantized_modules(model)
@@ -374,15 +374,8 @@ def save_quantized(model: Any, path: Any, source_stamp: str) -> None:
         "source": source_stamp,
         "modules": json.dumps({name: _describe(m) for name, m in modules.items()}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".quant-", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
 
 
 def load_quantized(model: Any, path: Any, source_stamp: str) -> bool:

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from knowledge_base.atomic import atomic_dir
 from tutor.errors import ConfigError, MissingDependencyError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
@@ -194,17 +192,9 @@ def ensure_bundled_cache(alias: str, models_dir: Path) -> Path:
         quantization_config=GgufConfig(dequantize=True),
         dtype=torch.float32,
     )
-    models_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{alias}-", dir=models_dir))
-    try:
+    with atomic_dir(target) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     log.info("cached %s at %s", alias, target)
     return target
 
