@@ -35,141 +35,187 @@ def _lines(text: str) -> list[tuple[int, int, str]]:
 
 def parse_markdown(text: str) -> tuple[str, list[Block], str]:
     """Markdown -> blocks with offsets into ``text`` (which is returned unchanged)."""
-    lines = _lines(text)
-    blocks: list[Block] = []
-    title = ""
-    i = 0
-    n = len(lines)
-    # YAML front matter: skipped, but its title is used.
-    if n and lines[0][2].strip() == "---":
-        for j in range(1, min(n, 60)):
-            if lines[j][2].strip() in ("---", "..."):
-                for _, _, ln in lines[1:j]:
-                    m = re.match(r"^title:\s*[\"']?(.*?)[\"']?\s*$", ln)
-                    if m:
-                        title = m.group(1)
-                i = j + 1
-                break
+    parser = _Markdown(text)
+    parser.run()
+    return text, parser.blocks, parser.title
 
-    para: list[tuple[int, int, str]] = []  # current paragraph lines
 
-    def flush_para(kind: BlockKind = "paragraph") -> None:
+Line = tuple[int, int, str]  # (start, end without the newline, the line)
+
+
+class _Markdown:
+    """One pass over the lines. Each block rule looks at line ``i``: when the rule applies it
+    adds its block and returns the index of the next line to read, else None."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = _lines(text)
+        self.n = len(self.lines)
+        self.blocks: list[Block] = []
+        self.title = ""
+        self.para: list[Line] = []  # the current paragraph's lines
+
+    def run(self) -> None:
+        rules = (
+            self._fence,
+            self._math,
+            self._atx_heading,
+            self._setext_heading,
+            self._rule,
+            self._table_row,
+            self._list_item,
+        )
+        i = self._front_matter()
+        while i < self.n:
+            if not self.lines[i][2].strip():
+                self._flush_para()
+                i += 1
+                continue
+            for rule in rules:
+                nxt = rule(i)
+                if nxt is not None:
+                    break
+            else:
+                # A paragraph line (a block quote too: one paragraph per quote, until a blank).
+                self.para.append(self.lines[i])
+                nxt = i + 1
+            i = nxt
+        self._flush_para()
+
+    def _front_matter(self) -> int:
+        """YAML front matter is skipped, but its title is used; the first line to read."""
+        lines, n = self.lines, self.n
+        if n and lines[0][2].strip() == "---":
+            for j in range(1, min(n, 60)):
+                if lines[j][2].strip() in ("---", "..."):
+                    for _, _, ln in lines[1:j]:
+                        m = re.match(r"^title:\s*[\"']?(.*?)[\"']?\s*$", ln)
+                        if m:
+                            self.title = m.group(1)
+                    return j + 1
+        return 0
+
+    def _flush_para(self, kind: BlockKind = "paragraph") -> None:
+        para = self.para
         if para:
             first = para[0][2].lstrip()
             k: BlockKind = kind
             if kind == "paragraph" and (first.startswith("$$") or first.startswith("\\[")):
                 k = "math"
-            blocks.append(Block(k, para[0][0] + _indent(para[0][2]), para[-1][1]))
+            self.blocks.append(Block(k, para[0][0] + _indent(para[0][2]), para[-1][1]))
             para.clear()
 
-    while i < n:
-        start, end, line = lines[i]
-        stripped = line.strip()
-        if not stripped:
-            flush_para()
-            i += 1
-            continue
+    def _heading(self, start: int, end: int, level: int, heading: str) -> None:
+        self.blocks.append(Block("heading", start, end, level, heading=heading))
+        if level == 1 and not self.title:
+            self.title = heading
+
+    def _fence(self, i: int) -> int | None:
+        start, _, line = self.lines[i]
         m = _FENCE.match(line)
-        if m:
-            flush_para()
-            fence = m.group(1)
+        if not m:
+            return None
+        self._flush_para()
+        fence = m.group(1)
+        j = i + 1
+        while j < self.n and not self.lines[j][2].strip().startswith(fence[:3]):
+            j += 1
+        j = min(j, self.n - 1)
+        self.blocks.append(Block("code", start, self.lines[j][1]))
+        return j + 1
+
+    def _math(self, i: int) -> int | None:
+        start, _, line = self.lines[i]
+        stripped = line.strip()
+        if not (stripped.startswith("$$") or stripped.startswith("\\[")):
+            return None
+        self._flush_para()
+        closer = "$$" if stripped.startswith("$$") else "\\]"
+        j = i
+        if closer not in stripped[2:]:
             j = i + 1
-            while j < n and not lines[j][2].strip().startswith(fence[:3]):
+            while j < self.n and closer not in self.lines[j][2]:
                 j += 1
-            j = min(j, n - 1)
-            blocks.append(Block("code", start, lines[j][1]))
-            i = j + 1
-            continue
-        if stripped.startswith("$$") or stripped.startswith("\\["):
-            flush_para()
-            closer = "$$" if stripped.startswith("$$") else "\\]"
-            rest = stripped[2:]
-            j = i
-            if closer not in rest:
-                j = i + 1
-                while j < n and closer not in lines[j][2]:
-                    j += 1
-                j = min(j, n - 1)
-            blocks.append(Block("math", start + _indent(line), lines[j][1]))
-            i = j + 1
-            continue
+            j = min(j, self.n - 1)
+        self.blocks.append(Block("math", start + _indent(line), self.lines[j][1]))
+        return j + 1
+
+    def _atx_heading(self, i: int) -> int | None:
+        start, end, line = self.lines[i]
         m = _ATX.match(line) or _ATX_EMPTY.match(line)
-        if m:
-            flush_para()
-            level = len(m.group(1))
-            heading = clean_inline(m.group(2)) if m.lastindex and m.lastindex >= 2 else ""
-            if heading:
-                blocks.append(Block("heading", start + _indent(line), end, level, heading=heading))
-                if level == 1 and not title:
-                    title = heading
-            i += 1
-            continue
-        if (
+        if not m:
+            return None
+        self._flush_para()
+        level = len(m.group(1))
+        heading = clean_inline(m.group(2)) if m.lastindex and m.lastindex >= 2 else ""
+        if heading:
+            self._heading(start + _indent(line), end, level, heading)
+        return i + 1
+
+    def _setext_heading(self, i: int) -> int | None:
+        """A one-line paragraph underlined with ``===`` or ``---``."""
+        _, end, line = self.lines[i]
+        para = self.para
+        if not (
             para
             and len(para) == 1
             and _SETEXT.match(line)
             and not _LIST.match(para[0][2])
             and not para[0][2].lstrip().startswith(("|", ">"))
         ):
-            level = 1 if stripped.startswith("=") else 2
-            heading = clean_inline(para[0][2])
-            blocks.append(
-                Block("heading", para[0][0] + _indent(para[0][2]), end, level, heading=heading)
-            )
-            if level == 1 and not title:
-                title = heading
-            para.clear()
-            i += 1
-            continue
-        if _HR.match(line):
-            flush_para()
-            i += 1
-            continue
-        if stripped.startswith("|"):
-            flush_para()
-            # A table row; the header row absorbs the |---| separator under it.
-            j = i
-            if i + 1 < n and _TABLE_SEP.match(lines[i + 1][2]):
-                j = i + 1
-            blocks.append(Block("table_row", start + _indent(line), lines[j][1]))
-            i = j + 1
-            continue
-        lm = _LIST.match(line)
-        if lm:
-            flush_para()
-            indent = len(lm.group(1).expandtabs(4))
+            return None
+        level = 1 if line.strip().startswith("=") else 2
+        self._heading(para[0][0] + _indent(para[0][2]), end, level, clean_inline(para[0][2]))
+        para.clear()
+        return i + 1
+
+    def _rule(self, i: int) -> int | None:
+        if not _HR.match(self.lines[i][2]):
+            return None
+        self._flush_para()
+        return i + 1
+
+    def _table_row(self, i: int) -> int | None:
+        start, _, line = self.lines[i]
+        if not line.strip().startswith("|"):
+            return None
+        self._flush_para()
+        # A table row; the header row absorbs the |---| separator under it.
+        j = i
+        if i + 1 < self.n and _TABLE_SEP.match(self.lines[i + 1][2]):
             j = i + 1
-            # Continuation lines: non-blank, not a new item/heading/table, indented or lazy.
-            while j < n:
-                nxt = lines[j][2]
-                if not nxt.strip() or _LIST.match(nxt) or _ATX.match(nxt) or _FENCE.match(nxt):
-                    break
-                if nxt.strip().startswith(("|", "$$")) and len(nxt) - len(nxt.lstrip()) <= indent:
-                    break
+        self.blocks.append(Block("table_row", start + _indent(line), self.lines[j][1]))
+        return j + 1
+
+    def _list_item(self, i: int) -> int | None:
+        start, _, line = self.lines[i]
+        lm = _LIST.match(line)
+        if not lm:
+            return None
+        self._flush_para()
+        lines, n = self.lines, self.n
+        indent = len(lm.group(1).expandtabs(4))
+        j = i + 1
+        # Continuation lines: non-blank, not a new item/heading/table, indented or lazy.
+        while j < n:
+            nxt = lines[j][2]
+            if not nxt.strip() or _LIST.match(nxt) or _ATX.match(nxt) or _FENCE.match(nxt):
+                break
+            if nxt.strip().startswith(("|", "$$")) and len(nxt) - len(nxt.lstrip()) <= indent:
+                break
+            j += 1
+        # A blank line followed by an indented paragraph still belongs to the item.
+        while (
+            j + 1 < n
+            and not lines[j][2].strip()
+            and lines[j + 1][2].strip()
+            and _indent(lines[j + 1][2]) > indent + 1
+            and not _LIST.match(lines[j + 1][2])
+        ):
+            j += 2
+            while j < n and lines[j][2].strip() and not _LIST.match(lines[j][2]):
                 j += 1
-            # A blank line followed by an indented paragraph still belongs to the item.
-            while (
-                j + 1 < n
-                and not lines[j][2].strip()
-                and lines[j + 1][2].strip()
-                and _indent(lines[j + 1][2]) > indent + 1
-                and not _LIST.match(lines[j + 1][2])
-            ):
-                j += 2
-                while j < n and lines[j][2].strip() and not _LIST.match(lines[j][2]):
-                    j += 1
-            blocks.append(Block("list_item", start + _indent(line), lines[j - 1][1]))
-            i = j
-            continue
-        if stripped.startswith(">"):
-            # A block quote: one paragraph per quote (until a blank line).
-            para.append((start, end, line))
-            i += 1
-            continue
-        para.append((start, end, line))
-        i += 1
-    flush_para()
-    return text, blocks, title
+        self.blocks.append(Block("list_item", start + _indent(line), lines[j - 1][1]))
+        return j
 
 
 def _indent(line: str) -> int:
