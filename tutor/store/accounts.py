@@ -21,7 +21,7 @@ from tutor.accounts import (
 )
 from tutor.errors import InputError, NotFoundError
 from tutor.store import schema as S
-from tutor.store.base import StoreBase
+from tutor.store.base import StoreBase, inserted_id
 from tutor.store.records import User, now_iso, user_from_row
 
 
@@ -46,19 +46,21 @@ class AccountsMixin(StoreBase):
             with self._write() as conn:
                 if learner_id is not None:
                     self._require_learner(conn, learner_id)
-                uid = conn.execute(
-                    sa.insert(S.users).values(
-                        username=username,
-                        role=role,
-                        password_hash=pw_hash,
-                        learner_id=learner_id,
-                        created_at=ts,
-                        last_login_at=None,
+                uid = inserted_id(
+                    conn.execute(
+                        sa.insert(S.users).values(
+                            username=username,
+                            role=role,
+                            password_hash=pw_hash,
+                            learner_id=learner_id,
+                            created_at=ts,
+                            last_login_at=None,
+                        )
                     )
-                ).inserted_primary_key[0]
+                )
         except IntegrityError:
             raise InputError(f"a user named {username!r} already exists") from None
-        return User(int(uid), username, role, learner_id, ts, None)
+        return User(uid, username, role, learner_id, ts, None)
 
     def authenticate(self, username: str, password: str) -> User | None:
         """The user when the password is right, else None (same work either way)."""

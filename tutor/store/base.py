@@ -121,6 +121,13 @@ class StoreBase:
         return row
 
 
+def inserted_id(result: sa.CursorResult[Any]) -> int:
+    """The primary key an ``INSERT`` gave its row (tables with an integer ``id``)."""
+    key = result.inserted_primary_key
+    assert key is not None, "not the result of a single-row INSERT"
+    return int(key[0])
+
+
 def _retryable(e: Exception) -> bool:
     msg = str(e).lower()
     return isinstance(e, IntegrityError) or "locked" in msg or "deadlock" in msg or "busy" in msg

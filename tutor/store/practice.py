@@ -16,6 +16,7 @@ from tutor.grading import GradeResult
 from tutor.items import Item
 from tutor.store import schema as S
 from tutor.store.banks import BanksMixin
+from tutor.store.base import inserted_id
 from tutor.store.records import (
     DEFAULT_COLLECTION,
     MAX_MESSAGE_CHARS,
@@ -337,20 +338,22 @@ class PracticeMixin(BanksMixin):
 
 def _insert_attempt(conn: sa.Connection, a: Attempt) -> Attempt:
     """Insert an attempt (its ``id`` ignored); returns it with the id the database gave it."""
-    aid = conn.execute(
-        sa.insert(S.attempts).values(
-            learner_id=a.learner_id,
-            session_id=a.session_id,
-            collection=a.collection,
-            item_id=a.item_id,
-            skills=list(a.skills),
-            response=a.response,
-            correct=a.correct,
-            code=a.code,
-            normalized=a.normalized,
-            hint_level=a.hint_level,
-            counted=a.counted,
-            created_at=a.created_at,
+    aid = inserted_id(
+        conn.execute(
+            sa.insert(S.attempts).values(
+                learner_id=a.learner_id,
+                session_id=a.session_id,
+                collection=a.collection,
+                item_id=a.item_id,
+                skills=list(a.skills),
+                response=a.response,
+                correct=a.correct,
+                code=a.code,
+                normalized=a.normalized,
+                hint_level=a.hint_level,
+                counted=a.counted,
+                created_at=a.created_at,
+            )
         )
-    ).inserted_primary_key[0]
-    return replace(a, id=int(aid))
+    )
+    return replace(a, id=aid)

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tutor.errors import InputError, NotFoundError, PermissionDeniedError
 from tutor.store import schema as S
-from tutor.store.base import StoreBase
+from tutor.store.base import StoreBase, inserted_id
 from tutor.store.records import (
     MAX_PROFILE_VALUE_CHARS,
     PROFILE_FIELDS,
@@ -36,11 +36,13 @@ class LearnersMixin(StoreBase):
         ts = now_iso()
         try:
             with self._write() as conn:
-                lid = conn.execute(
-                    sa.insert(S.learners).values(
-                        name=name, display_name=display_name or "", created_at=ts
+                lid = inserted_id(
+                    conn.execute(
+                        sa.insert(S.learners).values(
+                            name=name, display_name=display_name or "", created_at=ts
+                        )
                     )
-                ).inserted_primary_key[0]
+                )
                 conn.execute(
                     sa.insert(S.profiles).values(
                         learner_id=lid, data={}, updated_at=ts, updated_by=""
@@ -50,7 +52,7 @@ class LearnersMixin(StoreBase):
             raise InputError(
                 f"a learner named {name!r} already exists; pick another name"
             ) from None
-        return Learner(int(lid), name, display_name or "", ts)
+        return Learner(lid, name, display_name or "", ts)
 
     def get_or_create_learner(self, name: str, *, display_name: str = "") -> Learner:
         try:

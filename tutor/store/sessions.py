@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from tutor.errors import InputError
 from tutor.store import schema as S
-from tutor.store.base import StoreBase
+from tutor.store.base import StoreBase, inserted_id
 from tutor.store.records import (
     DEFAULT_COLLECTION,
     MAX_MESSAGE_CHARS,
@@ -99,20 +99,22 @@ class SessionsMixin(StoreBase):
         meta_d = dict(meta or {})
         with self._write() as conn:
             row = self._session_row(conn, session_id, learner_id)
-            mid = conn.execute(
-                sa.insert(S.messages).values(
-                    session_id=session_id,
-                    learner_id=row.learner_id,
-                    role=role,
-                    content=content,
-                    meta=meta_d,
-                    created_at=ts,
+            mid = inserted_id(
+                conn.execute(
+                    sa.insert(S.messages).values(
+                        session_id=session_id,
+                        learner_id=row.learner_id,
+                        role=role,
+                        content=content,
+                        meta=meta_d,
+                        created_at=ts,
+                    )
                 )
-            ).inserted_primary_key[0]
+            )
             conn.execute(
                 sa.update(S.sessions).where(S.sessions.c.id == session_id).values(last_active_at=ts)
             )
-        return Message(int(mid), session_id, int(row.learner_id), role, content, meta_d, ts)
+        return Message(mid, session_id, int(row.learner_id), role, content, meta_d, ts)
 
     def messages(
         self, session_id: str, *, limit: int | None = None, learner_id: int | None = None
@@ -125,7 +127,7 @@ class SessionsMixin(StoreBase):
                 q = q.order_by(S.messages.c.id.desc()).limit(limit)
                 rows = list(reversed(conn.execute(q).all()))
             else:
-                rows = conn.execute(q.order_by(S.messages.c.id)).all()
+                rows = list(conn.execute(q.order_by(S.messages.c.id)).all())
         return [message_from_row(r) for r in rows]
 
     # -- session state -----------------------------------------------------------------------
