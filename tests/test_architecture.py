@@ -37,8 +37,6 @@ FILE_ALLOWLIST: dict[str, str] = {}
 
 # Functions over MAX_FUNCTION_LINES lines ("path::Class.function"), with the reason they may be.
 FUNCTION_ALLOWLIST: dict[str, str] = {
-    "knowledge_base/loaders/markdown.py::parse_markdown": "being split",
-    "knowledge_base/loaders/html.py::parse_html": "being split",
     "tutor/lm/hf.py::HFGenerator.stream": "not split yet: the generation loop, one streaming path",
     "tutor/lm/openai.py::OpenAIGenerator.stream": "not split yet: request, retries, SSE parsing",
     "ui/auth.py::SignIn.install": "not split yet: the sign-in routes registered in one place",
@@ -256,3 +254,24 @@ def test_the_allowlist_has_no_stale_entries() -> None:
     assert not stale, "now within the limits (or gone), remove from the allowlist: " + ", ".join(
         stale
     )
+
+
+# The fakes for tests and benchmarks (fake LM, fake OpenAI server, tiny Llama, hashing embedder,
+# UI test helpers): the product never imports them.
+TESTING_MODULES = ("tutor.testing", "knowledge_base.testing", "ui.testing")
+
+
+def _is_testing(module: str) -> bool:
+    return any(module == t or module.startswith(t + ".") for t in TESTING_MODULES)
+
+
+def test_the_product_does_not_import_the_test_fakes() -> None:
+    assert "tutor.testing.fake_lm" in MODULES and "knowledge_base.testing" in MODULES
+    offending = sorted(
+        f"{m} imports {t}"
+        for m, targets in module_graph().items()
+        if not _is_testing(m)
+        for t in targets
+        if _is_testing(t)
+    )
+    assert not offending, "only tests and benchmarks may import the fakes: " + "; ".join(offending)

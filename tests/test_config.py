@@ -45,6 +45,17 @@ def test_tutor_home_env_sets_data_dir(tmp_path: Path):
     assert str(tmp_path.resolve()) in cfg.database_url
 
 
+@pytest.mark.parametrize("order", ["shorthand first", "generic first"])
+def test_tutor_paths__home_wins_over_tutor_home_in_any_order(tmp_path: Path, order: str):
+    pairs = [("TUTOR_HOME", str(tmp_path / "short")), ("TUTOR_PATHS__HOME", str(tmp_path / "gen"))]
+    env = dict(pairs if order == "shorthand first" else pairs[::-1])
+    cfg = load_config(file_values={}, env=env)
+    assert cfg.paths.home_dir == (tmp_path / "gen").resolve()
+    # and a CLI --home still beats both
+    cfg = load_config(file_values={}, env=env, overrides={"paths": {"home": str(tmp_path / "c")}})
+    assert cfg.paths.home_dir == (tmp_path / "c").resolve()
+
+
 @pytest.mark.parametrize(
     "values, fragment",
     [

@@ -82,6 +82,8 @@ KBConfig = KBOptions
 class TutorConfig:
     """The agent: pedagogy, learner model, limits."""
 
+    # The mode a chat starts in (``tutor chat`` and the web UI's mode switch); the learner can
+    # change it any time (/mode in the terminal). ``tutor chat --mode`` overrides it.
     default_mode: Literal["auto", "explain", "guide", "practice"] = "auto"
     # The full solution is shown only on request after this many attempts.
     solution_after_attempts: int = 2
@@ -266,7 +268,8 @@ class UIConfig:
 class PathsConfig:
     """Where artifacts live. Everything is under ``home`` unless set explicitly."""
 
-    # Also set by the TUTOR_HOME environment variable. Default: ./.tutor
+    # Also set by the TUTOR_HOME environment variable (TUTOR_PATHS__HOME wins when both are set).
+    # Default: ./.tutor
     home: str = ".tutor"
 
     @property
@@ -403,17 +406,20 @@ def _merge_section(base: dict[str, Any], section: str, values: Any, source: str)
 
 
 def env_overrides(env: typing.Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """``TUTOR_LM__MODEL=x`` -> ``{"lm": {"model": "x"}}``; ``TUTOR_HOME`` -> ``paths.home``."""
+    """``TUTOR_LM__MODEL=x`` -> ``{"lm": {"model": "x"}}``; ``TUTOR_HOME`` -> ``paths.home``.
+
+    When both ``TUTOR_PATHS__HOME`` (the generic ``TUTOR_SECTION__KEY`` form) and the
+    ``TUTOR_HOME`` shorthand are set, ``TUTOR_PATHS__HOME`` wins, whatever their order in the
+    environment.
+    """
     out: dict[str, dict[str, str]] = {}
     for name, value in env.items():
-        if name == "TUTOR_HOME":
-            out.setdefault("paths", {})["home"] = value
-            continue
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         section, _, key = name[len(ENV_PREFIX) :].partition("__")
         out.setdefault(section.lower(), {})[key.lower()] = value
-    # TUTOR_PATHS__HOME wins over TUTOR_HOME when both are set.
+    if "TUTOR_HOME" in env and "home" not in out.get("paths", {}):
+        out.setdefault("paths", {})["home"] = env["TUTOR_HOME"]
     return out
 
 
