@@ -66,19 +66,10 @@ def make_course(root: Path, n_chunks: int, seed: int = 0) -> Path:
     return docs
 
 
-class InstantGenerator:
-    name = "instant"
-    context_window = 8192
-
-    def count_tokens(self, messages):
-        return sum(len(m["content"]) // 4 + 4 for m in messages)
-
-    def stream(self, messages, cancel=None, **options):
-        for w in (
-            "Good question. Think about what the passage says [1], then tell me what you notice first? "
-            * 2
-        ).split(" "):
-            yield w + " "
+# the LM answers instantly, so a turn's time is the agent's own work
+INSTANT_REPLY = (
+    "Good question. Think about what the passage says [1], then tell me what you notice first? " * 2
+)
 
 
 def main() -> None:
@@ -143,7 +134,10 @@ def main() -> None:
         warmup_turns=10,
     )
 
-    agent = TutorAgent(InstantGenerator(), store, kb, AgentSettings())
+    from tutor.testing.fake_lm import ScriptedGenerator
+
+    instant = ScriptedGenerator(INSTANT_REPLY, context_window=8192)
+    agent = TutorAgent(instant, store, kb, AgentSettings())
     results: dict[str, list[float]] = {}
     breakdown: dict[str, list[float]] = {}
     sessions = {}

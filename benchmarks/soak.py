@@ -85,7 +85,7 @@ def echo_reply(messages: list[dict[str, Any]]) -> str:
 
 def fake_backend(port: int, first: float, per_token: float, ready: Any) -> None:
     """The LM server, in its own process like a real one (vLLM, llama.cpp) would be."""
-    from tutor.devtools.openai_server import Script, ScriptedServer
+    from tutor.testing.openai_server import Script, ScriptedServer
 
     script = Script(reply=echo_reply, first_token_delay=first, token_delay=per_token)
     srv = ScriptedServer(script, port=port)

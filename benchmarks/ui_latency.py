@@ -83,7 +83,7 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from tutor.devtools.openai_server import Script, ScriptedServer
+    from tutor.testing.openai_server import Script, ScriptedServer
     from ui.app import create_app
     from ui.testing import PASSWORD, ServerThread
 

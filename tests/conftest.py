@@ -101,7 +101,7 @@ def tutor_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def tiny_llama_dir(tmp_path: Path) -> Path:
     """A freshly written tiny random Llama model directory (with ChatML template)."""
-    from tests.tiny import save_tiny_llama
+    from tutor.testing.tiny_llama import save_tiny_llama
 
     return save_tiny_llama(tmp_path / "tiny-llama")
 

@@ -4,7 +4,6 @@ base (FAISS + SQLite) over small documents, embedded with the hashing test embed
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,35 +14,7 @@ from tutor.agent import AgentSettings, TutorAgent
 from tutor.errors import InputError, NotFoundError
 from tutor.items import load_default_bank
 from tutor.store import LearnerStore
-
-
-class ScriptedGenerator:
-    """A MockModel: replies with ``reply(messages)`` word by word and records every prompt."""
-
-    name = "scripted"
-    context_window = 4096
-
-    def __init__(self, reply: str | Callable[[list[dict]], str] = "What do you notice first?"):
-        self.reply = reply
-        self.calls: list[list[dict]] = []
-        self.cancelled = 0
-
-    def count_tokens(self, messages):
-        return sum(len(m["content"].split()) + 4 for m in messages)
-
-    def stream(self, messages, cancel=None, **options):
-        self.calls.append(list(messages))
-        text = self.reply(messages) if callable(self.reply) else self.reply
-        try:
-            for word in text.split(" "):
-                if cancel is not None and cancel.is_set():
-                    self.cancelled += 1
-                    return
-                yield word + " "
-        except GeneratorExit:  # the consumer closed the stream: generation stops
-            self.cancelled += 1
-            raise
-
+from tutor.testing.fake_lm import ScriptedGenerator
 
 DOCS = {
     "photosynthesis.md": "# Photosynthesis\n\n## What a plant needs\n\nPlants make glucose from carbon dioxide and water using light energy captured by chlorophyll in the leaves.\n",

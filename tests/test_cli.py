@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tutor.devtools.openai_server import Script, ScriptedServer
+from tutor.testing.openai_server import Script, ScriptedServer
 
 
 def tutor(*args: str, input: str | None = None, env: dict | None = None, cwd: Path | None = None):
@@ -150,3 +150,33 @@ def test_bundled_model_end_to_end(bundled_model_dir: Path, tmp_path: Path):
     assert any(
         w.lower().strip(".,") in {"fraction", "part", "whole", "number", "fractions"} for w in words
     ), r.stdout
+
+
+def test_chat_starts_in_tutor_default_mode_and_mode_flag_overrides_it(tmp_path: Path):
+    """``tutor.default_mode`` is the mode ``tutor chat`` starts in: 'hello' is a greeting in
+    auto mode and a request for a problem in practice mode; ``--mode`` beats the config."""
+    runs = {
+        "default": ([], {}),
+        "config practice": ([], {"TUTOR_TUTOR__DEFAULT_MODE": "practice"}),
+        "flag beats config": (["--mode", "auto"], {"TUTOR_TUTOR__DEFAULT_MODE": "practice"}),
+    }
+    modes = {}
+    with ScriptedServer(Script(reply=lambda m: "Hello there. ")) as srv:
+        for name, (flags, env) in runs.items():
+            r = tutor(
+                "chat",
+                "--backend",
+                "openai",
+                "--base-url",
+                srv.base_url,
+                "--set",
+                "lm.api_model=scripted",
+                *flags,
+                input="hello\n/quit\n",
+                env={"TUTOR_HOME": str(tmp_path / name.replace(" ", "-")), **env},
+            )
+            assert r.returncode == 0, r.stderr
+            modes[name] = [ln for ln in r.stderr.splitlines() if ln.startswith("(")][-1]
+    assert modes["default"].startswith("(offtopic;")
+    assert modes["config practice"].startswith("(practice;")
+    assert modes["flag beats config"].startswith("(offtopic;")

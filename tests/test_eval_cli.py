@@ -12,8 +12,9 @@ import pytest
 from evals.compare import compare
 from evals.report import FORMAT
 from knowledge_base.testing import HashEmbedder
-from tests.test_eval_run import DIALOGUES, SAMPLE_QA, ScriptedGenerator
+from tests.test_eval_run import DIALOGUES, SAMPLE_QA
 from tutor.cli import main
+from tutor.testing.fake_lm import ScriptedGenerator
 
 
 def fake_report(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,39 +20,10 @@ from knowledge_base.testing import HashEmbedder
 from tutor import kt
 from tutor.config import load_config
 from tutor.errors import InputError
+from tutor.testing.fake_lm import ScriptedGenerator
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_QA = f"{REPO / 'data' / 'curriculum' / 'qa.jsonl'}={REPO / 'data' / 'curriculum'}"
-
-
-class ScriptedGenerator:
-    """A MockModel: replies with ``reply(messages)`` word by word and counts its calls."""
-
-    name = "scripted"
-    context_window = 4096
-
-    def __init__(
-        self,
-        reply: str | Callable[[list[dict]], str] = "What do you notice first?",
-        *,
-        interrupt_at: int = 0,
-    ):
-        self.reply = reply
-        self.calls: list[list[dict]] = []
-        self.interrupt_at = interrupt_at
-
-    def count_tokens(self, messages):
-        return sum(len(m["content"].split()) + 4 for m in messages)
-
-    def stream(self, messages, cancel=None, **options):
-        self.calls.append(list(messages))
-        if self.interrupt_at and len(self.calls) >= self.interrupt_at:
-            raise KeyboardInterrupt
-        text = self.reply(messages) if callable(self.reply) else self.reply
-        for word in text.split(" "):
-            if cancel is not None and cancel.is_set():
-                return
-            yield word + " "
 
 
 # hand-made dialogues (shared dialogue form): every answer is 3/4 or 5/6
@@ -519,7 +489,7 @@ def test_unreachable_judge_is_skipped_and_the_rest_runs(
 def test_judge_through_an_openai_server_and_calibration(
     tmp_path: Path, dialogues: Path, config
 ) -> None:
-    from tutor.devtools.openai_server import Script, ScriptedServer
+    from tutor.testing.openai_server import Script, ScriptedServer
 
     mr = tmp_path / "mr.json"
     mr.write_text(json.dumps(MRBENCH_FORM))

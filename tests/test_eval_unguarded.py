@@ -14,8 +14,9 @@ import pytest
 from evals import unguarded as U
 from evals.api import run_eval
 from evals.datasets import DialogueContext, Turn
-from tests.test_eval_run import ScriptedGenerator, opts
+from tests.test_eval_run import opts
 from tutor.config import load_config
+from tutor.testing.fake_lm import ScriptedGenerator
 
 BILLY_PROBLEM = (
     "Billy is buying some candy with $10 his father gave him. The candy costs $1.5 a pound. "

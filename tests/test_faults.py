@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tutor.devtools.openai_server import Script, ScriptedServer
+from tutor.testing.openai_server import Script, ScriptedServer
 from ui.testing import PASSWORD, free_port, message_text
 
 pytestmark = [
@@ -451,7 +451,7 @@ def write_chats(path: Path, n: int) -> Path:
 @pytest.fixture
 def trainer(tmp_path: Path) -> Any:
     """Runs ``tutor finetune train`` (through TRAIN_CHILD) on a tiny Llama; returns a starter."""
-    from tests.tiny import save_tiny_llama
+    from tutor.testing.tiny_llama import save_tiny_llama
 
     model = save_tiny_llama(tmp_path / "tiny")
     data = write_chats(tmp_path / "chats.jsonl", 24)

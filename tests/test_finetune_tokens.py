@@ -8,7 +8,7 @@ import pytest
 from finetune.errors import DataError
 from finetune.formats import ChatExample
 from finetune.tokens import IGNORE_INDEX, ChatEncoder, Collator, encode_examples, pack
-from tests.tiny import make_model, make_tokenizer
+from tutor.testing.tiny_llama import make_model, make_tokenizer
 
 DIALOGUE = [
     {"role": "system", "content": "you are a tutor ."},

@@ -16,9 +16,9 @@ import pytest
 
 from finetune.errors import DataError, RunExistsError, TrainingInterrupted
 from finetune.recipe import LoRARecipe, run_finetune
-from tests.tiny import save_tiny_llama
 from tutor.config import load_config
 from tutor.errors import ConfigError, MissingDependencyError, ModelNotFoundError, NotFoundError
+from tutor.testing.tiny_llama import save_tiny_llama
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -485,7 +485,7 @@ def test_labelled_only_lm_head_gives_the_stock_loss_and_gradients(tmp_path: Path
 
     from finetune.tokens import ChatEncoder, Collator, pack
     from finetune.trainer import FinetuneTrainer
-    from tests.tiny import make_model, make_tokenizer
+    from tutor.testing.tiny_llama import make_model, make_tokenizer
 
     tok = make_tokenizer()
     enc = ChatEncoder(tok, max_length=512)

@@ -17,11 +17,12 @@ import pytest
 
 from knowledge_base import KnowledgeBase
 from knowledge_base.testing import HashEmbedder
-from tests.test_agent import ScriptedGenerator, kinds, run, text_of
+from tests.test_agent import kinds, run, text_of
 from tutor.agent import AgentSettings, TutorAgent
 from tutor.errors import InputError, NotFoundError
 from tutor.items import load_default_bank
 from tutor.store import LearnerStore
+from tutor.testing.fake_lm import ScriptedGenerator
 
 DOCS = {
     "fractions.md": (

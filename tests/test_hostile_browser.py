@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from tests.test_ui_browser import _browser_or_skip, _sign_in
+from tutor.testing.fake_lm import ScriptedGenerator
 from ui.app import create_app
 from ui.testing import CHROMIUM as CHROMIUM_PATH
 from ui.testing import CHROMIUM_FLAGS as FLAGS
-from ui.testing import ScriptedGenerator, ServerThread, sample_context
+from ui.testing import ServerThread, sample_context
 
 pytestmark = pytest.mark.browser
 

@@ -25,10 +25,11 @@ from hypothesis import strategies as st
 
 from knowledge_base import KnowledgeBase
 from knowledge_base.testing import HashEmbedder
+from tutor.testing.fake_lm import ScriptedGenerator
 from ui import render
 from ui.app import build_blocks
 from ui.handlers import DOCS_OUTPUTS, PAGE_OUTPUTS, SESSION_OUTPUTS, TURN_OUTPUTS, Handlers
-from ui.testing import ScriptedGenerator, by_name, sample_context
+from ui.testing import by_name, sample_context
 
 HOSTILE_NAMES = [
     "../../../../etc/passwd.md",

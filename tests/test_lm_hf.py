@@ -159,7 +159,7 @@ def test_unknown_hub_id_offline():
 
 
 def test_tokenizer_without_chat_template(tmp_path: Path):
-    from tests.tiny import save_tiny_llama
+    from tutor.testing.tiny_llama import save_tiny_llama
 
     d = save_tiny_llama(tmp_path / "m", with_template=False)
     with pytest.raises(ConfigError, match="no chat template"):
@@ -267,8 +267,8 @@ def _tiny(tmp_path: Path, name: str, *, on_int4_grid: bool = False, **overrides)
     a model dequantized from a Q4_1 GGUF is) and its tokenizer."""
     import torch
 
-    from tests.tiny import save_tiny_llama
     from tutor.lm.quant import Int4Linear
+    from tutor.testing.tiny_llama import save_tiny_llama
 
     d = save_tiny_llama(tmp_path / name, **overrides)
     model, tok = load_causal_lm(str(d), dtype="float32", device="cpu")

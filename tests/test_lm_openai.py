@@ -8,10 +8,10 @@ import threading
 import pytest
 
 from tutor.config import load_config
-from tutor.devtools.openai_server import Script, ScriptedServer
 from tutor.errors import BackendError
 from tutor.lm.base import generate
 from tutor.lm.openai import OpenAIGenerator
+from tutor.testing.openai_server import Script, ScriptedServer
 
 MSGS = [{"role": "system", "content": "be kind"}, {"role": "user", "content": "What is 1/2 + 1/4?"}]
 REPLY = "What do you get if you write both fractions with the same denominator? "

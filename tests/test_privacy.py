@@ -22,9 +22,10 @@ from typing import Any
 import gradio as gr
 import pytest
 
+from tutor.testing.fake_lm import ScriptedGenerator
 from ui.app import build_blocks
 from ui.handlers import CREATE_OUTPUTS, PAGE_OUTPUTS, Handlers
-from ui.testing import ScriptedGenerator, by_name, sample_context
+from ui.testing import by_name, sample_context
 
 USERNAME = "zelda-q"
 DISPLAY = "Zelda Quartermain"

@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tutor.devtools.openai_server import Script, ScriptedServer
+from tutor.testing.openai_server import Script, ScriptedServer
 from ui.auth import CACHE_S, COOKIE
 from ui.testing import PASSWORD, free_port, message_text
 

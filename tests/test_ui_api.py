@@ -17,10 +17,11 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError, AuthenticationError
 
+from tutor.testing.fake_lm import ScriptedGenerator
 from ui.app import create_app
 from ui.auth import COOKIE
 from ui.guard import role_of
-from ui.testing import PASSWORD, ScriptedGenerator, ServerThread, sample_context
+from ui.testing import PASSWORD, ServerThread, sample_context
 
 LOGIN_DELAY = 0.3
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from tutor.testing.fake_lm import ScriptedGenerator
 from ui.app import create_app
 from ui.testing import (
     CHROMIUM,
     PASSWORD,
-    ScriptedGenerator,
     ServerThread,
     sample_context,
     seed_class,

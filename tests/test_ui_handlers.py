@@ -15,6 +15,7 @@ import gradio as gr
 import pytest
 
 from tutor.grading import grade
+from tutor.testing.fake_lm import ScriptedGenerator
 from ui import render
 from ui.app import build_blocks
 from ui.auth import DEMO_USER
@@ -33,7 +34,7 @@ from ui.handlers import (
     TURN_OUTPUTS,
     Handlers,
 )
-from ui.testing import PASSWORD, ScriptedGenerator, by_name, sample_context
+from ui.testing import PASSWORD, by_name, sample_context
 
 REPLY = "Plants use light to make glucose [1]. In symbols: $6CO_2 + 6H_2O$."
 

@@ -1,5 +1,5 @@
-"""Test and benchmark helpers for the web app: a scripted generator, a small course, and a real
-server (uvicorn) on a loopback port in a background thread.
+"""Test and benchmark helpers for the web app: a small course, and a real server (uvicorn) on a
+loopback port in a background thread. The fake model is ``tutor.testing.fake_lm``.
 
     ctx = sample_context(tmp_path, ScriptedGenerator("Plants use light [1]."))
     with ServerThread(create_app(ctx)) as srv:
@@ -12,7 +12,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,55 +57,6 @@ DOCS = {
         "$\\frac{1}{2} + \\frac{1}{3} = \\frac{5}{6}$.\n"
     ),
 }
-
-
-class ScriptedGenerator:
-    """A MockModel: streams ``reply(messages)`` word by word with fixed timing; thread-safe."""
-
-    name = "scripted"
-    context_window = 4096
-
-    def __init__(
-        self,
-        reply: str | Callable[[list[dict[str, Any]]], str] = "What do you notice first?",
-        *,
-        token_delay: float = 0.0,
-        first_token_delay: float = 0.0,
-    ) -> None:
-        self.reply = reply
-        self.token_delay = token_delay
-        self.first_token_delay = first_token_delay
-        self.calls: list[list[dict[str, Any]]] = []
-        self.cancelled = 0
-        self.active = 0  # generations running now
-        self.max_active = 0  # the most that ever ran at once
-        self._lock = threading.Lock()
-
-    def count_tokens(self, messages: list[dict[str, Any]]) -> int:
-        return sum(len(str(m["content"]).split()) + 4 for m in messages)
-
-    def stream(self, messages: list[dict[str, Any]], cancel: Any = None, **options: Any) -> Any:
-        with self._lock:
-            self.calls.append(list(messages))
-            self.active += 1
-            self.max_active = max(self.max_active, self.active)
-        text = self.reply(messages) if callable(self.reply) else self.reply
-        try:
-            if self.first_token_delay:
-                time.sleep(self.first_token_delay)
-            for i, word in enumerate(text.split(" ")):
-                if cancel is not None and cancel.is_set():
-                    self.cancelled += 1
-                    return
-                if i and self.token_delay:
-                    time.sleep(self.token_delay)
-                yield word + " "
-        except GeneratorExit:
-            self.cancelled += 1
-            raise
-        finally:
-            with self._lock:
-                self.active -= 1
 
 
 def sample_context(

@@ -1,1 +1,0 @@
-"""Tools for developers: a scripted OpenAI-compatible server for tests, load tests and benchmarks."""
