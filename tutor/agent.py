@@ -42,6 +42,7 @@ from tutor.modes import computable_problem, detect_intent
 from tutor.problems import diagnose, scaffold, solve
 from tutor.prompts import HINT_LADDER, LearnerSummary, ProblemState, PromptPassage, build_messages
 from tutor.protocols import KnowledgeBaseLike, PassageLike
+from tutor.services import check_mode, open_problem
 from tutor.turns import (
     OpenProblem,
     Turn,
@@ -63,7 +64,6 @@ log = logging.getLogger(__name__)
 NOT_COVERED = "Your course material doesn't cover this, so I have no source to cite. "
 GENERIC_HINT = "Let's take it one step at a time. What is the first thing you would do?"
 MAX_LADDER = len(HINT_LADDER) - 1  # the last rung is the full solution
-MODES = ("auto", "explain", "guide", "practice")
 
 
 @dataclass
@@ -151,8 +151,7 @@ class TutorAgent:
                 f"{self.settings.max_message_chars} (tutor.max_message_chars). Shorten it or "
                 f"split it into several messages"
             )
-        if mode not in MODES:
-            raise InputError(f"mode {mode!r} is not known; use auto, explain, guide or practice")
+        check_mode(mode)
         return text
 
     def respond(
@@ -547,18 +546,4 @@ class TutorAgent:
         )
 
     def _open_problem(self, collection: str, state: SessionState) -> OpenProblem | None:
-        if state.item_id:
-            try:
-                return OpenProblem(self.store.get_item(collection, state.item_id), from_bank=True)
-            except Exception:  # the item was removed from the bank since
-                log.info("open item %s is no longer in collection %s", state.item_id, collection)
-                return None
-        if state.problem and state.answer:
-            expression = state.extra.get("expression", "") if state.extra else ""
-            steps = scaffold(expression)
-            return OpenProblem(
-                problem_item(state.problem, state.answer, steps),
-                from_bank=False,
-                expression=expression,
-            )
-        return None
+        return open_problem(self.store, collection, state)  # the rule the UI's card shows too

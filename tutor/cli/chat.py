@@ -8,6 +8,7 @@ from typing import Any
 
 from tutor.cli.common import add_lm_options
 from tutor.errors import InputError, TutorError
+from tutor.services import MODES
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -42,7 +43,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         default=None,
         help="course collection (default: kb.collection)",
     )
-    p.add_argument("--mode", choices=["auto", "explain", "guide", "practice"], default="auto")
+    p.add_argument("--mode", choices=list(MODES), default="auto")
     p.add_argument(
         "--new", action="store_true", help="start a new session instead of resuming the last one"
     )
@@ -219,7 +220,7 @@ def _agent_chat(args: argparse.Namespace, config: Any) -> int:
             continue
         if text.startswith("/mode"):
             choice = text.split(maxsplit=1)[1].strip() if " " in text else ""
-            if choice not in ("auto", "explain", "guide", "practice"):
+            if choice not in MODES:
                 print("error: use /mode auto, explain, guide or practice", file=sys.stderr)
             else:
                 mode = choice

@@ -197,23 +197,13 @@ def cmd_learners_fit_kt(args: argparse.Namespace, config: Any) -> int:
 # -- items ---------------------------------------------------------------------------------------
 
 
-def _known_skills(store: Any, collection: str) -> dict[str, Any]:
-    """Skills item files may use: the collection's stored skills, else the shipped ones."""
-    from tutor.items import DEFAULT_SKILLS_FILE, load_skills
-
-    stored = store.stored_skills(collection)
-    if stored:
-        return stored
-    return load_skills(DEFAULT_SKILLS_FILE) if DEFAULT_SKILLS_FILE.is_file() else {}
-
-
 def cmd_items_add(args: argparse.Namespace, config: Any) -> int:
-    from tutor.items import load_bank
+    from tutor.services import add_item_bank
 
     store = _store(config)
     coll = config.kb.collection
-    bank = load_bank(args.files, known_skills=_known_skills(store, coll))
-    report = store.add_items(bank, collection=coll)
+    # items may use the skills stored for the collection, else the shipped ones
+    report = add_item_bank(store, args.files, collection=coll)
     print(
         f"loaded {report.n_items} items ({report.n_replaced} replaced) and {report.n_skills} skills "
         f"into collection {coll!r}",
@@ -245,10 +235,9 @@ def cmd_items_list(args: argparse.Namespace, config: Any) -> int:
 
 
 def cmd_items_check(args: argparse.Namespace, config: Any) -> int:
-    from tutor.items import DEFAULT_SKILLS_FILE, load_bank, load_skills
+    from tutor.services import check_item_bank
 
-    known = load_skills(DEFAULT_SKILLS_FILE) if DEFAULT_SKILLS_FILE.is_file() else {}
-    bank = load_bank(args.files, known_skills=known)
+    bank = check_item_bank(args.files)  # against the shipped skills
     kinds: dict[str, int] = {}
     for it in bank.items:
         kinds[it.kind] = kinds.get(it.kind, 0) + 1

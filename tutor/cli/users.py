@@ -54,16 +54,14 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_users_add(args: argparse.Namespace, config: Any) -> int:
+    from tutor.services import create_account
+
     store = _store(config)
     password = _read_password(args)
-    learner_id = None
-    if args.role == "student":
-        lr = store.get_or_create_learner(args.learner or args.name)
-        learner_id = lr.id
-    elif args.learner:
+    if args.role != "student" and args.learner:
         raise InputError("--learner is only for student accounts")
-    user = store.add_user(args.name, password, role=args.role, learner_id=learner_id)
-    linked = f", linked to learner {args.learner or args.name}" if learner_id else ""
+    user, learner = create_account(store, args.name, password, role=args.role, learner=args.learner)
+    linked = f", linked to learner {learner.name}" if learner is not None else ""
     print(f"added {user.role} {user.username}{linked}", file=sys.stderr)
     return 0
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tutor.services import MODES
 from ui import render
 from ui.auth import Principal
 from ui.guard import signed_in
@@ -22,7 +23,6 @@ from ui.handlers.student import (
     BUTTON_MESSAGES,
     HINT_MESSAGE,
     MAX_SESSIONS_LISTED,
-    MODES,
     NEW_SESSION_OUTPUTS,
     NEXT_MESSAGE,
     PROFILE_FIELDS,

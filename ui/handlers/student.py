@@ -17,12 +17,13 @@ from typing import Any
 
 from tutor import progress as prog
 from tutor.errors import InputError, NotFoundError
+from tutor.services import check_mode, open_problem
+from tutor.turns import OpenProblem
 from ui import render
 from ui.auth import Principal
 from ui.guard import student
 from ui.handlers.base import HandlerBase, _gr
 
-MODES = ("auto", "explain", "guide", "practice")
 MAX_SESSIONS_LISTED = 30
 STREAM_EVERY = 0.04  # seconds: the chat is updated at most this often while a reply streams
 # What the buttons say on the learner's behalf (the agent reads them like typed text).
@@ -142,17 +143,12 @@ class StudentHandlers(HandlerBase):
             prof_interests=profile.interests,
         )
 
-    def _open_item(self, p: Principal, sess: Any) -> tuple[Any, Any] | None:
-        """(state, item or None) of the session's open problem, or None when nothing is open."""
+    def _open_item(self, p: Principal, sess: Any) -> tuple[Any, OpenProblem] | None:
+        """(state, open problem) of the session, or None when nothing is open (the agent's
+        rule: ``tutor.services.open_problem``)."""
         state = self.store.get_state(sess.id, learner_id=p.learner_id)
-        if state.item_id:
-            try:
-                return state, self.store.get_item(self.collection, state.item_id)
-            except NotFoundError:
-                return None
-        if state.problem:
-            return state, None
-        return None
+        opened = open_problem(self.store, self.collection, state)
+        return None if opened is None else (state, opened)
 
     def _card(self, p: Principal, sess: Any) -> tuple[str, str]:
         opened = self._open_item(p, sess)
@@ -163,10 +159,11 @@ class StudentHandlers(HandlerBase):
             if solved:
                 return solved, render.NEXT_HINT
             return render.PRACTICE_EMPTY, ""
-        state, item = opened
-        if item is None:
+        state, problem = opened
+        if not problem.from_bank:
             card = render.practice_item(state.problem, "Your own problem", 1)
         else:
+            item = problem.item
             card = render.practice_item(
                 item.render(), self._skill_name(item.skill), item.difficulty
             )
@@ -240,8 +237,7 @@ class StudentHandlers(HandlerBase):
     def _turn(
         self, p: Principal, message: str, mode: str, session_id: str
     ) -> Iterator[dict[Any, Any]]:
-        if mode not in MODES:
-            raise InputError(f"mode {mode!r} is not known; use auto, explain, guide or practice")
+        check_mode(mode)
         text = (message or "").strip()
         if not text:
             raise InputError("the message is empty; type a question or an answer")

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
 from tutor import progress as prog
 from tutor.errors import InputError, NotFoundError
+from tutor.items import BANK_SUFFIXES, ItemBankError
+from tutor.services import add_item_bank, create_account, generate_password
 from ui import render
 from ui.auth import Principal
 from ui.guard import teacher
@@ -19,11 +20,9 @@ from ui.handlers.base import HandlerBase, _gr, _paths, _upload_name
 log = logging.getLogger(__name__)
 
 DOC_SUFFIXES = (".md", ".markdown", ".txt", ".text", ".pdf", ".docx", ".html", ".htm", ".xhtml")
-BANK_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl")
 PICK_LEARNER = (
     '<div class="empty">Pick a learner to see their profile, progress and sessions.</div>'
 )
-PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 # The components each teacher event updates (``ui.views.teacher`` wires them in this order).
 CLASS_OUTPUTS = ("class_heatmap", "class_risk")
@@ -119,24 +118,16 @@ class TeacherHandlers(HandlerBase):
     def create_student(
         self, p: Principal, username: str, display_name: str, password: str
     ) -> dict[Any, Any]:
-        from tutor.accounts import check_password_policy, check_username
-
         gr = _gr()
         username = (username or "").strip()
         display_name = (display_name or "").strip()
-        check_username(username)
         generated = not password
         if generated:
-            password = "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(12))
-        check_password_policy(password)
-        for u in self.store.list_users():
-            if u.username == username:
-                raise InputError(f"a user named {username!r} already exists")
-        try:
-            learner = self.store.find_learner(username)
-        except NotFoundError:
-            learner = self.store.add_learner(username, display_name=display_name)
-        user = self.store.add_user(username, password, role="student", learner_id=learner.id)
+            password = generate_password()
+        user, learner = create_account(
+            self.store, username, password, role="student", display_name=display_name
+        )
+        assert learner is not None  # a student account is linked to its learner
         log.info(
             "teacher %s created a student account (user %d, learner %d)",
             p.username,
@@ -383,8 +374,6 @@ class TeacherHandlers(HandlerBase):
 
     @teacher
     def add_items(self, p: Principal, files: Any) -> dict[Any, Any]:
-        from tutor.items import DEFAULT_SKILLS_FILE, ItemBankError, load_bank, load_skills
-
         paths = _paths(files)
         if not paths:
             raise InputError(
@@ -396,20 +385,17 @@ class TeacherHandlers(HandlerBase):
                     f"{_upload_name(path)}: not an item bank; use .yaml, .yml, .json or .jsonl"
                 )
         # items may use the skills already stored for the course (else the shipped ones)
-        known = self.store.stored_skills(self.collection) or (
-            load_skills(DEFAULT_SKILLS_FILE) if DEFAULT_SKILLS_FILE.is_file() else {}
-        )
+        source = ", ".join(_upload_name(x) for x in paths)
         try:
-            bank = load_bank(paths, known_skills=known)
+            report = add_item_bank(
+                self.store, paths, collection=self.collection, source_file=source
+            )
         except ItemBankError as e:
             msg = str(e).replace(e.path, _upload_name(e.path))
             # the bank table and the chosen files stay as they are
             return self._out(
                 items_status=f'<div class="fb fb-no">❌ Nothing was loaded. {render.esc(msg)}</div>'
             )
-        report = self.store.add_items(
-            bank, collection=self.collection, source_file=", ".join(_upload_name(x) for x in paths)
-        )
         log.info("teacher %s loaded %d items", p.username, report.n_items)
         status = (
             f'<div class="fb fb-ok">✅ Loaded {report.n_items} items ({report.n_replaced} replaced) '

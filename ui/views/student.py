@@ -8,17 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from tutor.services import MODES
 from ui import render
 from ui.handlers import NEW_SESSION_OUTPUTS, PROFILE_FIELDS, SESSION_OUTPUTS, TURN_OUTPUTS
 from ui.views import Wiring
 
 LM_GROUP = "lm"  # every event that may run the language model shares this concurrency group
-MODE_CHOICES = [
-    ("Auto", "auto"),
-    ("Explain", "explain"),
-    ("Guide me", "guide"),
-    ("Practice", "practice"),
-]
+MODE_LABELS = {"auto": "Auto", "explain": "Explain", "guide": "Guide me", "practice": "Practice"}
+MODE_CHOICES = [(MODE_LABELS[m], m) for m in MODES]
 
 
 def layout(h: Any, c: dict[str, Any]) -> None:
