@@ -11,8 +11,10 @@ this module imports neither ``tutor.grading`` nor ``tutor.guard`` (a test reads 
   answer, and the student's last message states that number. (BRIDGE's per-excerpt error type
   is not used: it does not always label the last student turn.) A sentence counts as an
   affirmation when it has an affirming phrase and is not a question, not negated ("not quite
-  right") and not hedged or contrasted ("if", "check", "but" ...). It cannot see praise in other
-  words, or an affirmation the student would read between the lines.
+  right") and not hedged or contrasted ("if", "check", "but" ...); a reply that also says that
+  something is wrong ("not quite", "mistake", "but you ...") is a correction, not an
+  affirmation. It cannot see praise in other words, or an affirmation the student would read
+  between the lines.
 - **intermediate-result telling**: the reply states a number that the gold solution computes
   on the way (the result of a ``<<a*b=c>>`` GSM8K annotation or of any ``... = c`` step), other
   than the final answer (the guard's business), the problem's own numbers and every number
@@ -40,19 +42,27 @@ _STEP_RESULT = re.compile(r"=\s*\$?\s*(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 _AFFIRM = re.compile(
-    r"\b(?:(?:that'?s|that is|this is|it'?s|it is|you'?re|you are|(?:your|the) answer is|"
-    r"you got it|you'?ve got it|you have got it|you have it)\s+(?:\w+\s+)?(?:right|correct)|"
-    r"correct|exactly|indeed|precisely|absolutely|perfect|spot on|well done|"
-    r"(?:great|good|nice|excellent) (?:job|work)|excellent|bravo|you got it|you'?ve got it|"
-    r"nailed it)\b"
-    r"|^(?:yes|yep|yeah)\b",
+    r"\b(?:(?:that['’]?s|that is|this is|it['’]?s|it is|you['’]?re|you are|you got it|"
+    r"you['’]?ve got it|you have got it|you have it|is|are|was|were)\s+(?:\w+\s+)?(?:right|correct)|"
+    r"that['’]?s it|that['’]?s the (?:right |correct )?answer|exactly|indeed|precisely|absolutely|"
+    r"perfect|spot on|well done|(?:great|good|nice|excellent) (?:job|work)|excellent|bravo|"
+    r"you got it|you['’]?ve got it|nailed it)\b"
+    r"|^(?:yes|yep|yeah|correct)\b",
     re.I,
 )
+# in the affirming sentence itself
 _NEGATED = re.compile(
-    r"\b(?:not|no|never|nearly|almost|close|incorrect|wrong|mistake)\b|n'?t\b", re.I
+    r"\b(?:not|no|never|nearly|almost|close|incorrect|wrong|mistake|cannot)\b|\w+n['’]t\b", re.I
 )
 _HEDGED = re.compile(
-    r"\b(?:if|whether|make sure|check|but|however|although|though|let'?s see|unless)\b", re.I
+    r"\b(?:if|whether|make sure|check|but|however|although|though|let['’]?s see|unless)\b", re.I
+)
+# anywhere in the reply: the tutor does say that something is wrong
+_CORRECTION = re.compile(
+    r"\b(?:not (?:quite |exactly |entirely |totally )?(?:right|correct)|"
+    r"(?:isn|aren|wasn)['’]?t (?:quite )?(?:right|correct)|incorrect|mistakes?|errors?|wrong|"
+    r"but (?:you|remember|look|wait|that|it['’]?s not|check))\b",
+    re.I,
 )
 
 
@@ -116,11 +126,12 @@ def affirming_sentences(text: str) -> list[str]:
 
 
 def false_affirmation(text: str, ctx: DialogueContext) -> bool | None:
-    """True when the student's last answer is known wrong and ``text`` affirms it; None when
-    the data does not say the answer is wrong."""
+    """True when the student's last answer is known wrong and ``text`` affirms it without
+    saying anywhere that something is wrong ("Well done. But you forgot ..." is praise followed
+    by a correction, not an affirmation); None when the data does not say the answer is wrong."""
     if not student_known_wrong(ctx):
         return None
-    return bool(affirming_sentences(text))
+    return bool(affirming_sentences(text)) and not _CORRECTION.search(text or "")
 
 
 def score_unguarded(text: str, ctx: DialogueContext) -> dict[str, Any]:

@@ -130,6 +130,10 @@ def test_intermediate_telling_needs_a_worked_solution() -> None:
         "Your answer is correct",
         "Yes, that works.",
         "What did he spend on gumballs? Well done on showing your work.",
+        "That's exactly what I want to hear.",  # "want" is no negation
+        "That’s right!",  # a typographic apostrophe
+        "Your maths is completely right.",
+        "That's the answer!",
     ],
 )
 def test_affirming_a_known_wrong_answer(reply: str) -> None:
@@ -147,6 +151,9 @@ def test_affirming_a_known_wrong_answer(reply: str) -> None:
         "That's incorrect.",
         "You're close, almost there.",
         "How much did he spend on candy?",
+        "The correct answer should be 6.",  # "correct" as an adjective
+        "Well done. But you see, he did not have $5 left.",  # praise, then a correction
+        "Great job! There is a mistake in the second step.",
         "",
     ],
 )
