@@ -12,10 +12,14 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evals.run import EvalOptions, EvalRun, SuiteResult
 from tutor.errors import InputError
+
+if TYPE_CHECKING:
+    from knowledge_base.embed import Embedder
+    from tutor.lm.base import Generator
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +82,9 @@ def run_eval(
     options: EvalOptions,
     config: Any,
     *,
-    generator: Any = None,
-    embedder: Any = None,
-    judge_generator: Any = None,
+    generator: Generator | None = None,
+    embedder: Embedder | None = None,
+    judge_generator: Generator | None = None,
 ) -> dict[str, Any]:
     """Run ``options.suites`` and write the report into ``options.out``; returns the report."""
     from evals.report import write_report

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import random
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from evals.datasets import DialogueContext, Turn
 from evals.retrieval import ensure_collection, parse_qa_spec
 from evals.run import EvalRun, SuiteResult, file_tag, seeded_sample
 from evals.tutors import AgentConversation
+
+if TYPE_CHECKING:
+    from knowledge_base.embed import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +85,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
 
-def max_similarity(embedder: Any, claims: list[str], evidence: list[str]) -> list[float]:
+def max_similarity(embedder: Embedder, claims: list[str], evidence: list[str]) -> list[float]:
     """For each claim, the best cosine similarity to any evidence sentence (-1 when none)."""
     if not claims:
         return []

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
 from evals.datasets import DialogueContext
 from evals.dimensions import DIMENSIONS, normalize_label
 from tutor.errors import BackendError, ContextOverflowError
+
+if TYPE_CHECKING:
+    from tutor.lm.base import Generator
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ def parse_label(dimension: str, output: str) -> str | None:
 class Judge:
     """Labels responses per dimension with an LM (any ``Generator``)."""
 
-    def __init__(self, generator: Any, *, name: str = "", max_new_tokens: int = 12) -> None:
+    def __init__(self, generator: Generator, *, name: str = "", max_new_tokens: int = 12) -> None:
         self.generator = generator
         self.name = name or str(getattr(generator, "name", "judge"))
         self.max_new_tokens = max_new_tokens

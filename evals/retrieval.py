@@ -14,11 +14,14 @@ import logging
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evals import metrics as M
 from evals.run import EvalRun, SuiteResult, file_tag, seeded_sample
 from tutor.errors import InputError
+
+if TYPE_CHECKING:
+    from knowledge_base import KnowledgeBase
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +77,7 @@ def ensure_collection(run: EvalRun, qa_path: Path, corpus: Path) -> str:
     return coll
 
 
-def relevant_counts(kb: Any, collection: str) -> dict[tuple[str, str], int]:
+def relevant_counts(kb: KnowledgeBase, collection: str) -> dict[tuple[str, str], int]:
     """``(source path, section) -> number of chunks`` for the collection."""
     out: dict[tuple[str, str], int] = {}
     for doc in kb.store.documents(collection):

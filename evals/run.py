@@ -34,11 +34,15 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evals.machine import load_average
 from knowledge_base.atomic import write_atomic
 from tutor.errors import InputError
+
+if TYPE_CHECKING:
+    from knowledge_base.embed import Embedder
+    from tutor.lm.base import Generator
 
 log = logging.getLogger(__name__)
 
@@ -333,9 +337,9 @@ class EvalRun:
         options: EvalOptions,
         config: Any,
         *,
-        generator: Any = None,
-        embedder: Any = None,
-        judge_generator: Any = None,
+        generator: Generator | None = None,
+        embedder: Embedder | None = None,
+        judge_generator: Generator | None = None,
     ) -> None:
         self.options = options
         self.config = config

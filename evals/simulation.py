@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evals import metrics as M
 from evals.datasets import DialogueContext, load_contexts
 from evals.run import EvalRun, SuiteResult, file_tag, seeded_sample
 from evals.scorers import answer_revealed, asks_question, mistake_identification
 from evals.tutors import AgentConversation, RawConversation
+
+if TYPE_CHECKING:
+    from tutor.lm.base import Generator
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +81,7 @@ class ScriptedStudent:
 
 
 class LMStudent:
-    def __init__(self, generator: Any, ctx: DialogueContext) -> None:
+    def __init__(self, generator: Generator, ctx: DialogueContext) -> None:
         self.generator = generator
         system = STUDENT_SYSTEM.format(
             solution=ctx.wrong_solution or f"(answer: {ctx.wrong_answer})",

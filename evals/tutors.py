@@ -21,9 +21,13 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evals.datasets import DialogueContext
+
+if TYPE_CHECKING:
+    from tutor.agent import TutorAgent
+    from tutor.lm.base import Generator
 
 RAW_SYSTEM = "You are a helpful tutor."
 SYSTEMS = ("agent", "raw", "reference")
@@ -96,7 +100,7 @@ class AgentConversation:
 
     def __init__(
         self,
-        agent: Any,
+        agent: TutorAgent,
         ctx: DialogueContext,
         *,
         key: str,
@@ -169,7 +173,9 @@ class AgentConversation:
 class RawConversation:
     """The same LM with a plain system prompt and the same history, no pedagogy layer."""
 
-    def __init__(self, generator: Any, ctx: DialogueContext, *, system: str = RAW_SYSTEM) -> None:
+    def __init__(
+        self, generator: Generator, ctx: DialogueContext, *, system: str = RAW_SYSTEM
+    ) -> None:
         self.generator = generator
         sys_text = system + (
             f"\n\nThe student is working on this problem: {ctx.problem}" if ctx.problem else ""

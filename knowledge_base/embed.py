@@ -36,10 +36,14 @@ _BUNDLED_SPELLINGS = {BUNDLED_ALIAS, "all-minilm-l6-v2", BUNDLED_NAME.lower()}
 
 @runtime_checkable
 class Embedder(Protocol):
-    """What the knowledge base needs from an embedder."""
+    """What the knowledge base needs from an embedder (``name`` and ``dimension`` may be plain
+    attributes or read-only properties)."""
 
-    name: str
-    dimension: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for ``texts``: shape ``(len(texts), dimension)``."""

@@ -24,11 +24,14 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
 from tutor.errors import NotFoundError, PermissionDeniedError
+
+if TYPE_CHECKING:
+    from tutor.store.protocol import LearnerStoreLike
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +105,7 @@ class SignIn:
 
     def __init__(
         self,
-        store: Any,
+        store: LearnerStoreLike,
         *,
         session_hours: float = 12.0,
         demo: bool = False,

@@ -12,9 +12,16 @@ import logging
 import os
 import socket
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tutor.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from knowledge_base import KnowledgeBase
+    from tutor.config import Config
+    from tutor.lm.base import Generator
+    from tutor.store.protocol import LearnerStoreLike
+    from ui.handlers import UIContext
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +54,13 @@ def check_host(config: Any) -> list[str]:
 
 
 def build_context(
-    config: Any,
+    config: Config,
     *,
-    generator: Any | None = None,
-    store: Any | None = None,
-    kb: Any | None = None,
+    generator: Generator | None = None,
+    store: LearnerStoreLike | None = None,
+    kb: KnowledgeBase | None = None,
     login_delay: float | None = None,
-) -> Any:
+) -> UIContext:
     """The ``UIContext`` for ``config``; pass ``generator``/``store``/``kb`` to reuse or fake them."""
     from tutor.builders import (
         build_agent,

@@ -14,7 +14,13 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from knowledge_base.embed import Embedder
+    from tutor.lm.base import Generator
+    from tutor.store.protocol import LearnerStoreLike
+    from ui.handlers import UIContext
 
 PASSWORD = "correct-horse-1"
 # Headless Chromium from Debian's package (`make browser-deps`), as the browser tests and the
@@ -61,7 +67,7 @@ DOCS = {
 
 def sample_context(
     root: Path,
-    generator: Any,
+    generator: Generator,
     *,
     demo: bool = False,
     users: tuple[tuple[str, str], ...] = (
@@ -72,9 +78,9 @@ def sample_context(
     login_delay: float = 0.05,
     overrides: dict[str, dict[str, Any]] | None = None,
     docs_dir: Path | None = None,
-    embedder: Any | None = None,
+    embedder: Embedder | None = None,
     kdf_n: int = 2,
-) -> Any:
+) -> UIContext:
     """A ``UIContext`` over a fresh data dir in ``root``: a two-document course embedded with
     the hashing test embedder, the shipped item bank, and accounts (password ``PASSWORD``).
 
@@ -151,7 +157,7 @@ class ServerThread:
         self.thread.join(timeout=15)
 
 
-def seed_class(store: Any, collection: str = "default", seed: int = 7) -> None:
+def seed_class(store: LearnerStoreLike, collection: str = "default", seed: int = 7) -> None:
     """Give the class some history (attempts on every skill, deterministic), so the dashboard and
     progress views have something to show: one strong learner, one struggling, the rest mixed."""
     import random

@@ -169,6 +169,8 @@ class ScriptedServer:
     @property
     def base_url(self) -> str:
         host, port = self.httpd.server_address[:2]
+        if isinstance(host, bytes):
+            host = host.decode()
         return f"http://{host}:{port}/v1"
 
     def __enter__(self) -> ScriptedServer:

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ui.auth import SignIn
+
+if TYPE_CHECKING:
+    from knowledge_base import KnowledgeBase
+    from tutor.agent import TutorAgent
+    from tutor.config import Config
+    from tutor.store.protocol import LearnerStoreLike
 
 
 def _gr() -> Any:
@@ -29,10 +35,10 @@ def _skip() -> Any:
 class UIContext:
     """What the handlers work with: built once per server process and shared."""
 
-    config: Any
-    store: Any
-    agent: Any
-    kb: Any
+    config: Config
+    store: LearnerStoreLike
+    agent: TutorAgent
+    kb: KnowledgeBase | None
     signin: SignIn
     collection: str = "default"
     model_name: str = ""
