@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -80,7 +80,7 @@ def validate_messages(messages: Sequence[Message]) -> list[Message]:
 
 def trim_to_context(
     messages: Sequence[Message],
-    count_tokens: Any,
+    count_tokens: Callable[[Sequence[Message]], int],
     budget: int,
 ) -> list[Message]:
     """Drop the oldest non-system turns until the prompt fits ``budget`` tokens.
