@@ -544,3 +544,19 @@ def test_serve_refuses_demo_off_loopback_and_warns_without_tls(tutor_home: Path)
     assert (
         check_host(load_config(env={}, overrides={"ui": {"host": "127.0.0.1", "demo": True}})) == []
     )
+
+
+def test_the_mode_switch_starts_in_tutor_default_mode(
+    tmp_path: Path, gen: ScriptedGenerator
+) -> None:
+    practice = bound(
+        sample_context(tmp_path / "p", gen, overrides={"tutor": {"default_mode": "practice"}})
+    )
+    auto = bound(sample_context(tmp_path / "a", gen))
+    assert practice.components["mode"].value == "practice"
+    assert auto.components["mode"].value == "auto"
+    # a turn that comes without a mode (an API client) is taken in the default mode too
+    for handlers, opens_a_problem in ((practice, True), (auto, False)):
+        sid = page(handlers, "ana")["session_id"]
+        turn(handlers, "ana", "hello", sid, mode="")
+        assert (handlers.store.get_state(sid).item_id is not None) is opens_a_problem

@@ -43,7 +43,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         default=None,
         help="course collection (default: kb.collection)",
     )
-    p.add_argument("--mode", choices=list(MODES), default="auto")
+    p.add_argument(
+        "--mode",
+        dest="tutor.default_mode",
+        choices=list(MODES),
+        default=None,
+        help="the mode the chat starts in (default: tutor.default_mode, auto)",
+    )
     p.add_argument(
         "--new", action="store_true", help="start a new session instead of resuming the last one"
     )
@@ -199,7 +205,7 @@ def _agent_chat(args: argparse.Namespace, config: Any) -> int:
         print(f"Resuming your session ({n} messages). /new starts a fresh one.", file=sys.stderr)
     else:
         session = store.start_session(learner.id, collection=collection)
-    mode = args.mode
+    mode = config.tutor.default_mode
     print(
         f"Hi {learner.display_name or learner.name}! Tutor on course '{collection}' with "
         f"{agent.generator.name}. Ask a question, say 'practice', or /help.",

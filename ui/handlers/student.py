@@ -203,7 +203,7 @@ class StudentHandlers(HandlerBase):
     def send(
         self, p: Principal, message: str, mode: str, session_id: str
     ) -> Iterator[dict[Any, Any]]:
-        yield from self._turn(p, message, mode or "auto", session_id)
+        yield from self._turn(p, message, mode or self.ctx.config.tutor.default_mode, session_id)
 
     @student
     def hint(self, p: Principal, session_id: str) -> Iterator[dict[Any, Any]]:

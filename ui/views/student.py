@@ -27,7 +27,8 @@ def layout(h: Any, c: dict[str, Any]) -> None:
             with gr.Tab("💬 Tutor", id="tutor"):
                 with gr.Row(equal_height=False):
                     _sessions_column(c)
-                    _chat_column(c, int(getattr(h.ctx.config.tutor, "max_message_chars", 4000)))
+                    tutor_cfg = h.ctx.config.tutor
+                    _chat_column(c, int(tutor_cfg.max_message_chars), tutor_cfg.default_mode)
                     _practice_column(c)
             with gr.Tab("📈 My progress", id="progress") as c["progress_tab"]:
                 c["progress"] = gr.HTML(elem_id="progress")
@@ -46,7 +47,8 @@ def _sessions_column(c: dict[str, Any]) -> None:
         c["session_id"] = gr.Textbox(visible=False, elem_id="session-id")
 
 
-def _chat_column(c: dict[str, Any], max_chars: int) -> None:
+def _chat_column(c: dict[str, Any], max_chars: int, mode: str) -> None:
+    """The chat, the mode switch (starting in ``mode``: ``tutor.default_mode``), the message box."""
     import gradio as gr
 
     with gr.Column(scale=4, min_width=420):
@@ -68,7 +70,7 @@ def _chat_column(c: dict[str, Any], max_chars: int) -> None:
         with gr.Row(equal_height=False, elem_classes="tool-row"):
             c["mode"] = gr.Radio(
                 choices=MODE_CHOICES,
-                value="auto",
+                value=mode,
                 show_label=False,
                 elem_id="mode",
                 scale=5,
