@@ -303,7 +303,7 @@ def test_docx_with_damaged_xml(cut: float, junk: str) -> None:
 def test_regression_docx_without_a_word_body() -> None:
     """Found: XML still well-formed but no longer a Word document (here "~~~" spliced into the
     root element's name) raised AttributeError ('_Element' has no 'body'); now a LoadError
-    (knowledge_base/load.py wraps the whole docx walk)."""
+    (knowledge_base/loaders/docx.py wraps the whole docx walk)."""
     for cut in (0.2, 0.25, 0.3):
         load_and_chunk(spliced_docx(cut, "~~~"), "spliced.docx")
     doc = spliced_docx(0.0, "")  # unchanged: still loads
@@ -401,7 +401,7 @@ def test_html_structures(body: str, wrap: bool) -> None:
 def test_regression_deeply_nested_html(opening: str, closing: str) -> None:
     """Found: 1,000 nested <div>/<ul> raised RecursionError; 500 nested <ul><li> took 4.7 s and
     5,000 took 294 s (an ancestor walk per list, and bs4's ``tag.decomposed`` searching the
-    subtree). Fixed in knowledge_base/load.py: iterative walks, deep containers flattened."""
+    subtree). Fixed in knowledge_base/loaders/: iterative walks, deep containers flattened."""
     depth = 3000
     page = "<html><body><p>start</p>" + opening * depth + "end" + closing * depth + "</body></html>"
     doc = load_and_chunk(page.encode(), "deep.html", target="load-big")
@@ -428,7 +428,7 @@ def test_regression_abbreviations_and_formulas_do_not_make_chunking_quadratic() 
 def test_regression_lone_surrogates_in_text_are_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
     """Found: a lone surrogate in a name (or in text a broken PDF font map yields) cannot be
     stored as UTF-8: SQLite raised UnicodeEncodeError and the whole batch failed. Fixed in
-    knowledge_base/load.py (text: U+FFFD, one for one) and kb.py (names)."""
+    knowledge_base/loaders/ (text: U+FFFD, one for one) and kb.py (names)."""
     import knowledge_base.loaders as L
     from knowledge_base.load import Block
 
@@ -601,7 +601,7 @@ ADVERSARIAL_ANSWERS = [
 def test_regression_adversarial_answers(spec: Any) -> None:
     """Found: a 400-digit decimal answer crashed ``grade`` (OverflowError: float(value) in
     ``Number.canonical``); a number of more than 4300 digits (or 600 "hundred"s) crashed
-    ``mentions_answer`` (ValueError: Python's int/str limit). Fixed in tutor/grading.py."""
+    ``mentions_answer`` (ValueError: Python's int/str limit). Fixed in tutor/grading/."""
     for text in ADVERSARIAL_ANSWERS:
         check_result(timed("grade", grade, spec, text))
         assert isinstance(timed("mentions", mentions_answer, text * 2, spec), bool)
@@ -889,7 +889,7 @@ def test_regression_item_bank(tmp_path: Path, text: str, suffix: str) -> None:
     (deep JSON/YAML, a 3,000-skill prerequisite chain), ValueError (5,000-digit integers),
     ReaderError (NUL), an InputError without file or line (answer '???') and a message broken
     over two lines by a key holding a newline (found by the same property). All are now
-    ``ItemBankError`` naming the file (tutor/items.py, tutor/grading.py)."""
+    ``ItemBankError`` naming the file (tutor/items/, tutor/grading/)."""
     path = tmp_path / f"bank{suffix}"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ItemBankError) as e:

@@ -133,7 +133,7 @@ def _items_tab(c: dict[str, Any]) -> None:
 
     gr.Markdown(
         "Upload item banks (.yaml, .yml, .json or .jsonl; the format is described "
-        "in tutor/items.py). A bank with an error is not loaded at all; the error "
+        "in tutor/items/__init__.py). A bank with an error is not loaded at all; the error "
         "names the file, line and field.",
         elem_classes="section-note",
     )
