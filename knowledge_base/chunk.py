@@ -220,13 +220,13 @@ def chunk_document(
 def _units(doc: Document, blocks: list[Block], budget: int, count: TokenCounter) -> list[_Unit]:
     """Blocks -> packable units: sentences of paragraphs; whole atomic blocks when they fit."""
     raw: list[tuple[int, int, bool, str, int | None]] = []
-    for b in blocks:
-        text = doc.text[b.start : b.end]
-        if b.kind in ("paragraph", "heading"):
-            spans = split_sentences(text, b.start) if b.kind == "paragraph" else []
-            spans = spans or [(b.start, b.end)]
+    for blk in blocks:
+        text = doc.text[blk.start : blk.end]
+        if blk.kind in ("paragraph", "heading"):
+            spans = split_sentences(text, blk.start) if blk.kind == "paragraph" else []
+            spans = spans or [(blk.start, blk.end)]
         else:
-            spans = [(b.start, b.end)]
+            spans = [(blk.start, blk.end)]
         for k, (s, e) in enumerate(spans):
             # no chunk starts or ends in whitespace ("## Heading " keeps its trailing space in
             # the block, a list line its indentation)
@@ -235,7 +235,7 @@ def _units(doc: Document, blocks: list[Block], budget: int, count: TokenCounter)
             while s < e and doc.text[s].isspace():
                 s += 1
             if s < e:
-                raw.append((s, e, k == 0, b.kind, b.page))
+                raw.append((s, e, k == 0, blk.kind, blk.page))
     sizes = count([doc.text[s:e] for s, e, *_ in raw])
     units: list[_Unit] = []
     for (s, e, first, kind, page), n in zip(raw, sizes, strict=True):

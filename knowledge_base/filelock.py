@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ class FileLock:
         deadline = time.monotonic() + self.timeout
         while True:
             try:
-                if os.name == "nt":  # pragma: no cover
+                if sys.platform == "win32":  # pragma: no cover
                     import msvcrt
 
                     msvcrt.locking(self._fh.fileno(), msvcrt.LK_NBLCK, 1)
@@ -43,7 +43,7 @@ class FileLock:
 
     def __exit__(self, *exc: object) -> None:
         try:
-            if os.name == "nt":  # pragma: no cover
+            if sys.platform == "win32":  # pragma: no cover
                 import msvcrt
 
                 msvcrt.locking(self._fh.fileno(), msvcrt.LK_UNLCK, 1)

@@ -253,7 +253,7 @@ class Store:
             ).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
 
-    def chunks(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
+    def chunks(self, ids: Sequence[int] | np.ndarray) -> dict[int, ChunkRow]:
         """Rows for ``ids`` (missing ids, e.g. removed meanwhile, are left out)."""
         out: dict[int, ChunkRow] = {}
         ids = [int(i) for i in ids]

@@ -31,6 +31,7 @@ def parse_pdf(data: bytes, name: str) -> tuple[str, list[Block], str, int]:
     try:
         reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted:
+            ok: object
             try:
                 ok = reader.decrypt("")
             except Exception:  # noqa: BLE001 - pypdf raises several types for bad crypto
@@ -69,8 +70,8 @@ def parse_pdf(data: bytes, name: str) -> tuple[str, list[Block], str, int]:
         )
     b = Builder()
     by_page: dict[int, list[tuple[int, str]]] = {}
-    for level, heading, page in outline:
-        by_page.setdefault(page, []).append((level, heading))
+    for level, heading, page_no in outline:
+        by_page.setdefault(page_no, []).append((level, heading))
     for pno, raw in enumerate(page_texts, start=1):
         headings = list(by_page.get(pno, []))
         lines = [ln.rstrip() for ln in normalize_newlines(raw).split("\n")]
