@@ -3,8 +3,9 @@
 
 A student signs in, asks a question, sees tokens arrive before the answer is complete, sees a
 rendered formula and an expandable source, answers a practice problem; a teacher sees the class
-dashboard. Screenshots go to the test's tmp dir, and also to ``$TUTOR_SCREENSHOTS`` when set
-(``TUTOR_SCREENSHOTS=docs/screenshots`` refreshes the README's images).
+dashboard. Screenshots go to the test's tmp dir, and also to ``$TUTOR_SCREENSHOTS`` when set.
+They show the scripted reply; the README's images come from ``docs/screenshots/make.py``, which
+runs the real default model.
 """
 
 from __future__ import annotations
