@@ -17,6 +17,7 @@ a turn stopped by the consumer (Stop button, Ctrl-C) still stores what was shown
 
 from __future__ import annotations
 
+import collections.abc
 import logging
 import threading
 import time
@@ -162,7 +163,7 @@ class TutorAgent:
         *,
         mode: str = "auto",
         cancel: threading.Event | None = None,
-    ) -> Iterator[Event]:
+    ) -> collections.abc.Generator[Event, None, None]:
         t_start = time.perf_counter()
         text = self._check(message, mode)
         t0 = time.perf_counter()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from knowledge_base.embed import Embedder
+    from tutor.accounts import Role
     from tutor.lm.base import Generator
     from tutor.store.protocol import LearnerStoreLike
     from ui.handlers import UIContext
@@ -70,7 +71,7 @@ def sample_context(
     generator: Generator,
     *,
     demo: bool = False,
-    users: tuple[tuple[str, str], ...] = (
+    users: tuple[tuple[str, Role], ...] = (
         ("mrs-k", "teacher"),
         ("ana", "student"),
         ("ben", "student"),

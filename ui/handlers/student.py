@@ -12,8 +12,8 @@ import contextlib
 import itertools
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Generator, Iterator
+from typing import Any, cast
 
 from tutor import progress as prog
 from tutor.errors import InputError, NotFoundError
@@ -74,6 +74,11 @@ class Turns:
         return True
 
 
+def _learner_id(p: Principal) -> int:
+    """``p.learner_id`` of a student: ``ui.guard.student`` admits no student without one."""
+    return cast(int, p.learner_id)
+
+
 class StudentHandlers(HandlerBase):
     """The student's handlers; learner data always comes from ``p.learner_id``."""
 
@@ -84,12 +89,14 @@ class StudentHandlers(HandlerBase):
     # ===================================================================== student: sessions
 
     def _sessions(self, p: Principal) -> list[Any]:
-        ss = [s for s in self.store.list_sessions(p.learner_id) if s.collection == self.collection]
+        ss = [
+            s for s in self.store.list_sessions(_learner_id(p)) if s.collection == self.collection
+        ]
         return sorted(ss, key=lambda s: s.last_active_at, reverse=True)
 
     def _latest_session(self, p: Principal) -> Any:
         ss = self._sessions(p)
-        return ss[0] if ss else self.store.start_session(p.learner_id, collection=self.collection)
+        return ss[0] if ss else self.store.start_session(_learner_id(p), collection=self.collection)
 
     def _session(self, p: Principal, session_id: str | None) -> Any:
         """The learner's own session (another learner's is 'not found'), or a new one."""
@@ -128,7 +135,7 @@ class StudentHandlers(HandlerBase):
         """``STUDENT_PAGE_OUTPUTS``: the latest session resumed, progress and profile filled."""
         gr = _gr()
         sess = self._latest_session(p)
-        profile = self.store.get_profile(p.learner_id)
+        profile = self.store.get_profile(_learner_id(p))
         chat, card = self._chat_and_card(p, sess)
         return self._out(
             sessions=gr.update(choices=self._session_choices(p), value=sess.id),
@@ -188,7 +195,7 @@ class StudentHandlers(HandlerBase):
         if ss and not self.store.messages(ss[0].id, learner_id=p.learner_id):
             sess = ss[0]
         else:
-            sess = self.store.start_session(p.learner_id, collection=self.collection)
+            sess = self.store.start_session(_learner_id(p), collection=self.collection)
         return self._out(
             sessions=gr.update(choices=self._session_choices(p), value=sess.id),
             session_id=sess.id,
@@ -241,7 +248,7 @@ class StudentHandlers(HandlerBase):
         text = (message or "").strip()
         if not text:
             raise InputError("the message is empty; type a question or an answer")
-        learner = self.store.get_learner(p.learner_id)
+        learner = self.store.get_learner(_learner_id(p))
         sess = self._session(p, session_id)
         stored = self.store.messages(sess.id, learner_id=p.learner_id)
         item, feedback = self._card(p, sess)
@@ -253,7 +260,7 @@ class StudentHandlers(HandlerBase):
         self,
         text: str,
         stored: list[Any],
-        events: Iterator[Any],
+        events: Generator[Any, None, None],
         cancel: threading.Event,
         item: str,
         feedback: str,
@@ -350,7 +357,7 @@ class StudentHandlers(HandlerBase):
     # ===================================================================== student: progress, profile
 
     def _progress_html(self, p: Principal) -> str:
-        rows = prog.learner_progress(self.store, p.learner_id, self.collection)
+        rows = prog.learner_progress(self.store, _learner_id(p), self.collection)
         return render.progress_chart(rows)
 
     @student
@@ -362,7 +369,7 @@ class StudentHandlers(HandlerBase):
         self, p: Principal, grade: str, language: str, goals: str, preferences: str, interests: str
     ) -> str:
         self.store.update_profile(
-            p.learner_id,
+            _learner_id(p),
             {
                 "grade_level": grade or "",
                 "language": language or "",
