@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,14 @@ def _name(path: str) -> str:
     return "=".join(Path(part).name for part in str(path).split("="))
 
 
+_ABS_PATH = re.compile(r"/[^\s:'\"=]+/([^/\s:'\"=]+)")
+
+
+def _strip_paths(text: str) -> str:
+    """``/tmp/x/data/file.jsonl:301`` -> ``file.jsonl:301``: no machine's paths in the repo."""
+    return _ABS_PATH.sub(r"\1", text)
+
+
 def compact(report: dict[str, Any], name: str) -> dict[str, Any]:
     """The committed form of a ``report.json`` (see module docstring); no per-item results."""
     opts = report.get("options", {})
@@ -51,9 +60,10 @@ def compact(report: dict[str, Any], name: str) -> dict[str, Any]:
             options[key] = [_name(p) for p in opts[key]]
     suites = {}
     for suite, s in report.get("suites", {}).items():
-        suites[suite] = {
-            k: s.get(k)
-            for k in ("run", "seconds", "items", "summary", "tables", "notes", "skipped")
+        suites[suite] = {k: s.get(k) for k in ("run", "seconds", "items", "summary", "tables")}
+        suites[suite]["notes"] = [_strip_paths(n) for n in s.get("notes") or []]
+        suites[suite]["skipped"] = {
+            _strip_paths(k): _strip_paths(v) for k, v in (s.get("skipped") or {}).items()
         }
     return {
         "format": FORMAT,

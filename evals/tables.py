@@ -48,7 +48,7 @@ def markdown(columns: list[str], rows: list[list[Any]]) -> str:
 
     def numeric(i: int) -> bool:
         vals = [str(r[i]) for r in rows if i < len(r) and str(r[i]) not in ("–", "")]
-        return bool(vals) and all(re.match(r"^[\d.,]+(%| \(|s$| of|$)", v) for v in vals)
+        return bool(vals) and all(re.match(r"^[\d.,]+(%| \(| s$| of|$)", v) for v in vals)
 
     head = "| " + " | ".join(_cell(c) for c in columns) + " |"
     rule = "|" + "|".join("---:" if numeric(i) else "---" for i in range(len(columns))) + "|"
