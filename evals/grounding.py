@@ -52,7 +52,7 @@ def sentences(text: str) -> list[str]:
     """Split into sentences (a citation after the full stop stays with its sentence); keep
     those with at least 3 words."""
     text = re.sub(r"([.!?])\s*((?:\[\d+\]\s*)+)", r" \2\1 ", text or "")
-    parts = []
+    parts: list[str] = []
     for block in re.split(r"\n+", text):
         parts.extend(s.strip() for s in _SENT.split(block.strip()) if s.strip())
     return [p for p in parts if len(p.split()) >= 3]
@@ -196,6 +196,7 @@ def run_grounding(run: EvalRun) -> SuiteResult:
         return res
     coll = ensure_collection(run, qa_path, corpus)
     tag = file_tag(qa_path)
+    cal: dict[str, Any]
     if opts.support_threshold is not None:
         cal = {
             "threshold": opts.support_threshold,

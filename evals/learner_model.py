@@ -212,10 +212,10 @@ def run_learner_model(run: EvalRun) -> SuiteResult:
             n: {k: v for k, v in r.items() if k != "sequences"} for n, r in results.items()
         }
     }
-    rows = []
+    table_rows: list[list[Any]] = []
     for name, r in results.items():
         for model, m in r["models"].items():
-            rows.append(
+            table_rows.append(
                 [
                     name,
                     model,
@@ -234,7 +234,7 @@ def run_learner_model(run: EvalRun) -> SuiteResult:
     res.table(
         "P(correct) on held-out learners",
         ["dataset", "model", "held-out answers", "AUC", "accuracy", "RMSE", "ECE"],
-        rows,
+        table_rows,
         "Each prediction uses only the learner's earlier answers on the skill.",
     )
     return res

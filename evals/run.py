@@ -34,7 +34,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from evals.machine import load_average
 from knowledge_base.atomic import write_atomic
@@ -477,7 +477,8 @@ class EvalRun:
                     gen = self.generator
                 else:
                     gen = build_judge_generator(self.config, spec)
-            self._judge = Judge(gen, name=spec.get("model") or getattr(gen, "name", "judge"))
+            name = spec.get("model") or getattr(gen, "name", "judge")
+            self._judge = Judge(gen, name=cast(str, name))
         return self._judge
 
     def close(self) -> None:

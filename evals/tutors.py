@@ -21,13 +21,15 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from evals.datasets import DialogueContext
+from tutor.events import Done, ModeChosen, Sources, TextDelta, TextReset
 
 if TYPE_CHECKING:
     from tutor.agent import TutorAgent
     from tutor.lm.base import Generator
+    from tutor.store.protocol import LearnerStoreLike
 
 RAW_SYSTEM = "You are a helpful tutor."
 SYSTEMS = ("agent", "raw", "reference")
@@ -113,7 +115,8 @@ class AgentConversation:
 
         self.agent = agent
         self.mode = mode
-        store = agent.store
+        # the harness always builds the agent on a full LearnerStore
+        store = cast("LearnerStoreLike", agent.store)
         self.learner = store.get_or_create_learner(_learner_name("agent", key), display_name="Alex")
         self.session = store.start_session(self.learner.id, collection=collection)
         if seed_history:
@@ -139,14 +142,13 @@ class AgentConversation:
         for ev in self.agent.respond(
             self.learner, self.session, message, mode=self.mode, cancel=cancel
         ):
-            kind = ev.kind
-            if kind == "mode":
+            if isinstance(ev, ModeChosen):
                 turn.mode, turn.rule = ev.mode, ev.reason
-            elif kind == "text":
+            elif isinstance(ev, TextDelta):
                 text += ev.text
-            elif kind == "reset":
+            elif isinstance(ev, TextReset):
                 text = ""
-            elif kind == "sources":
+            elif isinstance(ev, Sources):
                 turn.sources = [
                     {
                         "index": s.index,
@@ -159,7 +161,7 @@ class AgentConversation:
                     }
                     for s in ev.sources
                 ]
-            elif kind == "done":
+            elif isinstance(ev, Done):
                 text = ev.text
                 turn.leaks_blocked = ev.leaks_blocked
                 turn.timings = dict(ev.timings)
