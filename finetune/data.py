@@ -155,12 +155,12 @@ def read_records(path: Path) -> Iterator[tuple[int, Any]]:
         reader = csv.DictReader(
             io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ","
         )
-        line = 1
+        line_no = 1
         for row in reader:
             if None in row:
-                raise DataError(f"{path}:{line + 1}: more cells than header columns")
-            yield line + 1, row
-            line = reader.line_num
+                raise DataError(f"{path}:{line_no + 1}: more cells than header columns")
+            yield line_no + 1, row
+            line_no = reader.line_num
 
 
 def load_file(

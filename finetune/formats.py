@@ -145,7 +145,7 @@ def _passages(record: dict[str, Any]) -> list[PromptPassage]:
     if raw is None or raw == "":
         return []
     items = raw if isinstance(raw, list) else [raw]
-    out = []
+    out: list[PromptPassage] = []
     for i, item in enumerate(items):
         if isinstance(item, str):
             citation, text = "reference", item

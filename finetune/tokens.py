@@ -250,7 +250,7 @@ class Collator:
             labels.append(f["labels"] + [IGNORE_INDEX] * pad)
             extra.append(f["position_ids"] + list(range(pad)) if packed else [1] * n + [0] * pad)
             self.tokens += n
-        batch = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)}
+        batch: dict[str, Any] = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)}
         batch["position_ids" if packed else "attention_mask"] = torch.tensor(extra)
         if packed:
             # transformers only derives the block-diagonal mask from position_ids when no KV
