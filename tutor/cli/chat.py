@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tutor.cli.common import add_lm_options
 from tutor.errors import InputError, TutorError
 from tutor.services import MODES
+
+if TYPE_CHECKING:
+    from tutor.store.protocol import LearnerStoreLike
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -195,7 +198,7 @@ def _agent_chat(args: argparse.Namespace, config: Any) -> int:
     from tutor.builders import build_agent
 
     agent = build_agent(config, show_prompt=args.show_prompt)
-    store = agent.store
+    store = cast("LearnerStoreLike", agent.store)  # build_agent opened the full LearnerStore
     learner = store.get_or_create_learner(args.learner)
     collection = config.kb.collection
     sessions = [s for s in store.list_sessions(learner.id) if s.collection == collection]
