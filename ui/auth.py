@@ -202,7 +202,7 @@ class SignIn:
 
     def install(self, app: Any) -> None:
         """Add ``/login``, ``/logout`` and the redirect of a signed-out page load to ``app``."""
-        from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+        from fastapi.responses import HTMLResponse, RedirectResponse
         from starlette.concurrency import run_in_threadpool
 
         @app.get("/login", include_in_schema=False)
@@ -212,62 +212,7 @@ class SignIn:
 
         @app.post("/login", include_in_schema=False)
         async def login(request: Request) -> Any:
-            form = await request.form()
-            username = str(form.get("username") or "").strip()
-            password = str(form.get("password") or "")
-            address = request.client.host if request.client else ""
-            keys = (f"user:{username.lower()}", f"addr:{address}")
-            wants_html = "text/html" in request.headers.get("accept", "")
-
-            def refuse(status: int, message: str) -> Any:
-                if wants_html:
-                    return HTMLResponse(
-                        self.page(error=message, username=username), status_code=status
-                    )
-                return JSONResponse({"detail": message}, status_code=status)
-
-            wait = self.limiter.retry_after(*keys)
-            if wait > 0:
-                await asyncio.sleep(self.delay_s)
-                minutes = max(1, round(wait / 60))
-                # ids and addresses at INFO and above, never names (docs/reliability.md)
-                log.warning("sign-in refused from %s: too many failures", address)
-                log.debug("refused user name: %r", username)
-                return refuse(
-                    429, f"Too many failed sign-ins. Try again in about {minutes} minutes."
-                )
-            user = None
-            if username and password:
-                # scrypt is CPU-heavy on purpose: a class signing in at once takes turns, so
-                # chats already running keep their CPU
-                async with self._slots():
-                    user = await run_in_threadpool(self.store.authenticate, username, password)
-            if user is None:
-                self.limiter.fail(*keys)
-                await asyncio.sleep(self.delay_s)  # the same delay for every kind of failure
-                log.info("failed sign-in from %s", address)
-                log.debug("failed user name: %r", username)
-                return refuse(401, WRONG)
-            self.limiter.clear(keys[0])
-            token = await run_in_threadpool(
-                self.store.create_auth_session, user.id, hours=self.session_hours, address=address
-            )
-            log.info("%s (user %d) signed in from %s", user.role, user.id, address)
-            resp: Any = (
-                RedirectResponse("/", status_code=303)
-                if wants_html
-                else JSONResponse({"success": True, "user": user.username, "role": user.role})
-            )
-            resp.set_cookie(
-                COOKIE,
-                token,
-                max_age=int(self.session_hours * 3600),
-                httponly=True,
-                samesite="lax",
-                secure=request.url.scheme == "https",
-                path="/",
-            )
-            return resp
+            return await self._login(request)
 
         async def sign_out_to(request: Request, where: str) -> Any:
             """Revoke the request's sign-in (if any), drop the cookie, redirect to ``where``."""
@@ -298,6 +243,78 @@ class SignIn:
                     target = "/login?expired=1" if self.token(request) else "/login"
                     return RedirectResponse(target, status_code=303)
             return await call_next(request)
+
+    async def _login(self, request: Request) -> Any:
+        """``POST /login``: check the password (within the failure limits), start a session."""
+        from starlette.concurrency import run_in_threadpool
+
+        form = await request.form()
+        username = str(form.get("username") or "").strip()
+        password = str(form.get("password") or "")
+        address = request.client.host if request.client else ""
+        keys = (f"user:{username.lower()}", f"addr:{address}")
+        wants_html = "text/html" in request.headers.get("accept", "")
+        wait = self.limiter.retry_after(*keys)
+        if wait > 0:
+            await asyncio.sleep(self.delay_s)
+            minutes = max(1, round(wait / 60))
+            # ids and addresses at INFO and above, never names (docs/reliability.md)
+            log.warning("sign-in refused from %s: too many failures", address)
+            log.debug("refused user name: %r", username)
+            return self._refuse(
+                wants_html,
+                username,
+                429,
+                f"Too many failed sign-ins. Try again in about {minutes} minutes.",
+            )
+        user = None
+        if username and password:
+            # scrypt is CPU-heavy on purpose: a class signing in at once takes turns, so
+            # chats already running keep their CPU
+            async with self._slots():
+                user = await run_in_threadpool(self.store.authenticate, username, password)
+        if user is None:
+            self.limiter.fail(*keys)
+            await asyncio.sleep(self.delay_s)  # the same delay for every kind of failure
+            log.info("failed sign-in from %s", address)
+            log.debug("failed user name: %r", username)
+            return self._refuse(wants_html, username, 401, WRONG)
+        self.limiter.clear(keys[0])
+        token = await run_in_threadpool(
+            self.store.create_auth_session, user.id, hours=self.session_hours, address=address
+        )
+        log.info("%s (user %d) signed in from %s", user.role, user.id, address)
+        return self._signed_in(request, token, user.username, user.role, wants_html)
+
+    def _refuse(self, wants_html: bool, username: str, status: int, message: str) -> Any:
+        """A refused sign-in: the page again with the message for a browser, JSON otherwise."""
+        from fastapi.responses import HTMLResponse, JSONResponse
+
+        if wants_html:
+            return HTMLResponse(self.page(error=message, username=username), status_code=status)
+        return JSONResponse({"detail": message}, status_code=status)
+
+    def _signed_in(
+        self, request: Request, token: str, username: str, role: str, wants_html: bool
+    ) -> Any:
+        """The answer to a good sign-in: a redirect (browser) or JSON, with the session cookie."""
+        from fastapi.responses import JSONResponse, RedirectResponse
+
+        resp: Any = (
+            RedirectResponse("/", status_code=303)
+            if wants_html
+            else JSONResponse({"success": True, "user": username, "role": role})
+        )
+        resp.set_cookie(
+            COOKIE,
+            token,
+            max_age=int(self.session_hours * 3600),
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
+        return resp
 
     def page(self, *, error: str = "", notice: str = "", username: str = "") -> str:
         from ui.render import esc

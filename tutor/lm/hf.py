@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tutor.errors import BackendError
@@ -129,100 +130,31 @@ class HFGenerator:
         cancel: threading.Event | None = None,
         **options: Any,
     ) -> Iterator[str]:
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
-
-        from tutor.lm.fast import sampling_top_k
+        from transformers import TextIteratorStreamer
 
         opts = self.defaults.updated(**options)
-        msgs = validate_messages(messages)
-        budget = self.context_window - opts.max_new_tokens
-        if budget <= 0:
-            raise BackendError(
-                f"max_new_tokens={opts.max_new_tokens} leaves no room for the prompt in a "
-                f"{self.context_window}-token context; lower lm.max_new_tokens"
-            )
-        msgs = trim_to_context(msgs, self.count_tokens, budget)
-        input_ids = torch.tensor([self._encode(msgs)], device=self.model.device)
+        input_ids = self._prompt_ids(messages, opts)
         cancel = cancel or threading.Event()
         stop_event = threading.Event()
-
-        class _Stop(StoppingCriteria):
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                done = cancel.is_set() or stop_event.is_set()
-                return torch.full(
-                    (input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device
-                )
-
         streamer = TextIteratorStreamer(
             self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=self.stream_timeout
         )
-        gen_kwargs: dict[str, Any] = {
-            "input_ids": input_ids,
-            "attention_mask": torch.ones_like(input_ids),
-            "max_new_tokens": opts.max_new_tokens,
-            "streamer": streamer,
-            "stopping_criteria": StoppingCriteriaList([_Stop()]),
-            "pad_token_id": self.tokenizer.pad_token_id,
-            "repetition_penalty": opts.repetition_penalty,
-        }
-        if opts.temperature > 0:
-            gen_kwargs.update(do_sample=True, temperature=opts.temperature, top_p=opts.top_p)
-        else:
-            gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if self.static_cache:
-            gen_kwargs["cache_implementation"] = "static"
+        gen_kwargs = self._generate_kwargs(
+            input_ids, opts, streamer, _stopping_criteria(cancel, stop_event)
+        )
         error: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                if opts.seed is not None:
-                    torch.manual_seed(opts.seed)
-                with torch.inference_mode():
-                    if self.decoder is not None:
-                        self.decoder.generate(
-                            input_ids,
-                            max_new_tokens=opts.max_new_tokens,
-                            do_sample=opts.temperature > 0,
-                            temperature=opts.temperature,
-                            top_k=sampling_top_k(self.model),
-                            top_p=opts.top_p,
-                            repetition_penalty=opts.repetition_penalty,
-                            eos_token_id=self.model.generation_config.eos_token_id,
-                            stopping_criteria=gen_kwargs["stopping_criteria"],
-                            streamer=streamer,
-                        )
-                    else:
-                        self.model.generate(**gen_kwargs)
-            except BaseException as e:  # surfaced in the consumer thread
-                error.append(e)
-                streamer.end()
-
         stop_filter = StopStringFilter(opts.stop)
-        t0 = time.perf_counter()
-        first = None
-        n_chunks = 0
+        progress = _Progress(time.perf_counter())
         with self._lock:
-            worker = threading.Thread(target=run, name="tutor-generate", daemon=True)
+            worker = threading.Thread(
+                target=self._decode,
+                args=(gen_kwargs, opts, streamer, error),
+                name="tutor-generate",
+                daemon=True,
+            )
             worker.start()
             try:
-                for text in streamer:
-                    if not text:
-                        continue
-                    n_chunks += 1
-                    out = stop_filter.feed(text)
-                    if out:
-                        if first is None:
-                            first = time.perf_counter() - t0
-                        yield out
-                    if stop_filter.stopped:
-                        stop_event.set()
-                        break
-                    if cancel.is_set():
-                        break
-                tail = stop_filter.flush()
-                if tail and not cancel.is_set():
-                    yield tail
+                yield from _relay(streamer, stop_filter, cancel, stop_event, progress)
             except Exception as e:  # queue.Empty on timeout
                 stop_event.set()
                 if error:
@@ -236,11 +168,137 @@ class HFGenerator:
                 # Drain so generate() never blocks on a full queue, then join.
                 worker.join(timeout=self.stream_timeout)
             self.last_stats = {
-                "ttft_s": first or 0.0,
-                "total_s": time.perf_counter() - t0,
+                "ttft_s": progress.first or 0.0,
+                "total_s": time.perf_counter() - progress.t0,
                 "prompt_tokens": float(input_ids.shape[1]),
-                "chunks": float(n_chunks),
+                "chunks": float(progress.chunks),
             }
         if error and not isinstance(error[0], GeneratorExit):
             e = error[0]
             raise BackendError(f"generation failed: {type(e).__name__}: {e}") from e
+
+    def _prompt_ids(self, messages: Sequence[Message], opts: GenerationOptions) -> Any:
+        """The prompt as a ``(1, n)`` tensor on the model's device, trimmed to leave room for
+        ``opts.max_new_tokens``."""
+        import torch
+
+        msgs = validate_messages(messages)
+        budget = self.context_window - opts.max_new_tokens
+        if budget <= 0:
+            raise BackendError(
+                f"max_new_tokens={opts.max_new_tokens} leaves no room for the prompt in a "
+                f"{self.context_window}-token context; lower lm.max_new_tokens"
+            )
+        msgs = trim_to_context(msgs, self.count_tokens, budget)
+        return torch.tensor([self._encode(msgs)], device=self.model.device)
+
+    def _generate_kwargs(
+        self, input_ids: Any, opts: GenerationOptions, streamer: Any, stopping_criteria: Any
+    ) -> dict[str, Any]:
+        """The keyword arguments of ``model.generate`` for one answer."""
+        import torch
+
+        gen_kwargs: dict[str, Any] = {
+            "input_ids": input_ids,
+            "attention_mask": torch.ones_like(input_ids),
+            "max_new_tokens": opts.max_new_tokens,
+            "streamer": streamer,
+            "stopping_criteria": stopping_criteria,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "repetition_penalty": opts.repetition_penalty,
+        }
+        if opts.temperature > 0:
+            gen_kwargs.update(do_sample=True, temperature=opts.temperature, top_p=opts.top_p)
+        else:
+            gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if self.static_cache:
+            gen_kwargs["cache_implementation"] = "static"
+        return gen_kwargs
+
+    def _decode(
+        self,
+        gen_kwargs: dict[str, Any],
+        opts: GenerationOptions,
+        streamer: Any,
+        error: list[BaseException],
+    ) -> None:
+        """The worker thread: decode into ``streamer``; a failure goes to ``error`` (surfaced in
+        the consumer thread) and ends the stream."""
+        import torch
+
+        try:
+            if opts.seed is not None:
+                torch.manual_seed(opts.seed)
+            with torch.inference_mode():
+                if self.decoder is not None:
+                    from tutor.lm.fast import sampling_top_k
+
+                    self.decoder.generate(
+                        gen_kwargs["input_ids"],
+                        max_new_tokens=opts.max_new_tokens,
+                        do_sample=opts.temperature > 0,
+                        temperature=opts.temperature,
+                        top_k=sampling_top_k(self.model),
+                        top_p=opts.top_p,
+                        repetition_penalty=opts.repetition_penalty,
+                        eos_token_id=self.model.generation_config.eos_token_id,
+                        stopping_criteria=gen_kwargs["stopping_criteria"],
+                        streamer=streamer,
+                    )
+                else:
+                    self.model.generate(**gen_kwargs)
+        except BaseException as e:  # surfaced in the consumer thread
+            error.append(e)
+            streamer.end()
+
+
+@dataclass
+class _Progress:
+    """What the consumer saw of one answer, for ``last_stats``."""
+
+    t0: float
+    first: float | None = None
+    chunks: int = 0
+
+
+def _stopping_criteria(cancel: threading.Event, stop_event: threading.Event) -> Any:
+    """A ``StoppingCriteriaList`` that stops decoding once ``cancel`` or ``stop_event`` is set."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Stop(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            done = cancel.is_set() or stop_event.is_set()
+            return torch.full(
+                (input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device
+            )
+
+    return StoppingCriteriaList([_Stop()])
+
+
+def _relay(
+    streamer: Any,
+    stop_filter: StopStringFilter,
+    cancel: threading.Event,
+    stop_event: threading.Event,
+    progress: _Progress,
+) -> Iterator[str]:
+    """The streamer's text through the stop-string filter, until the end, a stop string or
+    ``cancel``; a stop string sets ``stop_event`` so the worker stops too."""
+    for text in streamer:
+        if not text:
+            continue
+        progress.chunks += 1
+        out = stop_filter.feed(text)
+        if out:
+            if progress.first is None:
+                progress.first = time.perf_counter() - progress.t0
+            yield out
+        if stop_filter.stopped:
+            stop_event.set()
+            break
+        if cancel.is_set():
+            break
+    tail = stop_filter.flush()
+    if tail and not cancel.is_set():
+        yield tail

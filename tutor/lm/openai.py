@@ -14,7 +14,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tutor.errors import BackendError
@@ -116,6 +117,40 @@ class OpenAIGenerator:
         msgs = trim_to_context(
             msgs, self.count_tokens, max(self.context_window - opts.max_new_tokens, 1)
         )
+        req = self._request(msgs, opts)
+        progress = _Progress(time.perf_counter())
+        resp = self._connect(req)
+        cancel = cancel or threading.Event()
+        stop_filter = StopStringFilter(opts.stop)
+        try:
+            self._extend_read_timeout(resp)
+            cancelled = yield from _read_events(resp, cancel, stop_filter, progress)
+            if cancelled:
+                return
+            if not progress.finished and not cancel.is_set():
+                raise BackendError(
+                    f"the server at {self.base_url} closed the stream mid-answer after "
+                    f"{progress.received} characters; try again"
+                )
+            tail = stop_filter.flush()
+            if tail:
+                yield tail
+        except (http.client.IncompleteRead, ConnectionError, TimeoutError, OSError) as e:
+            if isinstance(e, BackendError):
+                raise
+            raise BackendError(
+                f"the stream from {self.base_url} broke mid-answer after {progress.received} "
+                f"characters ({type(e).__name__}); try again"
+            ) from e
+        finally:
+            resp.close()
+            self.last_stats = {
+                "ttft_s": progress.first or 0.0,
+                "total_s": time.perf_counter() - progress.t0,
+            }
+
+    def _request(self, msgs: list[Message], opts: GenerationOptions) -> urllib.request.Request:
+        """The streaming chat-completions request for ``msgs``."""
         body: dict[str, Any] = {
             "model": self.model,
             "messages": msgs,
@@ -129,12 +164,14 @@ class OpenAIGenerator:
         if opts.seed is not None:
             body["seed"] = opts.seed
         url = f"{self.base_url}/chat/completions"
-        req = urllib.request.Request(
+        return urllib.request.Request(
             url, data=json.dumps(body).encode("utf-8"), headers=self._headers(), method="POST"
         )
-        t0 = time.perf_counter()
+
+    def _connect(self, req: urllib.request.Request) -> Any:
+        """Send ``req``; an HTTP error or an unreachable server becomes a ``BackendError``."""
         try:
-            resp = urllib.request.urlopen(req, timeout=self.connect_timeout)
+            return urllib.request.urlopen(req, timeout=self.connect_timeout)
         except urllib.error.HTTPError as e:
             detail = _error_detail(e)
             raise BackendError(
@@ -148,68 +185,76 @@ class OpenAIGenerator:
                 f"cannot reach the OpenAI-compatible server at {self.base_url} ({reason}); "
                 f"start it or fix lm.base_url"
             ) from e
-        cancel = cancel or threading.Event()
-        stop_filter = StopStringFilter(opts.stop)
-        finished = False
-        first = None
-        received = 0
-        try:
-            if resp.fp is not None and hasattr(resp.fp, "raw"):
-                # after the headers, a token may take longer than the connect timeout
-                try:
-                    resp.fp.raw._sock.settimeout(self.timeout)  # type: ignore[attr-defined]
-                except AttributeError:
-                    pass
-            for raw in resp:
-                if cancel.is_set():
-                    return
-                line = raw.decode("utf-8", errors="replace").strip()
-                if not line or line.startswith(":") or not line.startswith("data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == "[DONE]":
-                    finished = True
-                    break
-                try:
-                    event = json.loads(payload)
-                except json.JSONDecodeError as e:
-                    raise BackendError(
-                        f"the server sent a malformed stream event: {payload[:80]!r}"
-                    ) from e
-                if "error" in event:
-                    raise BackendError(f"the server reported an error mid-answer: {event['error']}")
-                for choice in event.get("choices", []):
-                    delta = (choice.get("delta") or {}).get("content") or ""
-                    if delta:
-                        received += len(delta)
-                        out = stop_filter.feed(delta)
-                        if out:
-                            if first is None:
-                                first = time.perf_counter() - t0
-                            yield out
-                    if choice.get("finish_reason"):
-                        finished = True
-                if stop_filter.stopped:
-                    finished = True
-                    break
-            if not finished and not cancel.is_set():
-                raise BackendError(
-                    f"the server at {self.base_url} closed the stream mid-answer after {received} "
-                    f"characters; try again"
-                )
-            tail = stop_filter.flush()
-            if tail:
-                yield tail
-        except (http.client.IncompleteRead, ConnectionError, TimeoutError, OSError) as e:
-            if isinstance(e, BackendError):
-                raise
-            raise BackendError(
-                f"the stream from {self.base_url} broke mid-answer after {received} characters "
-                f"({type(e).__name__}); try again"
-            ) from e
-        finally:
-            resp.close()
-            self.last_stats = {"ttft_s": first or 0.0, "total_s": time.perf_counter() - t0}
+
+    def _extend_read_timeout(self, resp: Any) -> None:
+        """After the headers, a token may take longer than the connect timeout."""
+        if resp.fp is not None and hasattr(resp.fp, "raw"):
+            try:
+                resp.fp.raw._sock.settimeout(self.timeout)
+            except AttributeError:
+                pass
+
+
+@dataclass
+class _Progress:
+    """What has come of one answer so far: for the error messages and ``last_stats``."""
+
+    t0: float
+    first: float | None = None
+    received: int = 0
+    finished: bool = False
+
+
+def _read_events(
+    resp: Any, cancel: threading.Event, stop_filter: StopStringFilter, progress: _Progress
+) -> Generator[str, None, bool]:
+    """The answer's text from the SSE lines of ``resp``, through the stop-string filter, until
+    ``[DONE]``, a stop string or the end of the stream; returns True when it stopped because
+    ``cancel`` was set."""
+    for raw in resp:
+        if cancel.is_set():
+            return True
+        line = raw.decode("utf-8", errors="replace").strip()
+        if not line or line.startswith(":") or not line.startswith("data:"):
+            continue
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            progress.finished = True
+            break
+        yield from _event_text(_parse_event(payload), stop_filter, progress)
+        if stop_filter.stopped:
+            progress.finished = True
+            break
+    return False
+
+
+def _parse_event(payload: str) -> dict[str, Any]:
+    """One ``data:`` payload as JSON; malformed JSON or an ``error`` event is a ``BackendError``."""
+    try:
+        event = json.loads(payload)
+    except json.JSONDecodeError as e:
+        raise BackendError(f"the server sent a malformed stream event: {payload[:80]!r}") from e
+    if "error" in event:
+        raise BackendError(f"the server reported an error mid-answer: {event['error']}")
+    return event
+
+
+def _event_text(
+    event: dict[str, Any], stop_filter: StopStringFilter, progress: _Progress
+) -> Iterator[str]:
+    """The text of one stream event's choices, through the stop-string filter; a choice with a
+    finish reason marks the answer finished."""
+    for choice in event.get("choices", []):
+        delta = (choice.get("delta") or {}).get("content") or ""
+        if delta:
+            progress.received += len(delta)
+            out = stop_filter.feed(delta)
+            if out:
+                if progress.first is None:
+                    progress.first = time.perf_counter() - progress.t0
+                yield out
+        if choice.get("finish_reason"):
+            progress.finished = True
 
 
 def _error_detail(e: urllib.error.HTTPError) -> str:
