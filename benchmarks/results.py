@@ -233,10 +233,11 @@ class Recorder:
 
     def write(self, directory: Path | None = None) -> Path:
         """Write the result file (and a line in runs.jsonl); returns its path."""
-        directory = directory or RESULTS
-        if "PYTEST_CURRENT_TEST" in os.environ and "BENCH_RESULTS_DIR" not in os.environ:
-            # a test running a benchmark must not replace the published results
-            directory = Path(tempfile.gettempdir()) / "bench-results-under-test"
+        if directory is None:
+            directory = RESULTS
+            if "PYTEST_CURRENT_TEST" in os.environ and "BENCH_RESULTS_DIR" not in os.environ:
+                # a test running a benchmark must not replace the published results
+                directory = Path(tempfile.gettempdir()) / "bench-results-under-test"
         directory.mkdir(parents=True, exist_ok=True)
         ended = dt.datetime.now(dt.UTC)
         self.data["ended_utc"] = ended.isoformat(timespec="seconds")
