@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -37,21 +37,22 @@ def _fuse(parts: Sequence[nn.Module]) -> Callable[[torch.Tensor], torch.Tensor] 
     fused tensor, so no memory is duplicated and ``generate`` still sees the same values.
     """
     if all(type(p) is nn.Linear and p.bias is None for p in parts):
-        weights = [p.weight for p in parts]
+        dense = cast("list[nn.Linear]", list(parts))
+        weights = [p.weight for p in dense]
         if len({(w.dtype, w.shape[1]) for w in weights}) != 1:
             return None
         with torch.no_grad():
             fused = torch.cat([w.detach() for w in weights])
             start = 0
-            for p in parts:
+            for p in dense:
                 n = p.weight.shape[0]
                 p.weight.data = fused[start : start + n]
                 start += n
         return lambda x: F.linear(x, fused)
     if all(type(p) is Int4Linear for p in parts):
-        return Int4Linear.concat(list(parts))
+        return Int4Linear.concat(cast("list[Int4Linear]", list(parts)))
     if all(type(p) is Int8Linear for p in parts):
-        return Int8Linear.concat(list(parts))
+        return Int8Linear.concat(cast("list[Int8Linear]", list(parts)))
     return None
 
 
@@ -62,7 +63,9 @@ def sampling_top_k(model: Any) -> int | None:
     if top_k is None:
         from transformers import GenerationConfig
 
-        defaults = getattr(GenerationConfig, "_get_default_generation_params", dict)()
+        defaults: dict[str, Any] = getattr(
+            GenerationConfig, "_get_default_generation_params", dict
+        )()
         top_k = defaults.get("top_k")
     return top_k
 
@@ -77,6 +80,8 @@ class _Layer:
         qkv = _fuse([attn.q_proj, attn.k_proj, attn.v_proj])
         # fused: one matmul whose output is [q | k | v], so q and k are rotated in one go
         self.qkv_fused = qkv
+        self.qkv: Callable[[torch.Tensor], Sequence[torch.Tensor]]
+        self.gate_up: Callable[[torch.Tensor], Sequence[torch.Tensor]]
         if qkv is None:
             q, k, v = attn.q_proj, attn.k_proj, attn.v_proj
             self.qkv = lambda x: (q(x), k(x), v(x))
@@ -278,7 +283,7 @@ class LlamaDecoder:
         self.reset(ids.shape[1] + max_new_tokens)
         logits = self.forward(ids[0])
         for step in range(max_new_tokens):
-            scores = processors(ids, logits)
+            scores = processors(ids, logits)  # type: ignore[arg-type]  # typed as LongTensor
             if do_sample:
                 probs = F.softmax(scores, dim=-1)
                 nxt = torch.multinomial(probs, num_samples=1).squeeze(1)

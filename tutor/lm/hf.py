@@ -174,8 +174,8 @@ class HFGenerator:
                 "chunks": float(progress.chunks),
             }
         if error and not isinstance(error[0], GeneratorExit):
-            e = error[0]
-            raise BackendError(f"generation failed: {type(e).__name__}: {e}") from e
+            err = error[0]
+            raise BackendError(f"generation failed: {type(err).__name__}: {err}") from err
 
     def _prompt_ids(self, messages: Sequence[Message], opts: GenerationOptions) -> Any:
         """The prompt as a ``(1, n)`` tensor on the model's device, trimmed to leave room for

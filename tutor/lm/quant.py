@@ -63,6 +63,9 @@ def int4_error(w: torch.Tensor, group_size: int = GROUP_SIZE) -> float:
 class Int4Linear(nn.Module):
     """``nn.Linear`` (no bias) with 4-bit groupwise weights; computes in bf16 on CPU."""
 
+    packed: torch.Tensor  # buffers (register_buffer), declared for the type checker
+    scales_and_zeros: torch.Tensor
+
     def __init__(
         self,
         packed: torch.Tensor,
@@ -174,6 +177,9 @@ class Int8GroupLinear(nn.Module):
 class Int8Linear(nn.Module):
     """``nn.Linear`` (no bias) with int8 weights and one scale per output row; bf16 compute."""
 
+    weight_int8: torch.Tensor  # buffers (register_buffer), declared for the type checker
+    scales: torch.Tensor
+
     def __init__(self, weight: torch.Tensor, scales: torch.Tensor):
         super().__init__()
         self.out_features, self.in_features = weight.shape
@@ -254,7 +260,7 @@ def quantize_model(
         raise ValueError(f"quantize mode must be 'int4' or 'int8', got {mode!r}")
     report = QuantReport(mode)
     head = _output_head_name(model)
-    replaced: list[tuple[nn.Module, str, nn.Module, nn.Module]] = []
+    replaced: list[tuple[nn.Module, str, nn.Linear, nn.Module]] = []
     for name, parent, attr, lin in _linears(model):
         w = lin.weight
         if lin.bias is not None or w.device.type != "cpu":

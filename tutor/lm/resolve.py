@@ -303,7 +303,7 @@ def load_causal_lm(
             ) from e
         raise
     if not load_in_4bit:
-        model.to(dev)
+        model.to(dev)  # type: ignore[arg-type]  # transformers wraps .to untyped
     merged = False
     if adapter:
         model = attach_adapter(model, adapter, trainable=trainable_adapter)
