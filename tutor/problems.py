@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 MAX_EXPR_CHARS = 80
 # What ``solve`` evaluates must stay small: a learner's "what is 9^9^9?" is a 370-million-digit
@@ -24,7 +25,7 @@ class KnownProblem:
     answer: str  # canonical answer ("7/8", "4", "x = 4")
 
 
-def _parse(text: str):
+def _parse(text: str) -> Any:
     from sympy.parsing.sympy_parser import (
         convert_xor,
         implicit_multiplication_application,
@@ -109,7 +110,7 @@ def solve(expression: str, statement: str = "") -> KnownProblem | None:
         return None
 
 
-def _too_big(expr) -> bool:
+def _too_big(expr: Any) -> bool:
     """Whether evaluating the parsed (unevaluated) ``expr`` could give a number of more than
     ``MAX_DIGITS`` digits or a power of x above ``MAX_DEGREE``, or divides by zero. Bounds
     only, never evaluates anything large: digits(a^n) <= n * digits(a), digits(a*b) <=
@@ -118,7 +119,7 @@ def _too_big(expr) -> bool:
 
     x = sympy.Symbol("x")
 
-    def size(e) -> tuple[float, float]:  # (digits, degree in x)
+    def size(e: Any) -> tuple[float, float]:  # (digits, degree in x)
         if e == x:
             return 1.0, 1.0
         if e.is_Integer or e.is_Rational:
@@ -152,7 +153,7 @@ def TokenError_() -> type[Exception]:
     return TokenError
 
 
-def _fmt(value, decimal: bool = False) -> str:
+def _fmt(value: Any, decimal: bool = False) -> str:
     """An exact answer as "7/8" or "4"; as "4.5" when the problem was written in decimals
     (``decimal``) and the value has a short exact decimal form."""
     import sympy
@@ -178,7 +179,7 @@ _LINEAR = re.compile(r"^\s*([-+]?\d*)\s*\*?\s*x\s*(?:([-+])\s*(\d+))?\s*=\s*([-+
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)/100 \* (\d+(?:\.\d+)?)\s*$")
 
 
-def _value(answer: str):
+def _value(answer: str) -> Any:
     """The learner's answer as an exact rational, or None ("5/6", "0.75", "x = 4", "-3")."""
     import sympy
 

@@ -31,8 +31,8 @@ def make_tokenizer(with_template: bool = True) -> Any:
     from transformers import PreTrainedTokenizerFast
 
     vocab: dict[str, int] = {}
-    for tok in SPECIALS + WORDS + PUNCT + DIGITS:
-        vocab.setdefault(tok, len(vocab))
+    for word in SPECIALS + WORDS + PUNCT + DIGITS:
+        vocab.setdefault(word, len(vocab))
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.Sequence(
         [
@@ -60,7 +60,7 @@ def make_model(vocab_size: int, seed: int = 0, **overrides: Any) -> Any:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    cfg = dict(
+    cfg: dict[str, Any] = dict(
         vocab_size=vocab_size,
         hidden_size=32,
         intermediate_size=64,
