@@ -77,8 +77,8 @@ nginx-deps:
 test: install-dev browser-deps postgres-deps nginx-deps
 	TUTOR_TEST_MODEL_CACHE=$(CURDIR)/.tutor/models $(BIN)/python -m pytest -q
 
-# The fast loop for daily work (under 3 minutes on 2 cores): lint, types on the public
-# interfaces ([tool.mypy] in pyproject.toml), and every test not marked slow, on all cores.
+# The fast loop for daily work (under 3 minutes on 2 cores): lint, types (mypy on all five
+# packages, [tool.mypy] in pyproject.toml), and every test not marked slow, on all cores.
 # `make test` stays the full suite and stays what CI runs.
 CHECK_WORKERS ?= auto
 check: install-dev
