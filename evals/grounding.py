@@ -182,6 +182,68 @@ def judge_supported(judge: Any, claim: str, evidence: list[str]) -> bool | None:
     return None
 
 
+def _support_calibration(run: EvalRun, collection: str) -> dict[str, Any]:
+    """The support threshold: the one given (``--support-threshold``) or calibrated on the corpus."""
+    if run.options.support_threshold is not None:
+        return {
+            "threshold": run.options.support_threshold,
+            "balanced_accuracy": None,
+            "pairs": 0,
+            "note": "given",
+        }
+    return calibrate_threshold(run, collection)
+
+
+def _grounding_record(
+    run: EvalRun, agent: Any, key: str, i: int, question: str, collection: str
+) -> dict[str, Any]:
+    """Ask the agent one question in explain mode; score its claims and citations."""
+    ctx = DialogueContext(id=f"q{i}", source="qa", history=[Turn("student", question)])
+    turn = AgentConversation(agent, ctx, key=key, mode="explain", collection=collection).say(
+        question
+    )
+    srcs = turn.sources
+    cited = [s for s in srcs if s["cited"]]
+    claims = statements(turn.text)
+    cited_ev = [x for s in cited for x in sentences(s["text"])]
+    all_ev = [x for s in srcs for x in sentences(s["text"])]
+    sim_cited = max_similarity(run.embedder, claims, cited_ev)
+    sim_all = max_similarity(run.embedder, claims, all_ev)
+    judged = (
+        [judge_supported(run.judge, c, cited_ev) for c in claims] if run.judge is not None else []
+    )
+    valid, marks = citation_validity(turn.text, len(srcs))
+    raw_text = turn.lm_outputs[-1] if turn.lm_outputs else ""
+    raw_valid, raw_marks = citation_validity(raw_text, len(srcs))
+    return {
+        "key": key,
+        "suite": "grounding",
+        "question": question,
+        "answer": turn.text,
+        "lm_output": raw_text,
+        "mode": turn.mode,
+        "sources": [
+            {"index": s["index"], "citation": s["citation"], "cited": s["cited"]} for s in srcs
+        ],
+        "claims": [
+            {
+                "text": c,
+                "sim_cited": round(a, 4),
+                "sim_retrieved": round(b, 4),
+                "judge": judged[j] if judged else None,
+            }
+            for j, (c, a, b) in enumerate(zip(claims, sim_cited, sim_all, strict=True))
+        ],
+        "citations": {
+            "valid": valid,
+            "all": marks,
+            "lm_valid": raw_valid,
+            "lm_all": raw_marks,
+        },
+        "seconds": round(turn.seconds, 3),
+    }
+
+
 def run_grounding(run: EvalRun) -> SuiteResult:
     from knowledge_base.evaluate import load_qa
 
@@ -196,16 +258,7 @@ def run_grounding(run: EvalRun) -> SuiteResult:
         return res
     coll = ensure_collection(run, qa_path, corpus)
     tag = file_tag(qa_path)
-    cal: dict[str, Any]
-    if opts.support_threshold is not None:
-        cal = {
-            "threshold": opts.support_threshold,
-            "balanced_accuracy": None,
-            "pairs": 0,
-            "note": "given",
-        }
-    else:
-        cal = calibrate_threshold(run, coll)
+    cal = _support_calibration(run, coll)
     threshold = float(cal["threshold"])
     items = seeded_sample(
         list(enumerate(load_qa(qa_path))), opts.grounding_limit, opts.seed, f"grounding:{tag}"
@@ -216,55 +269,7 @@ def run_grounding(run: EvalRun) -> SuiteResult:
         res.keys.append(key)
         if run.store.has(key):
             continue
-        ctx = DialogueContext(id=f"q{i}", source="qa", history=[Turn("student", item.question)])
-        turn = AgentConversation(agent, ctx, key=key, mode="explain", collection=coll).say(
-            item.question
-        )
-        srcs = turn.sources
-        cited = [s for s in srcs if s["cited"]]
-        claims = statements(turn.text)
-        cited_ev = [x for s in cited for x in sentences(s["text"])]
-        all_ev = [x for s in srcs for x in sentences(s["text"])]
-        sim_cited = max_similarity(run.embedder, claims, cited_ev)
-        sim_all = max_similarity(run.embedder, claims, all_ev)
-        judged = (
-            [judge_supported(run.judge, c, cited_ev) for c in claims]
-            if run.judge is not None
-            else []
-        )
-        valid, marks = citation_validity(turn.text, len(srcs))
-        raw_text = turn.lm_outputs[-1] if turn.lm_outputs else ""
-        raw_valid, raw_marks = citation_validity(raw_text, len(srcs))
-        run.store.add(
-            {
-                "key": key,
-                "suite": "grounding",
-                "question": item.question,
-                "answer": turn.text,
-                "lm_output": raw_text,
-                "mode": turn.mode,
-                "sources": [
-                    {"index": s["index"], "citation": s["citation"], "cited": s["cited"]}
-                    for s in srcs
-                ],
-                "claims": [
-                    {
-                        "text": c,
-                        "sim_cited": round(a, 4),
-                        "sim_retrieved": round(b, 4),
-                        "judge": judged[j] if judged else None,
-                    }
-                    for j, (c, a, b) in enumerate(zip(claims, sim_cited, sim_all, strict=True))
-                ],
-                "citations": {
-                    "valid": valid,
-                    "all": marks,
-                    "lm_valid": raw_valid,
-                    "lm_all": raw_marks,
-                },
-                "seconds": round(turn.seconds, 3),
-            }
-        )
+        run.store.add(_grounding_record(run, agent, key, i, item.question, coll))
     recs = [run.store.get(k) for k in res.keys]
     summarize_grounding(res, recs, threshold, cal)
     if run.judge is not None and run.judge.skipped:

@@ -85,12 +85,10 @@ def store_rows(config: Any) -> list[tuple[str, str, bool]]:
         store.close()
 
 
-def evaluate(
-    train: Sequences,
-    test: Sequences,
-    defaults: kt.BKTParams,
-    true: dict[str, kt.BKTParams] | None = None,
-) -> dict[str, Any]:
+def _fit_skills(
+    train: Sequences, defaults: kt.BKTParams
+) -> tuple[dict[str, kt.BKTParams], dict[str, Any]]:
+    """BKT fitted by EM per skill with enough training answers; ``(fitted, fit report)``."""
     fitted: dict[str, kt.BKTParams] = {}
     fit_info: dict[str, Any] = {}
     for skill, by_learner in train.items():
@@ -110,6 +108,11 @@ def evaluate(
                 "observations": n_obs,
                 "note": "too few answers; defaults",
             }
+    return fitted, fit_info
+
+
+def _training_rates(train: Sequences) -> tuple[dict[str, float], float]:
+    """Each skill's training correct rate, and the overall one (0.5 without training data)."""
     rate = {
         s: float(np.mean([x for seq in d.values() for x in seq])) for s, d in train.items() if d
     }
@@ -118,6 +121,34 @@ def evaluate(
         if train
         else 0.5
     )
+    return rate, overall
+
+
+def _score_models(ys: list[int], preds: dict[str, list[float]]) -> dict[str, Any]:
+    """AUC, accuracy, RMSE, ECE and the reliability diagram of each model's predictions."""
+    y = np.asarray(ys)
+    out_models = {}
+    for m, pred in preds.items():
+        p = np.asarray(pred)
+        bins = M.reliability(y, p)
+        out_models[m] = {
+            "auc": kt.auc(y, p),
+            "accuracy": M.binary_accuracy(y, p),
+            "rmse": M.rmse(y, p),
+            "ece": M.expected_calibration_error(bins),
+            "reliability": bins,
+        }
+    return out_models
+
+
+def evaluate(
+    train: Sequences,
+    test: Sequences,
+    defaults: kt.BKTParams,
+    true: dict[str, kt.BKTParams] | None = None,
+) -> dict[str, Any]:
+    fitted, fit_info = _fit_skills(train, defaults)
+    rate, overall = _training_rates(train)
     models = ["BKT fitted (EM)", "BKT defaults", "per-skill rate"] + (
         ["BKT true params"] if true else []
     )
@@ -145,25 +176,13 @@ def evaluate(
                     "p": [round(float(x), 4) for x in p_fit[j]],
                 }
             )
-    y = np.asarray(ys)
-    out_models = {}
-    for m in models:
-        p = np.asarray(preds[m])
-        bins = M.reliability(y, p)
-        out_models[m] = {
-            "auc": kt.auc(y, p),
-            "accuracy": M.binary_accuracy(y, p),
-            "rmse": M.rmse(y, p),
-            "ece": M.expected_calibration_error(bins),
-            "reliability": bins,
-        }
     return {
         "train_answers": int(sum(len(s) for d in train.values() for s in d.values())),
         "test_answers": len(ys),
         "test_sequences": len(sequences),
         "skills": sorted(test),
         "fit": fit_info,
-        "models": out_models,
+        "models": _score_models(ys, preds),
         "sequences": sequences,
     }
 

@@ -216,52 +216,50 @@ def _dim_stats(recs: list[dict[str, Any]], dim: str, which: str) -> dict[str, An
     }
 
 
-def summarize_pedagogy(res: SuiteResult, recs: list[dict[str, Any]], systems: list[str]) -> None:
-    per: dict[str, Any] = {}
-    for system in systems:
-        rs = [r for r in recs if r["system"] == system]
-        if not rs:
-            continue
-        answered = [r for r in rs if r["features"]["answer_revealed"] is not None]
-        s: dict[str, Any] = {
-            "n": len(rs),
-            "with_answer": len(answered),
-            "telling_rate": M.mean([float(r["features"]["answer_revealed"]) for r in answered]),
-            "asks_question": M.mean([float(r["features"]["asks_question"]) for r in rs]),
-            "words": M.mean([r["features"]["words"] for r in rs]),
-            "empty": M.mean([float(r["features"]["empty"]) for r in rs]),
-            "leaks_blocked": M.mean([r.get("leaks_blocked", 0) for r in rs])
-            if system == "agent"
-            else None,
-            "seconds": M.mean([r.get("seconds", 0.0) for r in rs]),
-            "rules": {},
-            "judge": {},
-            "unguarded": unguarded_stats(rs),
-        }
-        for dim in DIMENSIONS:
-            st = _dim_stats(rs, dim, "rules")
-            if st:
-                s["rules"][dim] = st
-                res.metric(f"{system}/{dim}/desired_rules", st["desired"], True)
-            sj = _dim_stats(rs, dim, "judge")
-            if sj:
-                s["judge"][dim] = sj
-                res.metric(f"{system}/{dim}/desired_judge", sj["desired"], True)
-        res.metric(f"{system}/telling_rate", s["telling_rate"], False)
-        res.metric(f"{system}/asks_question", s["asks_question"], None)
-        res.metric(f"{system}/words", s["words"], None)
-        ug = s["unguarded"]
-        res.metric(f"{system}/false_affirmation", ug["false_affirmation"], False)
-        res.metric(f"{system}/intermediate_telling", ug["intermediate_telling"], False)
-        res.metric(f"{system}/affirms", ug["affirms"], None)
-        if s["leaks_blocked"] is not None:
-            res.metric(f"{system}/leaks_blocked_per_turn", s["leaks_blocked"], None)
-        per[system] = s
-    res.summary = {"systems": per}
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.0f}%"
 
-    def pct(x: float | None) -> str:
-        return "–" if x is None else f"{100 * x:.0f}%"
 
+def _system_stats(res: SuiteResult, system: str, rs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One system's summary over its responses ``rs``; records its metrics on ``res``."""
+    answered = [r for r in rs if r["features"]["answer_revealed"] is not None]
+    s: dict[str, Any] = {
+        "n": len(rs),
+        "with_answer": len(answered),
+        "telling_rate": M.mean([float(r["features"]["answer_revealed"]) for r in answered]),
+        "asks_question": M.mean([float(r["features"]["asks_question"]) for r in rs]),
+        "words": M.mean([r["features"]["words"] for r in rs]),
+        "empty": M.mean([float(r["features"]["empty"]) for r in rs]),
+        "leaks_blocked": M.mean([r.get("leaks_blocked", 0) for r in rs])
+        if system == "agent"
+        else None,
+        "seconds": M.mean([r.get("seconds", 0.0) for r in rs]),
+        "rules": {},
+        "judge": {},
+        "unguarded": unguarded_stats(rs),
+    }
+    for dim in DIMENSIONS:
+        st = _dim_stats(rs, dim, "rules")
+        if st:
+            s["rules"][dim] = st
+            res.metric(f"{system}/{dim}/desired_rules", st["desired"], True)
+        sj = _dim_stats(rs, dim, "judge")
+        if sj:
+            s["judge"][dim] = sj
+            res.metric(f"{system}/{dim}/desired_judge", sj["desired"], True)
+    res.metric(f"{system}/telling_rate", s["telling_rate"], False)
+    res.metric(f"{system}/asks_question", s["asks_question"], None)
+    res.metric(f"{system}/words", s["words"], None)
+    ug = s["unguarded"]
+    res.metric(f"{system}/false_affirmation", ug["false_affirmation"], False)
+    res.metric(f"{system}/intermediate_telling", ug["intermediate_telling"], False)
+    res.metric(f"{system}/affirms", ug["affirms"], None)
+    if s["leaks_blocked"] is not None:
+        res.metric(f"{system}/leaks_blocked_per_turn", s["leaks_blocked"], None)
+    return s
+
+
+def _responses_table(res: SuiteResult, per: dict[str, Any]) -> None:
     res.table(
         "Tutor responses",
         [
@@ -279,8 +277,8 @@ def summarize_pedagogy(res: SuiteResult, recs: list[dict[str, Any]], systems: li
                 name,
                 s["n"],
                 s["with_answer"],
-                pct(s["telling_rate"]),
-                pct(s["asks_question"]),
+                _pct(s["telling_rate"]),
+                _pct(s["asks_question"]),
                 "–" if s["words"] is None else f"{s['words']:.0f}",
                 "–" if s["leaks_blocked"] is None else f"{s['leaks_blocked']:.2f}",
                 "–" if s["seconds"] is None else f"{s['seconds']:.1f}",
@@ -291,7 +289,9 @@ def summarize_pedagogy(res: SuiteResult, recs: list[dict[str, Any]], systems: li
         "final answer (any accepted form); the agent's leak guard withholds every reply this check "
         "flags, so the agent's figure shows that the guard ran, not how it teaches.",
     )
-    unguarded_table(res, per)
+
+
+def _dimensions_table(res: SuiteResult, per: dict[str, Any]) -> None:
     rows = []
     for name, s in per.items():
         for which, label in (("rules", "rules"), ("judge", "LM judge")):
@@ -301,7 +301,7 @@ def summarize_pedagogy(res: SuiteResult, recs: list[dict[str, Any]], systems: li
                 [
                     name,
                     label,
-                    *[pct(s[which][d]["desired"]) if d in s[which] else "–" for d in DIMENSIONS],
+                    *[_pct(s[which][d]["desired"]) if d in s[which] else "–" for d in DIMENSIONS],
                 ]
             )
     res.table(
@@ -312,6 +312,18 @@ def summarize_pedagogy(res: SuiteResult, recs: list[dict[str, Any]], systems: li
         "Rules: RA is deterministic (the answer checker the agent's leak guard also applies, so the "
         "agent's RA shows that the guard ran); MI and tone are cue-phrase heuristics.",
     )
+
+
+def summarize_pedagogy(res: SuiteResult, recs: list[dict[str, Any]], systems: list[str]) -> None:
+    per: dict[str, Any] = {}
+    for system in systems:
+        rs = [r for r in recs if r["system"] == system]
+        if rs:
+            per[system] = _system_stats(res, system, rs)
+    res.summary = {"systems": per}
+    _responses_table(res, per)
+    unguarded_table(res, per)
+    _dimensions_table(res, per)
 
 
 # -- judge calibration -----------------------------------------------------------------------

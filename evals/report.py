@@ -17,6 +17,7 @@ import html
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,114 @@ def load_report(path: str | Path) -> dict[str, Any]:
 # -- plots ---------------------------------------------------------------------------------------
 
 
+def _pedagogy_plot(plt: Any, suites: dict[str, Any]) -> Any:
+    ped = suites.get("pedagogy", {}).get("summary", {}).get("systems", {})
+    if not ped:
+        return None
+    dims = list(DIMENSIONS)
+    fig, ax = plt.subplots(figsize=(10, 4))
+    series = []
+    for name, s in ped.items():
+        for which in ("judge", "rules"):
+            if s.get(which):
+                series.append((f"{name} ({'judge' if which == 'judge' else 'rules'})", s[which]))
+    width = 0.8 / max(len(series), 1)
+    for j, (label, stats) in enumerate(series):
+        xs = [i + j * width for i in range(len(dims))]
+        ys = [100 * stats[d]["desired"] if d in stats else 0 for d in dims]
+        ax.bar(xs, ys, width=width, label=label)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(dims))])
+    ax.set_xticklabels([DIMENSIONS[d].title for d in dims], rotation=25, ha="right")
+    ax.set_ylabel("% responses with the desired label")
+    ax.set_ylim(0, 100)
+    ax.set_title("Pedagogical dimensions (missing bar: no scorer for that dimension)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _reliability_plot(plt: Any, suites: dict[str, Any]) -> Any:
+    lm = suites.get("learner-model", {}).get("summary", {}).get("datasets", {})
+    if not lm:
+        return None
+    fig, axes = plt.subplots(1, len(lm), figsize=(4.2 * len(lm), 4), squeeze=False)
+    for ax, (name, r) in zip(axes[0], lm.items(), strict=True):
+        ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
+        for model in ("BKT fitted (EM)", "BKT defaults"):
+            bins = [b for b in r["models"][model]["reliability"] if b["count"]]
+            ax.plot([b["mean_p"] for b in bins], [b["observed"] for b in bins], "o-", label=model)
+        ax.set_xlabel("predicted P(correct)")
+        ax.set_ylabel("observed share correct")
+        ax.set_title(f"Reliability: {name}")
+        ax.legend(fontsize=8)
+    return fig
+
+
+def _retrieval_plot(plt: Any, suites: dict[str, Any]) -> Any:
+    ret = suites.get("retrieval", {}).get("summary", {}).get("sets", {})
+    if not ret:
+        return None
+    fig, axes = plt.subplots(1, len(ret), figsize=(4.2 * len(ret), 3.6), squeeze=False)
+    for ax, (name, modes) in zip(axes[0], ret.items(), strict=True):
+        for mode, s in modes.items():
+            ax.plot(range(1, 11), s["curve"], "o-", ms=3, label=mode)
+        ax.set_xlabel("k")
+        ax.set_ylabel("recall@k")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(name)
+        ax.legend(fontsize=8)
+    return fig
+
+
+def _simulation_plot(plt: Any, suites: dict[str, Any]) -> Any:
+    sim = suites.get("simulation", {}).get("summary", {}).get("systems", {})
+    if not sim:
+        return None
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for name, s in sim.items():
+        ks = [c["k"] for c in s["curve"]]
+        ax.plot(ks, [c["success"] for c in s["curve"]], "o-", label=f"{name} success@k")
+        ax.plot(ks, [c["telling"] for c in s["curve"]], "x--", label=f"{name} telling@k")
+    ax.set_xlabel("tutor turns k")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8)
+    ax.set_title("Simulated tutoring")
+    return fig
+
+
+def _calibration_plot(plt: Any, suites: dict[str, Any]) -> Any:
+    cal = suites.get("judge-calibration", {}).get("summary", {})
+    if not (cal and (cal.get("rules") or cal.get("judge"))):
+        return None
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    dims = list(DIMENSIONS)
+    series = [(w, cal[w]) for w in ("rules", "judge") if cal.get(w)]
+    width = 0.8 / len(series)
+    for j, (w, stats) in enumerate(series):
+        xs = [i + j * width for i in range(len(dims))]
+        ax.bar(
+            xs,
+            [stats[d]["macro_f1"] if d in stats else 0 for d in dims],
+            width=width,
+            label=f"{w} macro-F1",
+        )
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(dims))])
+    ax.set_xticklabels([DIMENSIONS[d].title for d in dims], rotation=25, ha="right")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    ax.set_title("Agreement with human labels")
+    return fig
+
+
+# Plot name -> the function drawing it (None when its suite has nothing to show), in this order.
+PLOTTERS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {
+    "pedagogy_dimensions": _pedagogy_plot,
+    "reliability": _reliability_plot,
+    "retrieval_curves": _retrieval_plot,
+    "simulation": _simulation_plot,
+    "calibration": _calibration_plot,
+}
+
+
 def make_plots(directory: Path, report: dict[str, Any]) -> dict[str, Path]:
     import matplotlib
 
@@ -171,101 +280,15 @@ def make_plots(directory: Path, report: dict[str, Any]) -> dict[str, Path]:
 
     directory.mkdir(parents=True, exist_ok=True)
     made: dict[str, Path] = {}
-    suites = report["suites"]
-
-    def save(fig: Any, name: str) -> None:
+    for name, plot in PLOTTERS.items():
+        fig = plot(plt, report["suites"])
+        if fig is None:
+            continue
         path = directory / f"{name}.png"
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
         made[name] = path
-
-    ped = suites.get("pedagogy", {}).get("summary", {}).get("systems", {})
-    if ped:
-        dims = list(DIMENSIONS)
-        fig, ax = plt.subplots(figsize=(10, 4))
-        series = []
-        for name, s in ped.items():
-            for which in ("judge", "rules"):
-                if s.get(which):
-                    series.append(
-                        (f"{name} ({'judge' if which == 'judge' else 'rules'})", s[which])
-                    )
-        width = 0.8 / max(len(series), 1)
-        for j, (label, stats) in enumerate(series):
-            xs = [i + j * width for i in range(len(dims))]
-            ys = [100 * stats[d]["desired"] if d in stats else 0 for d in dims]
-            ax.bar(xs, ys, width=width, label=label)
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(dims))])
-        ax.set_xticklabels([DIMENSIONS[d].title for d in dims], rotation=25, ha="right")
-        ax.set_ylabel("% responses with the desired label")
-        ax.set_ylim(0, 100)
-        ax.set_title("Pedagogical dimensions (missing bar: no scorer for that dimension)")
-        ax.legend(fontsize=8)
-        save(fig, "pedagogy_dimensions")
-
-    lm = suites.get("learner-model", {}).get("summary", {}).get("datasets", {})
-    if lm:
-        fig, axes = plt.subplots(1, len(lm), figsize=(4.2 * len(lm), 4), squeeze=False)
-        for ax, (name, r) in zip(axes[0], lm.items(), strict=True):
-            ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
-            for model in ("BKT fitted (EM)", "BKT defaults"):
-                bins = [b for b in r["models"][model]["reliability"] if b["count"]]
-                ax.plot(
-                    [b["mean_p"] for b in bins], [b["observed"] for b in bins], "o-", label=model
-                )
-            ax.set_xlabel("predicted P(correct)")
-            ax.set_ylabel("observed share correct")
-            ax.set_title(f"Reliability: {name}")
-            ax.legend(fontsize=8)
-        save(fig, "reliability")
-
-    ret = suites.get("retrieval", {}).get("summary", {}).get("sets", {})
-    if ret:
-        fig, axes = plt.subplots(1, len(ret), figsize=(4.2 * len(ret), 3.6), squeeze=False)
-        for ax, (name, modes) in zip(axes[0], ret.items(), strict=True):
-            for mode, s in modes.items():
-                ax.plot(range(1, 11), s["curve"], "o-", ms=3, label=mode)
-            ax.set_xlabel("k")
-            ax.set_ylabel("recall@k")
-            ax.set_ylim(0, 1.02)
-            ax.set_title(name)
-            ax.legend(fontsize=8)
-        save(fig, "retrieval_curves")
-
-    sim = suites.get("simulation", {}).get("summary", {}).get("systems", {})
-    if sim:
-        fig, ax = plt.subplots(figsize=(5, 3.6))
-        for name, s in sim.items():
-            ks = [c["k"] for c in s["curve"]]
-            ax.plot(ks, [c["success"] for c in s["curve"]], "o-", label=f"{name} success@k")
-            ax.plot(ks, [c["telling"] for c in s["curve"]], "x--", label=f"{name} telling@k")
-        ax.set_xlabel("tutor turns k")
-        ax.set_ylim(0, 1.02)
-        ax.legend(fontsize=8)
-        ax.set_title("Simulated tutoring")
-        save(fig, "simulation")
-
-    cal = suites.get("judge-calibration", {}).get("summary", {})
-    if cal and (cal.get("rules") or cal.get("judge")):
-        fig, ax = plt.subplots(figsize=(9, 3.6))
-        dims = list(DIMENSIONS)
-        series = [(w, cal[w]) for w in ("rules", "judge") if cal.get(w)]
-        width = 0.8 / len(series)
-        for j, (w, stats) in enumerate(series):
-            xs = [i + j * width for i in range(len(dims))]
-            ax.bar(
-                xs,
-                [stats[d]["macro_f1"] if d in stats else 0 for d in dims],
-                width=width,
-                label=f"{w} macro-F1",
-            )
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(dims))])
-        ax.set_xticklabels([DIMENSIONS[d].title for d in dims], rotation=25, ha="right")
-        ax.set_ylim(0, 1)
-        ax.legend(fontsize=8)
-        ax.set_title("Agreement with human labels")
-        save(fig, "calibration")
     return made
 
 

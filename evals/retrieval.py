@@ -22,6 +22,7 @@ from tutor.errors import InputError
 
 if TYPE_CHECKING:
     from knowledge_base import KnowledgeBase
+    from knowledge_base.evaluate import QAItem
 
 log = logging.getLogger(__name__)
 
@@ -95,71 +96,42 @@ def _n_relevant(counts: dict[tuple[str, str], int], document: str, sections: lis
     return n
 
 
-def run_retrieval(run: EvalRun) -> SuiteResult:
-    from knowledge_base.evaluate import is_hit, load_qa
+def _search_record(
+    run: EvalRun,
+    key: str,
+    dataset: str,
+    mode: str,
+    i: int,
+    item: QAItem,
+    collection: str,
+    counts: dict[tuple[str, str], int],
+) -> dict[str, Any]:
+    """Search for one QA item's question in one mode; where the gold passages rank, and timing."""
+    from knowledge_base.evaluate import is_hit
 
-    res = SuiteResult("retrieval")
-    opts = run.options
-    kmax = max(KS)
-    per_set: dict[str, dict[str, dict[str, Any]]] = {}
-    for spec in opts.qa:
-        qa_path, corpus = parse_qa_spec(spec)
-        if not qa_path.is_file():
-            res.skipped[qa_path.name] = f"QA set {qa_path} not found"
-            log.warning("retrieval: QA set %s not found; skipped", qa_path)
-            continue
-        if not corpus.is_dir():
-            res.skipped[qa_path.name] = f"corpus {corpus} not found"
-            log.warning("retrieval: corpus %s not found; skipped", corpus)
-            continue
-        items = load_qa(qa_path)
-        tag = file_tag(qa_path)
-        name = dataset_name(qa_path)
-        chosen = seeded_sample(list(enumerate(items)), opts.qa_limit, opts.seed, tag)
-        coll = ensure_collection(run, qa_path, corpus)
-        counts = relevant_counts(run.kb, coll)
-        per_set[name] = {}
-        # embed the questions in one batch: every search then finds its vector in the cache
-        pending = [
-            it.question.strip()
-            for i, it in chosen
-            if not run.store.has(f"retrieval|{tag}|hybrid|{i}")
-        ]
-        if pending:
-            run.embedder.encode(pending)
-        todo = [(mode, i, it) for mode in MODES for i, it in chosen]
-        for mode, i, item in run.progress(todo, len(todo), f"retrieval {name}"):
-            key = f"retrieval|{tag}|{mode}|{i}"
-            res.keys.append(key)
-            if run.store.has(key):
-                continue
-            t0 = time.perf_counter()
-            passages = run.kb.search(
-                item.question, k=kmax, collection=coll, mode=mode, min_score=-1.0
-            )
-            ms = (time.perf_counter() - t0) * 1000
-            ranks = [r for r, p in enumerate(passages, start=1) if is_hit(p, item)]
-            run.store.add(
-                {
-                    "key": key,
-                    "suite": "retrieval",
-                    "dataset": name,
-                    "mode": mode,
-                    "index": i,
-                    "question": item.question,
-                    "want": f"{item.document}: {' | '.join(item.sections)}",
-                    "ranks": ranks,
-                    "n_relevant": max(
-                        _n_relevant(counts, item.document, item.sections), 1 if ranks else 0
-                    ),
-                    "top": [p.citation for p in passages[:3]],
-                    "ms": round(ms, 2),
-                }
-            )
-        for mode in MODES:
-            recs = [run.store.get(f"retrieval|{tag}|{mode}|{i}") for i, _ in chosen]
-            per_set[name][mode] = summarize(recs)
-    res.summary = {"sets": per_set, "ks": list(KS)}
+    t0 = time.perf_counter()
+    passages = run.kb.search(
+        item.question, k=max(KS), collection=collection, mode=mode, min_score=-1.0
+    )
+    ms = (time.perf_counter() - t0) * 1000
+    ranks = [r for r, p in enumerate(passages, start=1) if is_hit(p, item)]
+    return {
+        "key": key,
+        "suite": "retrieval",
+        "dataset": dataset,
+        "mode": mode,
+        "index": i,
+        "question": item.question,
+        "want": f"{item.document}: {' | '.join(item.sections)}",
+        "ranks": ranks,
+        "n_relevant": max(_n_relevant(counts, item.document, item.sections), 1 if ranks else 0),
+        "top": [p.citation for p in passages[:3]],
+        "ms": round(ms, 2),
+    }
+
+
+def _retrieval_table(res: SuiteResult, per_set: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """The metrics and the table of every QA set and mode."""
     rows = []
     for name, modes in per_set.items():
         for mode, s in modes.items():
@@ -193,6 +165,51 @@ def run_retrieval(run: EvalRun) -> SuiteResult:
         "A hit is a passage from the gold document and section; nDCG counts every chunk of the gold "
         "section. ms/query: search time, the query vectors embedded beforehand in one batch.",
     )
+
+
+def run_retrieval(run: EvalRun) -> SuiteResult:
+    from knowledge_base.evaluate import load_qa
+
+    res = SuiteResult("retrieval")
+    opts = run.options
+    per_set: dict[str, dict[str, dict[str, Any]]] = {}
+    for spec in opts.qa:
+        qa_path, corpus = parse_qa_spec(spec)
+        if not qa_path.is_file():
+            res.skipped[qa_path.name] = f"QA set {qa_path} not found"
+            log.warning("retrieval: QA set %s not found; skipped", qa_path)
+            continue
+        if not corpus.is_dir():
+            res.skipped[qa_path.name] = f"corpus {corpus} not found"
+            log.warning("retrieval: corpus %s not found; skipped", corpus)
+            continue
+        items = load_qa(qa_path)
+        tag = file_tag(qa_path)
+        name = dataset_name(qa_path)
+        chosen = seeded_sample(list(enumerate(items)), opts.qa_limit, opts.seed, tag)
+        coll = ensure_collection(run, qa_path, corpus)
+        counts = relevant_counts(run.kb, coll)
+        per_set[name] = {}
+        # embed the questions in one batch: every search then finds its vector in the cache
+        pending = [
+            it.question.strip()
+            for i, it in chosen
+            if not run.store.has(f"retrieval|{tag}|hybrid|{i}")
+        ]
+        if pending:
+            run.embedder.encode(pending)
+        todo = [(mode, i, it) for mode in MODES for i, it in chosen]
+        for mode, i, item in run.progress(todo, len(todo), f"retrieval {name}"):
+            key = f"retrieval|{tag}|{mode}|{i}"
+            res.keys.append(key)
+            if run.store.has(key):
+                continue
+            run.store.add(_search_record(run, key, name, mode, i, item, coll, counts))
+        for mode in MODES:
+            recs = [run.store.get(f"retrieval|{tag}|{mode}|{i}") for i, _ in chosen]
+            per_set[name][mode] = summarize(recs)
+    res.summary = {"sets": per_set, "ks": list(KS)}
+    _retrieval_table(res, per_set)
     return res
 
 

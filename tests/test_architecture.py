@@ -36,13 +36,7 @@ LAYERS: dict[str, set[str]] = {
 FILE_ALLOWLIST: dict[str, str] = {}
 
 # Functions over MAX_FUNCTION_LINES lines ("path::Class.function"), with the reason they may be.
-FUNCTION_ALLOWLIST: dict[str, str] = {
-    "evals/grounding.py::run_grounding": "not split yet",
-    "evals/learner_model.py::evaluate": "not split yet",
-    "evals/pedagogy.py::summarize_pedagogy": "not split yet",
-    "evals/report.py::make_plots": "not split yet: one matplotlib figure after another",
-    "evals/retrieval.py::run_retrieval": "not split yet",
-}
+FUNCTION_ALLOWLIST: dict[str, str] = {}
 
 
 def source_files() -> dict[str, Path]:
