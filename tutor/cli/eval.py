@@ -205,7 +205,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         action="append",
         metavar="PATTERN",
         default=None,
-        help="gate on metrics matching this glob (repeatable), e.g. 'pedagogy/agent/telling_rate'",
+        help="gate on metrics matching this glob (repeatable), e.g. 'pedagogy/agent/false_affirmation'",
     )
     c.add_argument(
         "--threshold", type=float, default=0.01, help="allowed worsening, absolute (default 0.01)"
