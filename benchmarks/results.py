@@ -235,8 +235,10 @@ class Recorder:
         """Write the result file (and a line in runs.jsonl); returns its path."""
         if directory is None:
             directory = RESULTS
-            if "PYTEST_CURRENT_TEST" in os.environ and "BENCH_RESULTS_DIR" not in os.environ:
-                # a test running a benchmark must not replace the published results
+            under_test = "PYTEST_VERSION" in os.environ or "PYTEST_CURRENT_TEST" in os.environ
+            if under_test and "BENCH_RESULTS_DIR" not in os.environ:
+                # a test running a benchmark (also in a subprocess whose environment was copied
+                # before the test started) must not replace the published results
                 directory = Path(tempfile.gettempdir()) / "bench-results-under-test"
         directory.mkdir(parents=True, exist_ok=True)
         ended = dt.datetime.now(dt.UTC)
