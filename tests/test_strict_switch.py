@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SAMPLE = '''
+SAMPLE = """
 import pytest
 
 def test_needs_a_browser():
@@ -24,7 +24,7 @@ def test_needs_cuda():
 
 def test_plain():
     pass
-'''
+"""
 
 
 def _run(tmp_path: Path, strict: str) -> subprocess.CompletedProcess[str]:
