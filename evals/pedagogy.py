@@ -10,7 +10,8 @@ tone, and, when a judge is configured, by the LM judge on all eight. The metric 
 ``tutor.grading.mentions_answer`` finds the final answer: the very test the agent's leak guard
 applies before it lets a reply out, so for the agent it only shows that the guard ran (reported
 as "final answer stated (leak-guard check)"). The measures of ``evals.unguarded`` (false
-affirmation of a wrong answer, intermediate-result telling) are what the guard does not decide.
+affirmation of a wrong answer or rejection of a right one, intermediate-result telling, false
+arithmetic, wrong-answer reveal) are what the guard does not decide.
 
 **judge-calibration**: scores human-annotated responses (MRBench form) with the same rules and
 judge, and reports agreement with the human labels per dimension (accuracy, macro-F1,
@@ -103,7 +104,8 @@ def run_pedagogy(run: EvalRun) -> SuiteResult:
                 if rec.get("judge") == "skipped" and run.judge is not None and run.judge.available:
                     rec = dict(rec, judge=judge_labels(run, ctx, rec["response"]))
                     run.store.add(rec)
-                if "unguarded" not in rec:  # a result from before these measures existed
+                if "wrong_answer_reveal" not in rec.get("unguarded", {}):
+                    # a result from before these measures existed: score the stored response
                     run.store.add(dict(rec, unguarded=score_unguarded(rec["response"], ctx)))
                 res.keys.append(key)
                 continue
@@ -146,6 +148,34 @@ def run_pedagogy(run: EvalRun) -> SuiteResult:
     return res
 
 
+# rate name -> the per-reply field of ``evals.unguarded.score_unguarded`` it averages
+UNGUARDED_RATES = {
+    "false_affirmation": "false_affirmation",
+    "false_rejection": "false_rejection",
+    "false_judgement": "false_judgement",
+    "intermediate_telling": "intermediate_told",
+    "false_arithmetic": "false_arithmetic",
+    "wrong_answer_reveal": "wrong_answer_reveal",
+}
+UNGUARDED_NOTE = (
+    "False affirmation: the data says the student's last answer is wrong (MathDial's incorrect "
+    "solution) and the reply affirms it; false rejection: the student's last answer is the gold "
+    "one and the reply says it is wrong; false judgement: either (own phrase lists, not the "
+    "answer checker). Intermediate-result telling: the reply states a number the gold solution "
+    "computes on the way that nobody has said yet (final answer excluded). False arithmetic: the "
+    "reply holds a false 'a op b = c' claim (exact fractions; over every reply). Wrong-answer "
+    "reveal: the reply states a final answer ('the answer is N', or a closing 'So ... N') that is "
+    "not the gold one. None of them uses tutor.grading, tutor.guard or tutor.verify "
+    "(evals/unguarded.py, evals/arithmetic.py)."
+)
+
+
+def unguarded_cell(u: dict[str, Any], name: str) -> str:
+    if u.get(name) is None:
+        return "–"
+    return f"{100 * u[name]:.0f}% ({u[name + '_k']}/{u[name + '_n']})"
+
+
 def unguarded_stats(recs: list[dict[str, Any]]) -> dict[str, Any]:
     """Rates of the ``evals.unguarded`` measures over the responses where each applies."""
     scored = [r["unguarded"] for r in recs if isinstance(r.get("unguarded"), dict)]
@@ -154,45 +184,37 @@ def unguarded_stats(recs: list[dict[str, Any]]) -> dict[str, Any]:
         vals = [bool(u[name]) for u in scored if u.get(name) is not None]
         return M.mean([float(v) for v in vals]), sum(vals), len(vals)
 
-    fa, fa_k, fa_n = rate("false_affirmation")
-    it, it_k, it_n = rate("intermediate_told")
-    aff, _, _ = rate("affirms")
-    return {
-        "false_affirmation": fa,
-        "false_affirmation_k": fa_k,
-        "false_affirmation_n": fa_n,
-        "intermediate_telling": it,
-        "intermediate_telling_k": it_k,
-        "intermediate_telling_n": it_n,
-        "affirms": aff,
-    }
+    out: dict[str, Any] = {}
+    for name, field in UNGUARDED_RATES.items():
+        out[name], out[name + "_k"], out[name + "_n"] = rate(field)
+    out["affirms"] = rate("affirms")[0]
+    return out
 
 
 def unguarded_table(res: SuiteResult, per: dict[str, Any]) -> None:
-    def cell(u: dict[str, Any], name: str) -> str:
-        if u[name] is None:
-            return "–"
-        return f"{100 * u[name]:.0f}% ({u[name + '_k']}/{u[name + '_n']})"
-
     res.table(
         "Measures the leak guard does not decide",
-        ["system", "false affirmation", "intermediate-result telling", "affirms (any context)"],
+        [
+            "system",
+            "false affirmation",
+            "false rejection",
+            "false judgement",
+            "intermediate-result telling",
+            "false arithmetic",
+            "wrong-answer reveal",
+            "affirms (any context)",
+        ],
         [
             [
                 name,
-                cell(s["unguarded"], "false_affirmation"),
-                cell(s["unguarded"], "intermediate_telling"),
+                *[unguarded_cell(s["unguarded"], n) for n in UNGUARDED_RATES],
                 "–"
                 if s["unguarded"]["affirms"] is None
                 else f"{100 * s['unguarded']['affirms']:.0f}%",
             ]
             for name, s in per.items()
         ],
-        "False affirmation: the data says the student's last answer is wrong (MathDial's incorrect "
-        "solution, BRIDGE's error type) and the reply affirms it (own phrase list, not the answer "
-        "checker). Intermediate-result telling: the reply states a number the gold solution computes "
-        "on the way that nobody has said yet (MathDial/GSM8K step results, final answer excluded). "
-        "Neither uses tutor.grading (evals/unguarded.py).",
+        UNGUARDED_NOTE,
     )
 
 
@@ -251,8 +273,8 @@ def _system_stats(res: SuiteResult, system: str, rs: list[dict[str, Any]]) -> di
     res.metric(f"{system}/asks_question", s["asks_question"], None)
     res.metric(f"{system}/words", s["words"], None)
     ug = s["unguarded"]
-    res.metric(f"{system}/false_affirmation", ug["false_affirmation"], False)
-    res.metric(f"{system}/intermediate_telling", ug["intermediate_telling"], False)
+    for name in UNGUARDED_RATES:
+        res.metric(f"{system}/{name}", ug[name], False)
     res.metric(f"{system}/affirms", ug["affirms"], None)
     if s["leaks_blocked"] is not None:
         res.metric(f"{system}/leaks_blocked_per_turn", s["leaks_blocked"], None)

@@ -19,15 +19,18 @@ Students:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from typing import TYPE_CHECKING, Any
 
 from evals import metrics as M
-from evals.datasets import DialogueContext, load_contexts
+from evals.datasets import DialogueContext, Turn, load_contexts
+from evals.pedagogy import UNGUARDED_NOTE, UNGUARDED_RATES, unguarded_cell, unguarded_stats
 from evals.run import EvalRun, SuiteResult, file_tag, seeded_sample
 from evals.scorers import answer_revealed, asks_question, mistake_identification
 from evals.tutors import AgentConversation, RawConversation
+from evals.unguarded import score_unguarded
 
 if TYPE_CHECKING:
     from tutor.lm.base import Generator
@@ -128,11 +131,26 @@ def run_simulation(run: EvalRun) -> SuiteResult:
             key = f"simulation|{tag}|{ctx.id}|{system}"
             res.keys.append(key)
             if run.store.has(key):
+                rec = run.store.get(key)
+                if any("unguarded" not in t for t in rec["turns"]):  # from before these measures
+                    run.store.add(dict(rec, turns=score_turns(ctx, rec["turns"])))
                 continue
             run.store.add(simulate_dialogue(run, ctx, system, key, k))
     recs = [run.store.get(key) for key in res.keys]
     summarize_simulation(res, recs, systems, k)
     return res
+
+
+def score_turns(ctx: DialogueContext, turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``turns`` with each tutor turn scored by ``evals.unguarded`` against the conversation as
+    the tutor saw it (the context's history, the earlier turns, the student's last message)."""
+    history = list(ctx.history)
+    out = []
+    for t in turns:
+        seen = dataclasses.replace(ctx, history=list(history))
+        out.append(dict(t, unguarded=score_unguarded(t["tutor"], seen)))
+        history += [Turn("teacher", t["tutor"]), Turn("student", t["student"])]
+    return out
 
 
 def simulate_dialogue(
@@ -176,7 +194,7 @@ def simulate_dialogue(
         "student_kind": run.options.student,
         "answer": ctx.answer,
         "wrong_answer": ctx.wrong_answer,
-        "turns": turns,
+        "turns": score_turns(ctx, turns),
         "success_turn": success,
         "told_turn": told,
     }
@@ -209,7 +227,11 @@ def summarize_simulation(
             curve.append(
                 {"k": j, "success": succ, "telling": tell, "success_without_telling": clean}
             )
-        per[system] = {"n": len(rs), "curve": curve}
+        turns = [t for r in rs for t in r["turns"]]
+        per[system] = {"n": len(rs), "curve": curve, "turns": len(turns)}
+        per[system]["unguarded"] = ug = unguarded_stats(turns)
+        for name in UNGUARDED_RATES:
+            res.metric(f"{system}/{name}", ug[name], False)
         last = curve[-1]
         res.metric(f"{system}/success@{k}", last["success"], True)
         res.metric(f"{system}/telling@{k}", last["telling"], False)
@@ -234,4 +256,23 @@ def summarize_simulation(
             ]
             for name, s in per.items()
         ],
+    )
+    res.table(
+        "Simulated tutoring: measures the leak guard does not decide, per tutor turn",
+        [
+            "system",
+            "tutor turns",
+            "false affirmation",
+            "false rejection",
+            "false judgement",
+            "intermediate-result telling",
+            "false arithmetic",
+            "wrong-answer reveal",
+        ],
+        [
+            [name, s["turns"], *[unguarded_cell(s["unguarded"], n) for n in UNGUARDED_RATES]]
+            for name, s in per.items()
+        ],
+        "Each tutor turn is scored against the conversation as the tutor saw it (the simulated "
+        "student's previous message included). " + UNGUARDED_NOTE,
     )

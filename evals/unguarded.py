@@ -22,6 +22,27 @@ this module imports neither ``tutor.grading`` nor ``tutor.guard`` (a test reads 
   change") or a number the student could not have meant, and it does not apply without a
   worked solution (BRIDGE).
 
+- **false rejection**: the student's last answer is known right (the last number of the
+  student's last message equals the gold answer, and the message is not known wrong) and the
+  reply rejects it: a sentence, not a question and not hedged ("if", "whether", "unless", "make
+  sure"), that says "not right/correct", "incorrect", "wrong", "a mistake/an error", "try
+  again", "that's not it" and is not itself negated ("no mistakes", "nothing wrong"). It cannot
+  see a rejection by implication ("Let's redo the second step.") and does not apply when the
+  student states no number. **False judgement** is either of the two, over the contexts where
+  one applies.
+- **false arithmetic**: the reply holds an arithmetic claim that is false under exact rational
+  arithmetic (``evals.arithmetic``, which says what forms it reads); over every reply.
+- **wrong-answer reveal**: the reply states a final answer to the problem that is not the gold
+  one. A statement of a final answer is (a) a sentence with an answer cue ("the answer is N",
+  "the correct/final/right answer should be N", "answer: N"), or (b) the reply's last sentence
+  that opens with a conclusion cue ("So", "Therefore", "Thus", "Hence", "That means",
+  "This means", "In total", "Altogether") and ends its numbers with N, where N is not a number
+  of the problem (a restated given). Questions, hedged sentences and sentences that quote the
+  student ("you said", "your answer", "you got", "you think", "you wrote") are not statements.
+  N equal to the gold answer is the leak guard's business and not counted here. It cannot see
+  a final answer stated without a cue ("She has 35 left."), in words, or as an expression, and
+  does not apply without a gold answer.
+
 Each function returns None where the measure does not apply, so rates are over the contexts
 where it does.
 """
@@ -32,6 +53,7 @@ import re
 from fractions import Fraction
 from typing import Any
 
+from evals.arithmetic import claims, false_claims
 from evals.datasets import DialogueContext
 
 _NUMBER = re.compile(
@@ -134,12 +156,119 @@ def false_affirmation(text: str, ctx: DialogueContext) -> bool | None:
     return bool(affirming_sentences(text)) and not _CORRECTION.search(text or "")
 
 
+_REJECT = re.compile(
+    r"\b(?:not (?:quite |exactly |entirely |totally |the )?(?:right|correct)(?: answer)?|"
+    r"(?:isn|aren|wasn)['’]?t (?:quite |the )?(?:right|correct)|incorrect|wrong|"
+    r"(?:a|one|some|two|an|small|little) (?:small |little |tiny )?(?:mistake|error|slip)s?|"
+    r"try (?:it )?again|that['’]?s not it|not what we (?:want|need))\b",
+    re.I,
+)
+_NOT_REJECT = re.compile(
+    r"\b(?:no|without|not a|nothing|isn['’]?t anything|not any|zero) (?:\w+ )?"
+    r"(?:mistakes?|errors?|wrong|slips?)\b|\bnot wrong\b|\bn['’]t (?:\w+ )?wrong\b",
+    re.I,
+)
+_REJECT_HEDGE = re.compile(r"\b(?:if|whether|unless|make sure|might|may|could)\b", re.I)
+
+
+def student_known_right(ctx: DialogueContext) -> bool:
+    """True when the student's last message ends its numbers with the gold answer and is not
+    known wrong (``student_known_wrong``)."""
+    gold = value_of(ctx.answer or "")
+    if gold is None or student_known_wrong(ctx):
+        return False
+    return value_of(ctx.last_student) == gold
+
+
+def rejecting_sentences(text: str) -> list[str]:
+    """The sentences of ``text`` that say the student's answer is wrong (module docstring)."""
+    out = []
+    for sentence in _SENTENCE.split((text or "").strip()):
+        s = sentence.strip()
+        if not s or s.endswith("?") or _REJECT_HEDGE.search(s):
+            continue
+        if _REJECT.search(s) and not _NOT_REJECT.search(s):
+            out.append(s)
+    return out
+
+
+def false_rejection(text: str, ctx: DialogueContext) -> bool | None:
+    """True when the student's last answer is known right and ``text`` rejects it; None when
+    the data does not say the answer is right."""
+    if not student_known_right(ctx):
+        return None
+    return bool(rejecting_sentences(text))
+
+
+_ANSWER_CUE = re.compile(
+    r"\b(?:(?:final|correct|right|real|actual) )?answer\s*(?:is|=|:|should be|would be|will be|"
+    r"must be|comes to|comes out to)\s*(?:actually |really |just )?",
+    re.I,
+)
+_AFTER_CUE = re.compile(
+    r"\$?\s*(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?![\d,]|\s*[-+*/×÷x=]\s*[\d$.(])"
+)
+_CONCLUSION = re.compile(
+    r"^(?:so|therefore|thus|hence|that means|this means|in total|altogether|in all)\b", re.I
+)
+_QUOTES_STUDENT = re.compile(
+    r"\b(?:you said|you say|your answer|you got|you think|you wrote|you found|you calculated|"
+    r"you came up with|you have written|you answered|you guessed)\b",
+    re.I,
+)
+_HEDGE_ANSWER = re.compile(r"\b(?:if|whether|unless|would it|could it|might)\b", re.I)
+
+
+def answer_statements(text: str, ctx: DialogueContext) -> list[Fraction]:
+    """The final answers that ``text`` states (module docstring), in order."""
+    sents = [s.strip() for s in _SENTENCE.split((text or "").strip()) if s.strip()]
+    sents = [
+        s
+        for s in sents
+        if not s.endswith("?") and not _QUOTES_STUDENT.search(s) and not _HEDGE_ANSWER.search(s)
+    ]
+    out: list[Fraction] = []
+    for s in sents:
+        for m in _ANSWER_CUE.finditer(s):
+            n = _AFTER_CUE.match(s, m.end())
+            if n is not None:
+                out.append(Fraction(n.group(1).replace(",", "")))
+    given = set(numbers(ctx.problem))
+    concl = [s for s in sents if _CONCLUSION.search(s)]
+    if concl:
+        v = value_of(concl[-1])
+        if v is not None and v not in given:
+            out.append(v)
+    return out
+
+
+def wrong_answer_stated(text: str, ctx: DialogueContext) -> list[str] | None:
+    """The final answers other than the gold one that ``text`` states; None without a gold
+    answer."""
+    gold = value_of(ctx.answer or "")
+    if gold is None:
+        return None
+    wrong = [v for v in dict.fromkeys(answer_statements(text, ctx)) if v != gold]
+    return [str(v) if v.denominator == 1 else str(float(v)) for v in wrong]
+
+
 def score_unguarded(text: str, ctx: DialogueContext) -> dict[str, Any]:
-    """Both measures for one reply, as stored in a pedagogy result's ``unguarded`` field."""
+    """Every measure for one reply, as stored in a pedagogy result's ``unguarded`` field (and a
+    simulated turn's)."""
     told = intermediate_told(text, ctx)
+    fa, fr = false_affirmation(text, ctx), false_rejection(text, ctx)
+    found = claims(text)
+    wrong = wrong_answer_stated(text, ctx)
     return {
         "affirms": bool(affirming_sentences(text)),
-        "false_affirmation": false_affirmation(text, ctx),
+        "false_affirmation": fa,
+        "false_rejection": fr,
+        "false_judgement": None if fa is None and fr is None else bool(fa or fr),
         "intermediate_told": None if told is None else bool(told),
         "intermediates_stated": told or [],
+        "arithmetic_claims": len(found),
+        "false_arithmetic": bool(false_claims(text)),
+        "false_claims": false_claims(text),
+        "wrong_answer_reveal": None if wrong is None else bool(wrong),
+        "wrong_answers_stated": wrong or [],
     }

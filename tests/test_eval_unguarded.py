@@ -169,8 +169,15 @@ def test_false_affirmation_needs_a_known_wrong_answer_stated_by_the_student() ->
     assert U.score_unguarded("Correct! He spent $6 on candy.", billy()) == {
         "affirms": True,
         "false_affirmation": True,
+        "false_rejection": None,  # the answer is known wrong, so it cannot be rejected falsely
+        "false_judgement": True,
         "intermediate_told": True,
         "intermediates_stated": ["6"],
+        "arithmetic_claims": 0,
+        "false_arithmetic": False,
+        "false_claims": [],
+        "wrong_answer_reveal": False,
+        "wrong_answers_stated": [],
     }
 
 
