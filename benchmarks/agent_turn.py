@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -72,7 +73,7 @@ INSTANT_REPLY = (
 )
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chunks", type=int, default=10_000)
     ap.add_argument("--learners", type=int, default=1000)
@@ -80,37 +81,36 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=300)
     ap.add_argument("--embedder", choices=["minilm", "hash"], default="minilm")
     ap.add_argument("--dir", default="", help="work dir (kept; default: a temp dir)")
-    args = ap.parse_args()
-    rec = Recorder("agent_turn", args)
+    return ap.parse_args()
 
-    from knowledge_base import KnowledgeBase
-    from tutor.agent import AgentSettings, TutorAgent
-    from tutor.grading import grade
-    from tutor.items import load_default_bank
-    from tutor.store import LearnerStore
 
-    root = Path(args.dir or tempfile.mkdtemp(prefix="agent-bench-"))
-    root.mkdir(parents=True, exist_ok=True)
-    if args.embedder == "hash":
+def _embedder(kind: str) -> Any:
+    if kind == "hash":
         from knowledge_base.testing import HashEmbedder
 
-        embedder = HashEmbedder(384)
-    else:
-        from tutor.builders import build_embedder
-        from tutor.config import load_config
+        return HashEmbedder(384)
+    from tutor.builders import build_embedder
+    from tutor.config import load_config
 
-        embedder = build_embedder(load_config(file_values={}, env={}))
-    kb = KnowledgeBase.open(root / "kb", embedder)
+    return build_embedder(load_config(file_values={}, env={}))
+
+
+def _ingest(kb: Any, root: Path, n_chunks: int) -> tuple[Any, float]:
+    """Add the synthetic course (written once per work dir); the report and the seconds."""
     t0 = time.perf_counter()
     if not (root / "course").exists():
-        make_course(root, args.chunks)
+        make_course(root, n_chunks)
     report = kb.add([root / "course"], collection="default")
     ingest_s = time.perf_counter() - t0
     print(f"course: {len(report.added)} files added, ingest {ingest_s:.0f} s")
+    return report, ingest_s
 
-    store = LearnerStore(f"sqlite:///{root / 'learners.sqlite'}", fallback_bank=load_default_bank)
+
+def _populate(store: Any, args: argparse.Namespace, rng: random.Random) -> tuple[list[Any], float]:
+    """The learners, each new one with a few graded attempts; the learners and the seconds."""
+    from tutor.grading import grade
+
     bank = store.bank("default")
-    rng = random.Random(1)
     existing = {s.learner.name for s in store.list_learners()}
     t0 = time.perf_counter()
     learners = []
@@ -126,37 +126,34 @@ def main() -> None:
             store.record_attempt(lr.id, item, answer, grade(item, answer))
     setup_s = time.perf_counter() - t0
     print(f"store: {len(learners)} learners, setup {setup_s:.0f} s")
-    rec.meta(
-        files_added=len(report.added),
-        chunks=kb.stats().chunks,
-        ingest_s=ingest_s,
-        store_setup_s=setup_s,
-        warmup_turns=10,
+    return learners, setup_s
+
+
+def _next_message(store: Any, state: Any, rng: random.Random) -> tuple[str, str]:
+    """A student's next message and its turn kind: answer or hint on an open item, else a
+    question or a practice request."""
+    if state.item_id:
+        item = store.get_item("default", state.item_id)
+        return (item.answer.value, "answer") if rng.random() < 0.5 else ("hint please", "hint")
+    return (
+        (rng.choice(QUESTIONS), "explain")
+        if rng.random() < 0.6
+        else ("give me a problem", "practice")
     )
 
-    from tutor.testing.fake_lm import ScriptedGenerator
 
-    instant = ScriptedGenerator(INSTANT_REPLY, context_window=8192)
-    agent = TutorAgent(instant, store, kb, AgentSettings())
+def _run_turns(
+    agent: Any, store: Any, learners: list[Any], rng: random.Random, turns: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Turn times per kind and per stage (ms), after 10 warm-up turns."""
     results: dict[str, list[float]] = {}
     breakdown: dict[str, list[float]] = {}
     sessions = {}
-    for t in range(args.turns):
+    for t in range(turns):
         lr = rng.choice(learners)
         sess = sessions.get(lr.id) or agent.start_session(lr)
         sessions[lr.id] = sess
-        state = store.get_state(sess.id)
-        if state.item_id:
-            item = store.get_item("default", state.item_id)
-            msg, kind = (
-                (item.answer.value, "answer") if rng.random() < 0.5 else ("hint please", "hint")
-            )
-        else:
-            msg, kind = (
-                (rng.choice(QUESTIONS), "explain")
-                if rng.random() < 0.6
-                else ("give me a problem", "practice")
-            )
+        msg, kind = _next_message(store, store.get_state(sess.id), rng)
         done = None
         for ev in agent.respond(lr, sess, msg):
             if ev.kind == "done":
@@ -166,29 +163,66 @@ def main() -> None:
         results.setdefault(kind, []).append(done.timings["total_ms"])
         for k, v in done.timings.items():
             breakdown.setdefault(k, []).append(v)
+    return results, breakdown
 
-    print(
-        f"\nTurn overhead with an instant generator: {args.chunks} chunks, {args.learners} learners, embedder {args.embedder}\n"
-    )
+
+def _row(name: str, xs: list[float]) -> list[Any]:
+    return [name, len(xs), f"{statistics.median(xs):.1f}", f"{percentile(xs, 0.95):.1f}"]
+
+
+def _print_tables(
+    rec: Recorder, results: dict[str, list[float]], breakdown: dict[str, list[float]]
+) -> None:
     rows = []
     all_ms: list[float] = []
     for kind, xs in sorted(results.items()):
         all_ms += xs
         rec.latency(f"turn.{kind}", xs)
-        rows.append([kind, len(xs), f"{statistics.median(xs):.1f}", f"{percentile(xs, 0.95):.1f}"])
+        rows.append(_row(kind, xs))
     rec.latency("turn.all", all_ms)
-    rows.append(
-        ["all", len(all_ms), f"{statistics.median(all_ms):.1f}", f"{percentile(all_ms, 0.95):.1f}"]
-    )
+    rows.append(_row("all", all_ms))
     print(rec.table("turns", ["turn kind", "n", "p50 ms", "p95 ms"], rows, align="lrrr"))
     rows = []
     for k, xs in sorted(breakdown.items()):
         if k in ("total_ms", "overhead_ms"):
             continue
         rec.latency(f"stage.{k}", xs)
-        rows.append([k, len(xs), f"{statistics.median(xs):.1f}", f"{percentile(xs, 0.95):.1f}"])
+        rows.append(_row(k, xs))
     print()
     print(rec.table("stages", ["stage", "n", "p50 ms", "p95 ms"], rows, align="lrrr"))
+
+
+def main() -> None:
+    args = _parse_args()
+    rec = Recorder("agent_turn", args)
+
+    from knowledge_base import KnowledgeBase
+    from tutor.agent import AgentSettings, TutorAgent
+    from tutor.items import load_default_bank
+    from tutor.store import LearnerStore
+    from tutor.testing.fake_lm import ScriptedGenerator
+
+    root = Path(args.dir or tempfile.mkdtemp(prefix="agent-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    kb = KnowledgeBase.open(root / "kb", _embedder(args.embedder))
+    report, ingest_s = _ingest(kb, root, args.chunks)
+    store = LearnerStore(f"sqlite:///{root / 'learners.sqlite'}", fallback_bank=load_default_bank)
+    rng = random.Random(1)
+    learners, setup_s = _populate(store, args, rng)
+    rec.meta(
+        files_added=len(report.added),
+        chunks=kb.stats().chunks,
+        ingest_s=ingest_s,
+        store_setup_s=setup_s,
+        warmup_turns=10,
+    )
+    instant = ScriptedGenerator(INSTANT_REPLY, context_window=8192)
+    agent = TutorAgent(instant, store, kb, AgentSettings())
+    results, breakdown = _run_turns(agent, store, learners, rng, args.turns)
+    print(
+        f"\nTurn overhead with an instant generator: {args.chunks} chunks, {args.learners} learners, embedder {args.embedder}\n"
+    )
+    _print_tables(rec, results, breakdown)
     rec.write()
 
 

@@ -115,7 +115,7 @@ def machine() -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tokens", type=int, default=48, help="new tokens per run (default 48)")
     ap.add_argument("--rounds", type=int, default=2, help="rounds over all prompts (default 2)")
@@ -126,16 +126,91 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-gguf", action="store_true", help="skip the GGUF load timing")
     ap.add_argument("--home", default="", help="data dir (default: the config's paths.home)")
     ap.add_argument("--tag", default="", help="result file suffix (results/generation-TAG.json)")
-    args = ap.parse_args(argv)
-    rec = Recorder("generation", args, tag=args.tag)
+    return ap.parse_args(argv)
 
+
+def _chat(prompt: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+
+
+def _ids(encoded: Any) -> list[int]:
+    """A chat template's token ids, whether it returned a list or a ``BatchEncoding``."""
+    return list(encoded["input_ids"]) if hasattr(encoded, "keys") else list(encoded)
+
+
+def no_eos(model: Any) -> Any:
+    model.generation_config.eos_token_id = None  # fixed token counts for every variant
+    return model
+
+
+def _gaps(stamps: list[float]) -> list[float]:
+    return [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+
+
+@dataclass
+class Bench:
+    """What every variant shares: the run's settings, the tokenizer, the prompts, the fp32 model."""
+
+    args: argparse.Namespace
+    alias: str
+    models_dir: Path
+    defaults: Any  # LMConfig
+    n_new: int
+    penalty: float
+    msgs: list[list[dict[str, str]]]
+    header: str
+    loads: list[tuple[str, float]] = field(default_factory=list)
+    tok: Any = None
+    fp32: Any = None
+    t_fp32: float = 0.0
+    encoded: list[list[int]] = field(default_factory=list)
+    warm_msgs: list[dict[str, str]] = field(default_factory=list)
+    warm_ids: list[int] = field(default_factory=list)
+    variants: list[Variant] = field(default_factory=list)
+    dtypes: dict[str, str] = field(default_factory=dict)
+    gen_default: Any = None  # the HFGenerator built from the config's defaults
+
+    def load(self, **kw: Any) -> tuple[Any, Any, float]:
+        from tutor.lm.resolve import load_causal_lm
+
+        gc.collect()
+        t = time.perf_counter()
+        model, tok = load_causal_lm(self.alias, models_dir=self.models_dir, device="cpu", **kw)
+        return model, tok, time.perf_counter() - t
+
+    def backend(self, model: Any, **kw: Any) -> Any:
+        from tutor.lm.base import GenerationOptions
+        from tutor.lm.hf import HFGenerator
+
+        opts = GenerationOptions(max_new_tokens=self.n_new, repetition_penalty=self.penalty)
+        return HFGenerator(model, self.tok, defaults=opts, stream_timeout=900, **kw)
+
+    def add(
+        self,
+        name: str,
+        run: Callable[[int], Run],
+        extra_s: float = 0.0,
+        model: Any = None,
+        dtype: str = "torch.float32",
+    ) -> None:
+        """Register a variant; ``model`` marks it lossy (quality columns against fp32)."""
+        self.dtypes[name] = str(model.dtype) if model is not None else dtype
+        v = Variant(name, run, lossy=model is not None)
+        if model is not None:
+            v.logits = logits_fn(model)
+        t = time.perf_counter()
+        v.run(-1)  # warm-up: a 2-token answer pays first-call costs (allocations, compiling)
+        v.warmup_s = max(0.0, extra_s) + time.perf_counter() - t
+        self.variants.append(v)
+        log(f"ready: {name} (warm-up {v.warmup_s:.1f} s)")
+
+
+def _setup(args: argparse.Namespace) -> Bench:
     import torch
     import transformers
 
     from tutor.config import LMConfig, load_config
-    from tutor.lm.base import GenerationOptions
-    from tutor.lm.hf import HFGenerator
-    from tutor.lm.resolve import BUNDLED, bundled_gguf_path, ensure_bundled_cache, load_causal_lm
+    from tutor.lm.resolve import ensure_bundled_cache
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -145,236 +220,242 @@ def main(argv: list[str] | None = None) -> int:
     alias = "smollm2-135m-instruct"
     ensure_bundled_cache(alias, models_dir)
     defaults = LMConfig()
-    n_new = args.tokens
-    penalty = defaults.repetition_penalty
-    prompts = PROMPTS[: args.prompts]
-    msgs = [
-        [{"role": "system", "content": SYSTEM}, {"role": "user", "content": p}] for p in prompts
-    ]
+    msgs = [_chat(p) for p in PROMPTS[: args.prompts]]
     header = machine()
     log(header)
+    return Bench(
+        args, alias, models_dir, defaults, args.tokens, defaults.repetition_penalty, msgs, header
+    )
 
-    # -- load times -------------------------------------------------------------------
-    loads: list[tuple[str, float]] = []
 
-    def load(**kw: Any) -> tuple[Any, Any, float]:
-        gc.collect()
-        t = time.perf_counter()
-        model, tok = load_causal_lm(alias, models_dir=models_dir, device="cpu", **kw)
-        return model, tok, time.perf_counter() - t
+def _time_gguf_load(b: Bench) -> None:
+    """What the very first start pays, before the safetensors cache exists."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
-    load(dtype="float32")  # once to warm the page cache: the timed loads below then compare
-    fp32, tok, t_fp32 = load(dtype="float32")
-    loads.append(("cached safetensors, fp32 (`quantize=none`)", t_fp32))
-    # (GGUF below: what the very first start pays, before the safetensors cache exists)
-    if not args.skip_gguf:
-        from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+    from tutor.lm.resolve import BUNDLED, bundled_gguf_path
 
-        gguf = bundled_gguf_path(BUNDLED[alias])
-        log("timing the GGUF dequantizing load ...")
-        t = time.perf_counter()
-        AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        m = AutoModelForCausalLM.from_pretrained(
-            str(gguf.parent),
-            gguf_file=gguf.name,
-            quantization_config=GgufConfig(dequantize=True),
-            dtype=torch.float32,
+    gguf = bundled_gguf_path(BUNDLED[b.alias])
+    log("timing the GGUF dequantizing load ...")
+    t = time.perf_counter()
+    AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    m = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent),
+        gguf_file=gguf.name,
+        quantization_config=GgufConfig(dequantize=True),
+        dtype=torch.float32,
+    )
+    b.loads.append(
+        ("GGUF Q4_1, dequantized (first run, before the cache exists)", time.perf_counter() - t)
+    )
+    del m
+
+
+def _load_fp32(b: Bench) -> None:
+    """Time the loads, keep the fp32 model and tokenizer, and encode the prompts."""
+    b.load(dtype="float32")  # once to warm the page cache: the timed loads below then compare
+    b.fp32, b.tok, b.t_fp32 = b.load(dtype="float32")
+    b.loads.append(("cached safetensors, fp32 (`quantize=none`)", b.t_fp32))
+    if not b.args.skip_gguf:
+        _time_gguf_load(b)
+    no_eos(b.fp32)
+    b.encoded = [
+        _ids(
+            b.tok.apply_chat_template(
+                m, add_generation_prompt=True, tokenize=True, return_dict=False
+            )
         )
-        loads.append(
-            ("GGUF Q4_1, dequantized (first run, before the cache exists)", time.perf_counter() - t)
-        )
-        del m
-
-    def no_eos(model: Any) -> Any:
-        model.generation_config.eos_token_id = None  # fixed token counts for every variant
-        return model
-
-    no_eos(fp32)
-    encoded = [
-        tok.apply_chat_template(m, add_generation_prompt=True, tokenize=True, return_dict=False)
-        for m in msgs
+        for m in b.msgs
     ]
-    encoded = [list(e["input_ids"]) if hasattr(e, "keys") else list(e) for e in encoded]
-    warm_msgs = [{"role": "user", "content": "Hi!"}]
-    warm_ids = tok.apply_chat_template(warm_msgs, add_generation_prompt=True, return_dict=False)
-    warm_ids = list(warm_ids["input_ids"]) if hasattr(warm_ids, "keys") else list(warm_ids)
+    b.warm_msgs = [{"role": "user", "content": "Hi!"}]
+    b.warm_ids = _ids(
+        b.tok.apply_chat_template(b.warm_msgs, add_generation_prompt=True, return_dict=False)
+    )
 
-    from transformers import TextIteratorStreamer, TextStreamer
+
+def run_generate(b: Bench, model: Any, extra: dict[str, Any] | None = None) -> Callable[[int], Run]:
+    """A variant's run: plain ``model.generate`` with a timestamping streamer."""
+    import torch
+    from transformers import TextStreamer
 
     timed_plain = timed_streamer_class(TextStreamer)
 
-    def run_generate(model: Any, extra: dict[str, Any] | None = None) -> Callable[[int], Run]:
-        def run(i: int) -> Run:
-            ids = encoded[i] if i >= 0 else warm_ids
-            n = n_new if i >= 0 else 2
-            streamer = timed_plain(tok, skip_prompt=True, skip_special_tokens=True)
-            streamer.on_finalized_text = lambda *a, **k: None  # no printing
-            x = torch.tensor([ids])
-            t0 = time.perf_counter()
-            with torch.inference_mode():
-                model.generate(
-                    input_ids=x,
-                    attention_mask=torch.ones_like(x),
-                    max_new_tokens=n,
-                    do_sample=False,
-                    repetition_penalty=penalty,
-                    pad_token_id=tok.pad_token_id,
-                    streamer=streamer,
-                    **(extra or {}),
-                )
-            total = time.perf_counter() - t0
-            s = streamer.stamps
-            return Run(
-                streamer.ids, s[0] - t0, [b - a for a, b in zip(s, s[1:], strict=False)], total
+    def run(i: int) -> Run:
+        ids = b.encoded[i] if i >= 0 else b.warm_ids
+        n = b.n_new if i >= 0 else 2
+        streamer = timed_plain(b.tok, skip_prompt=True, skip_special_tokens=True)
+        streamer.on_finalized_text = lambda *a, **k: None  # no printing
+        x = torch.tensor([ids])
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            model.generate(
+                input_ids=x,
+                attention_mask=torch.ones_like(x),
+                max_new_tokens=n,
+                do_sample=False,
+                repetition_penalty=b.penalty,
+                pad_token_id=b.tok.pad_token_id,
+                streamer=streamer,
+                **(extra or {}),
             )
+        total = time.perf_counter() - t0
+        s = streamer.stamps
+        return Run(streamer.ids, s[0] - t0, _gaps(s), total)
 
-        return run
+    return run
 
-    def run_backend(gen: HFGenerator) -> Callable[[int], Run]:
-        def run(i: int) -> Run:
-            # The backend builds its own TextIteratorStreamer: timestamp its puts (the class
-            # inherits ``put`` from TextStreamer, so shadow it for the call and delete after).
-            stamps: list[float] = []
-            out: list[int] = []
-            seen_prompt = [False]
 
-            def put(self: Any, value: Any) -> None:
-                if seen_prompt[0]:
-                    stamps.append(time.perf_counter())
-                    out.extend(int(v) for v in value.reshape(-1))
-                seen_prompt[0] = True
-                TextStreamer.put(self, value)
+def run_backend(b: Bench, gen: Any) -> Callable[[int], Run]:
+    """A variant's run: the tutor's ``HFGenerator.stream``, its streamer's puts timestamped."""
+    from transformers import TextIteratorStreamer, TextStreamer
 
-            TextIteratorStreamer.put = put
-            try:
-                t0 = time.perf_counter()
-                chat, n = (msgs[i], n_new) if i >= 0 else (warm_msgs, 2)
-                for _ in gen.stream(chat, max_new_tokens=n):
-                    pass
-                total = time.perf_counter() - t0
-            finally:
-                del TextIteratorStreamer.put
-            s = stamps
-            return Run(out, s[0] - t0, [b - a for a, b in zip(s, s[1:], strict=False)], total)
+    def run(i: int) -> Run:
+        # The backend builds its own TextIteratorStreamer: timestamp its puts (the class
+        # inherits ``put`` from TextStreamer, so shadow it for the call and delete after).
+        stamps: list[float] = []
+        out: list[int] = []
+        seen_prompt = [False]
 
-        return run
+        def put(self: Any, value: Any) -> None:
+            if seen_prompt[0]:
+                stamps.append(time.perf_counter())
+                out.extend(int(v) for v in value.reshape(-1))
+            seen_prompt[0] = True
+            TextStreamer.put(self, value)
 
-    def backend(model: Any, **kw: Any) -> HFGenerator:
-        opts = GenerationOptions(max_new_tokens=n_new, repetition_penalty=penalty)
-        return HFGenerator(model, tok, defaults=opts, stream_timeout=900, **kw)
+        TextIteratorStreamer.put = put
+        try:
+            t0 = time.perf_counter()
+            chat, n = (b.msgs[i], b.n_new) if i >= 0 else (b.warm_msgs, 2)
+            for _ in gen.stream(chat, max_new_tokens=n):
+                pass
+            total = time.perf_counter() - t0
+        finally:
+            del TextIteratorStreamer.put
+        return Run(out, stamps[0] - t0, _gaps(stamps), total)
 
-    def logits_fn(model: Any) -> Callable[[Any], Any]:
-        def f(ids: Any) -> Any:
-            with torch.inference_mode():
-                return model(ids).logits[0].float()
+    return run
 
-        return f
 
-    variants: list[Variant] = []
+def logits_fn(model: Any) -> Callable[[Any], Any]:
+    import torch
 
-    dtypes: dict[str, str] = {}
+    def f(ids: Any) -> Any:
+        with torch.inference_mode():
+            return model(ids).logits[0].float()
 
-    def add(
-        name: str,
-        run: Callable[[int], Run],
-        extra_s: float = 0.0,
-        model: Any = None,
-        dtype: str = "torch.float32",
-    ) -> None:
-        """Register a variant; ``model`` marks it lossy (quality columns against fp32)."""
-        dtypes[name] = str(model.dtype) if model is not None else dtype
-        v = Variant(name, run, lossy=model is not None)
-        if model is not None:
-            v.logits = logits_fn(model)
-        t = time.perf_counter()
-        v.run(-1)  # warm-up: a 2-token answer pays first-call costs (allocations, compiling)
-        v.warmup_s = max(0.0, extra_s) + time.perf_counter() - t
-        variants.append(v)
-        log(f"ready: {name} (warm-up {v.warmup_s:.1f} s)")
+    return f
 
-    add("baseline: `model.generate`, fp32", run_generate(fp32))
-    add("backend, fp32, `generate` path", run_backend(backend(fp32, fast_decode=False)))
-    add(
-        "backend, fp32, static cache, `generate` path",
-        run_backend(backend(fp32, static_cache=True)),
-    )
-    t = time.perf_counter()
-    lean32 = backend(fp32)  # fuses q/k/v and gate/up in place (views: same values)
-    add("backend, fp32, lean loop", run_backend(lean32), time.perf_counter() - t)
-    bf16, _, t_bf16 = load(dtype="bfloat16", quantize="none")
-    add("backend, bf16, lean loop", run_backend(backend(no_eos(bf16))), t_bf16 - t_fp32, bf16)
-    i8, _, t_i8 = load(dtype="float32", quantize="int8")
-    add("backend, int8 weight-only, lean loop", run_backend(backend(no_eos(i8))), t_i8 - t_fp32, i8)
-    # (``quantize=int4`` is not listed: on this model it makes exactly what ``auto`` makes.)
-    for old in (models_dir / alias / "quantized").glob("auto-*.safetensors"):
+
+def _add_default_variant(b: Bench) -> None:
+    """Time the config's defaults (first start quantizes and saves, later starts load) and add it."""
+    from tutor.lm.base import GenerationOptions
+    from tutor.lm.hf import HFGenerator
+
+    for old in (b.models_dir / b.alias / "quantized").glob("auto-*.safetensors"):
         old.unlink()  # time the first start, which quantizes and saves
     t = time.perf_counter()
-    HFGenerator.from_config(defaults, models_dir)
-    loads.append(("defaults, first start: fp32 + int4 packing, saved", time.perf_counter() - t))
+    HFGenerator.from_config(b.defaults, b.models_dir)
+    b.loads.append(("defaults, first start: fp32 + int4 packing, saved", time.perf_counter() - t))
     gc.collect()
     t = time.perf_counter()
-    gen_default = HFGenerator.from_config(defaults, models_dir)
+    gen_default = HFGenerator.from_config(b.defaults, b.models_dir)
     t_default = time.perf_counter() - t
-    loads.append(("defaults, later starts: fp32 + saved int4 layers", t_default))
+    b.loads.append(("defaults, later starts: fp32 + saved int4 layers", t_default))
     no_eos(gen_default.model)
-    gen_default.defaults = GenerationOptions(max_new_tokens=n_new, repetition_penalty=penalty)
+    gen_default.defaults = GenerationOptions(max_new_tokens=b.n_new, repetition_penalty=b.penalty)
     gen_default.stream_timeout = 900
-    add(
+    b.gen_default = gen_default
+    b.add(
         f"**backend defaults** (`quantize=auto`: int4 layers, Q8 head; {gen_default.decode_path} loop)",
-        run_backend(gen_default),
-        t_default - t_fp32,
+        run_backend(b, gen_default),
+        t_default - b.t_fp32,
         gen_default.model,
     )
-    if args.compile:
-        log("compiling (static cache + torch.compile; minutes) ...")
-        comp, _, _ = load(dtype="float32", quantize="none")
-        t = time.perf_counter()
-        run = run_backend(backend(no_eos(comp), static_cache=True, compile=True))
-        run(0)  # compiles prefill for this prompt length and the decode step
-        add("backend, fp32, static cache + compile", run, time.perf_counter() - t)
 
-    # -- measure, interleaved -----------------------------------------------------------
-    for r in range(args.rounds):
-        for i in range(len(encoded)):
-            for v in variants:
-                log(f"round {r + 1}/{args.rounds} prompt {i + 1}: {v.name}")
+
+def _add_variants(b: Bench) -> None:
+    """Build and warm every variant, in the table's order."""
+    fp32 = b.fp32
+    b.add("baseline: `model.generate`, fp32", run_generate(b, fp32))
+    b.add("backend, fp32, `generate` path", run_backend(b, b.backend(fp32, fast_decode=False)))
+    b.add(
+        "backend, fp32, static cache, `generate` path",
+        run_backend(b, b.backend(fp32, static_cache=True)),
+    )
+    t = time.perf_counter()
+    lean32 = b.backend(fp32)  # fuses q/k/v and gate/up in place (views: same values)
+    b.add("backend, fp32, lean loop", run_backend(b, lean32), time.perf_counter() - t)
+    bf16, _, t_bf16 = b.load(dtype="bfloat16", quantize="none")
+    b.add(
+        "backend, bf16, lean loop",
+        run_backend(b, b.backend(no_eos(bf16))),
+        t_bf16 - b.t_fp32,
+        bf16,
+    )
+    i8, _, t_i8 = b.load(dtype="float32", quantize="int8")
+    b.add(
+        "backend, int8 weight-only, lean loop",
+        run_backend(b, b.backend(no_eos(i8))),
+        t_i8 - b.t_fp32,
+        i8,
+    )
+    # (``quantize=int4`` is not listed: on this model it makes exactly what ``auto`` makes.)
+    _add_default_variant(b)
+    if b.args.compile:
+        log("compiling (static cache + torch.compile; minutes) ...")
+        comp, _, _ = b.load(dtype="float32", quantize="none")
+        t = time.perf_counter()
+        run = run_backend(b, b.backend(no_eos(comp), static_cache=True, compile=True))
+        run(0)  # compiles prefill for this prompt length and the decode step
+        b.add("backend, fp32, static cache + compile", run, time.perf_counter() - t)
+
+
+def _measure(b: Bench) -> None:
+    """Every variant on every prompt, round after round, interleaved."""
+    for r in range(b.args.rounds):
+        for i in range(len(b.encoded)):
+            for v in b.variants:
+                log(f"round {r + 1}/{b.args.rounds} prompt {i + 1}: {v.name}")
                 res = v.run(i)
                 v.runs.append(res)
                 v.outputs.setdefault(i, res.tokens)
 
-    # -- quality vs fp32 ----------------------------------------------------------------
-    # Free-running: the timed runs' tokens against the baseline's. Teacher-forced: the fp32
-    # greedy answers to more prompts, each position predicted by the variant from fp32 text.
-    base = variants[0]
-    ref_logits = logits_fn(fp32)
+
+def _reference_answers(b: Bench) -> list[tuple[int, Any, Any]]:
+    """fp32 greedy answers to more prompts: (prompt length, sequence, fp32's top-1 per position)."""
+    import torch
+
+    ref_logits = logits_fn(b.fp32)
     refs = []
-    for m in [
-        *msgs,
-        *(
-            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": p}]
-            for p in EXTRA_QUALITY_PROMPTS
-        ),
-    ]:
+    for m in [*b.msgs, *(_chat(p) for p in EXTRA_QUALITY_PROMPTS)]:
         ids = torch.tensor(
-            [tok.apply_chat_template(m, add_generation_prompt=True, return_dict=False)]
+            [b.tok.apply_chat_template(m, add_generation_prompt=True, return_dict=False)]
         )
         with torch.inference_mode():
-            out = fp32.generate(
+            out = b.fp32.generate(
                 ids,
                 attention_mask=torch.ones_like(ids),
-                max_new_tokens=args.quality_tokens,
+                max_new_tokens=b.args.quality_tokens,
                 do_sample=False,
-                repetition_penalty=penalty,
-                pad_token_id=tok.pad_token_id,
+                repetition_penalty=b.penalty,
+                pad_token_id=b.tok.pad_token_id,
             )
         refs.append((ids.shape[1], out, ref_logits(out)[ids.shape[1] - 1 : -1].argmax(-1)))
+    return refs
+
+
+def _quality(b: Bench, refs: list[tuple[int, Any, Any]]) -> dict[str, tuple[float, float]]:
+    """Free-running: the timed runs' tokens against the baseline's. Teacher-forced: each
+    position of the fp32 reference answers predicted by the variant from fp32 text."""
+    base = b.variants[0]
     quality: dict[str, tuple[float, float]] = {}
-    for v in variants:
+    for v in b.variants:
         same = sum(
-            sum(a == b for a, b in zip(v.outputs[i], base.outputs[i], strict=True))
-            for i in range(len(encoded))
+            sum(a == x for a, x in zip(v.outputs[i], base.outputs[i], strict=True))
+            for i in range(len(b.encoded))
         )
-        total = sum(len(base.outputs[i]) for i in range(len(encoded)))
+        total = sum(len(base.outputs[i]) for i in range(len(b.encoded)))
         tf = float("nan")
         if v.logits is not None:
             hits = n = 0
@@ -384,30 +465,37 @@ def main(argv: list[str] | None = None) -> int:
                 n += want.numel()
             tf = hits / n
         quality[v.name] = (same / total, tf)
-    n_tf = sum(r[2].numel() for r in refs)
+    return quality
 
-    # -- table ----------------------------------------------------------------------------
-    def med(xs: list[float]) -> float:
-        return statistics.median(xs)
 
-    b_ttft = med([r.ttft for r in base.runs])
-    b_rate = 1 / med([g for r in base.runs for g in r.gaps])
-    b_total = med([r.total for r in base.runs])
-    columns = [
-        "variant",
-        "TTFT (ms)",
-        "decode tok/s",
-        "decode vs baseline",
-        "end-to-end vs baseline",
-        "warm-up (s)",
-        "same tokens as fp32",
-        "teacher-forced top-1",
-    ]
+COLUMNS = [
+    "variant",
+    "TTFT (ms)",
+    "decode tok/s",
+    "decode vs baseline",
+    "end-to-end vs baseline",
+    "warm-up (s)",
+    "same tokens as fp32",
+    "teacher-forced top-1",
+]
+
+
+def _medians(v: Variant) -> tuple[float, float, float]:
+    """Median TTFT, decode rate (1 / median token gap) and median whole-call time."""
+    ttft = statistics.median([r.ttft for r in v.runs])
+    rate = 1 / statistics.median([g for r in v.runs for g in r.gaps])
+    total = statistics.median([r.total for r in v.runs])
+    return ttft, rate, total
+
+
+def _variant_rows(
+    b: Bench, rec: Recorder, quality: dict[str, tuple[float, float]]
+) -> list[list[str]]:
+    """The variants table's rows; records every variant's raw latencies."""
+    _, b_rate, b_total = _medians(b.variants[0])
     rows = []
-    for v in variants:
-        ttft = med([r.ttft for r in v.runs])
-        rate = 1 / med([g for r in v.runs for g in r.gaps])
-        total = med([r.total for r in v.runs])
+    for v in b.variants:
+        ttft, rate, total = _medians(v)
         same, tf = quality[v.name]
         rows.append(
             [
@@ -424,44 +512,65 @@ def main(argv: list[str] | None = None) -> int:
         rec.latency(f"{v.name}.ttft", [r.ttft for r in v.runs], scale=1000)
         rec.latency(f"{v.name}.token_gap", [g for r in v.runs for g in r.gaps], scale=1000)
         rec.latency(f"{v.name}.total", [r.total for r in v.runs], unit="s")
+    return rows
+
+
+def _report(
+    b: Bench,
+    rec: Recorder,
+    quality: dict[str, tuple[float, float]],
+    refs: list[tuple[int, Any, Any]],
+) -> str:
+    """The Markdown the script prints; records the tables and the run's settings."""
+    base = b.variants[0]
+    b_ttft, b_rate, b_total = _medians(base)
+    rows = _variant_rows(b, rec, quality)
+    n_tf = sum(r[2].numel() for r in refs)
     rec.meta(
-        model=alias,
-        prompts=len(encoded),
-        rounds=args.rounds,
-        new_tokens=n_new,
-        repetition_penalty=penalty,
+        model=b.alias,
+        prompts=len(b.encoded),
+        rounds=b.args.rounds,
+        new_tokens=b.n_new,
+        repetition_penalty=b.penalty,
         teacher_forced_positions=n_tf,
-        variant_dtypes=dtypes,
-        default_decode_path=gen_default.decode_path,
+        variant_dtypes=b.dtypes,
+        default_decode_path=b.gen_default.decode_path,
     )
+    loads = [[n, f"{t:.2f}"] for n, t in b.loads]
+    default = next(v for v in b.variants if "defaults" in v.name)
     lines = [
-        f"Machine: {header}; load average at end {os.getloadavg()[0]:.1f}.",
-        f"Model: {alias} (134.5M params), {len(encoded)} prompts x {args.rounds} rounds, "
-        f"{n_new} new tokens each, greedy, repetition_penalty={penalty}. Teacher-forced top-1: "
-        f"{n_tf} positions of fp32 greedy answers to {len(refs)} prompts.",
+        f"Machine: {b.header}; load average at end {os.getloadavg()[0]:.1f}.",
+        f"Model: {b.alias} (134.5M params), {len(b.encoded)} prompts x {b.args.rounds} rounds, "
+        f"{b.n_new} new tokens each, greedy, repetition_penalty={b.penalty}. Teacher-forced "
+        f"top-1: {n_tf} positions of fp32 greedy answers to {len(refs)} prompts.",
         "",
-        rec.table("variants", columns, rows, align="lrrrrrrr"),
-    ]
-    lines += [
+        rec.table("variants", COLUMNS, rows, align="lrrrrrrr"),
         "",
         f"Baseline: TTFT {b_ttft * 1e3:.0f} ms, {b_rate:.1f} tok/s, {b_total:.2f} s per answer.",
         "",
-        rec.table("loads", ["load", "seconds"], [[n, f"{t:.2f}"] for n, t in loads], align="lr"),
-    ]
-    default = next(v for v in variants if "defaults" in v.name)
-    lines += [
+        rec.table("loads", ["load", "seconds"], loads, align="lr"),
         "",
         "Sample (defaults, prompt 1):",
         "",
-        "> " + tok.decode(default.outputs[0]).replace("\n", " "),
-    ]
-    lines += [
+        "> " + b.tok.decode(default.outputs[0]).replace("\n", " "),
         "",
         "fp32 generate, same prompt:",
         "",
-        "> " + tok.decode(base.outputs[0]).replace("\n", " "),
+        "> " + b.tok.decode(base.outputs[0]).replace("\n", " "),
     ]
-    print("\n".join(lines))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    rec = Recorder("generation", args, tag=args.tag)
+    b = _setup(args)
+    _load_fp32(b)
+    _add_variants(b)
+    _measure(b)
+    refs = _reference_answers(b)
+    quality = _quality(b, refs)
+    print(_report(b, rec, quality, refs))
     rec.write()
     return 0
 

@@ -80,7 +80,7 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     )
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--dim", type=int, default=384)
@@ -97,7 +97,87 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="FAISS threads for queries (0 = all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tag", default="", help="result file suffix (results/kb_index-TAG.json)")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+class Table:
+    """The indexes table: each row recorded, kept and printed as it is measured."""
+
+    def __init__(self, rec: Recorder) -> None:
+        self.rec = rec
+        self.rows: list[list[str]] = []
+
+    def emit(
+        self, n: int, name: str, build: float, lat: np.ndarray, rcl: float, flat50: float
+    ) -> float:
+        p50 = float(np.percentile(lat, 50))
+        self.rec.latency(f"{n}.{name}", list(lat))
+        row = [f"{n:,}", name, f"{build:.1f}", f"{p50:.2f}", f"{np.percentile(lat, 95):.2f}"]
+        row += [f"{rcl:.3f}", f"{(flat50 or p50) / p50:.1f}x"]
+        self.rows.append(row)
+        print("| " + " | ".join(row) + " |", flush=True)
+        return p50
+
+
+def _sweep(
+    kind: str,
+    settings: list[tuple[str, ix.IndexOptions]],
+    n: int,
+    args: argparse.Namespace,
+    ids: np.ndarray,
+    data: np.ndarray,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    flat_p50: float,
+    table: Table,
+) -> None:
+    """Build one approximate index and time it under each (row name, query options)."""
+    t0 = time.perf_counter()
+    index = ix.build(kind, args.dim, ids, data, ix.IndexOptions())
+    build = time.perf_counter() - t0
+    for name, o in settings:
+        lat, found = latencies(index, queries, args.k, o)
+        table.emit(n, name, build, lat, recall(found, truth), flat_p50)
+    del index
+    gc.collect()
+
+
+def _bench_size(n: int, args: argparse.Namespace, rng: np.random.Generator, table: Table) -> None:
+    """Flat (the exact truth), IVF over the nprobe sweep, HNSW over the efSearch sweep."""
+    rotation, _ = np.linalg.qr(rng.standard_normal((args.dim, args.dim)))
+    rotation = rotation.astype(np.float32)
+    data = synthetic(n, rotation, args.seed + 1)
+    queries = synthetic(args.queries, rotation, args.seed + 2)
+    ids = np.arange(n, dtype=np.int64)
+    opts = ix.IndexOptions()
+
+    t0 = time.perf_counter()
+    flat = ix.build("flat", args.dim, ids, data, opts)
+    build = time.perf_counter() - t0
+    _, truth = flat.search(queries, args.k)  # exact, batched
+    lat, found = latencies(flat, queries, args.k, opts)
+    flat_p50 = table.emit(n, "flat", build, lat, recall(found, truth), 0.0)
+    del flat
+    gc.collect()
+
+    nlist = ix.IndexOptions().nlist_for(n)
+    ivf = [
+        (f"ivf nlist={nlist} nprobe={p}", ix.IndexOptions(ivf_nprobe=p))
+        for p in (int(s) for s in args.nprobe.split(","))
+    ]
+    _sweep("ivf", ivf, n, args, ids, data, queries, truth, flat_p50, table)
+    if n <= args.hnsw_max:
+        hnsw = [
+            (f"hnsw M={opts.hnsw_m} ef={ef}", ix.IndexOptions(hnsw_ef_search=ef))
+            for ef in (int(s) for s in args.ef.split(","))
+        ]
+        _sweep("hnsw", hnsw, n, args, ids, data, queries, truth, flat_p50, table)
+    del data
+    gc.collect()
+
+
+def main() -> None:
+    args = _parse_args()
     rec = Recorder("kb_index", args, tag=args.tag)
 
     import faiss
@@ -106,8 +186,6 @@ def main() -> None:
     QUERY_THREADS = args.threads
     BUILD_THREADS = faiss.omp_get_max_threads()
     sizes = [int(s) for s in args.sizes.split(",")]
-    nprobes = [int(s) for s in args.nprobe.split(",")]
-    efs = [int(s) for s in args.ef.split(",")]
     rng = np.random.default_rng(args.seed)
     print(
         f"# dim={args.dim} k={args.k} queries={args.queries}; FAISS threads: "
@@ -116,60 +194,10 @@ def main() -> None:
     print()
     print("| " + " | ".join(COLUMNS) + " |")
     print("|---:|---|---:|---:|---:|---:|---:|")
-    rows: list[list[str]] = []
-
-    def emit(n: int, name: str, build: float, lat: np.ndarray, rcl: float, flat50: float) -> float:
-        p50 = float(np.percentile(lat, 50))
-        rec.latency(f"{n}.{name}", list(lat))
-        row = [f"{n:,}", name, f"{build:.1f}", f"{p50:.2f}", f"{np.percentile(lat, 95):.2f}"]
-        row += [f"{rcl:.3f}", f"{(flat50 or p50) / p50:.1f}x"]
-        rows.append(row)
-        print("| " + " | ".join(row) + " |", flush=True)
-        return p50
-
+    table = Table(rec)
     for n in sizes:
-        rotation, _ = np.linalg.qr(rng.standard_normal((args.dim, args.dim)))
-        rotation = rotation.astype(np.float32)
-        data = synthetic(n, rotation, args.seed + 1)
-        queries = synthetic(args.queries, rotation, args.seed + 2)
-        ids = np.arange(n, dtype=np.int64)
-        opts = ix.IndexOptions()
-
-        t0 = time.perf_counter()
-        flat = ix.build("flat", args.dim, ids, data, opts)
-        build = time.perf_counter() - t0
-        _, truth = flat.search(queries, args.k)  # exact, batched
-        lat, found = latencies(flat, queries, args.k, opts)
-        flat_p50 = emit(n, "flat", build, lat, recall(found, truth), 0.0)
-        del flat
-        gc.collect()
-
-        t0 = time.perf_counter()
-        ivf = ix.build("ivf", args.dim, ids, data, opts)
-        build = time.perf_counter() - t0
-        nlist = ix.IndexOptions().nlist_for(n)
-        for nprobe in nprobes:
-            o = ix.IndexOptions(ivf_nprobe=nprobe)
-            lat, found = latencies(ivf, queries, args.k, o)
-            name = f"ivf nlist={nlist} nprobe={nprobe}"
-            emit(n, name, build, lat, recall(found, truth), flat_p50)
-        del ivf
-        gc.collect()
-
-        if n <= args.hnsw_max:
-            t0 = time.perf_counter()
-            hnsw = ix.build("hnsw", args.dim, ids, data, opts)
-            build = time.perf_counter() - t0
-            for ef in efs:
-                o = ix.IndexOptions(hnsw_ef_search=ef)
-                lat, found = latencies(hnsw, queries, args.k, o)
-                name = f"hnsw M={opts.hnsw_m} ef={ef}"
-                emit(n, name, build, lat, recall(found, truth), flat_p50)
-            del hnsw
-            gc.collect()
-        del data
-        gc.collect()
-    rec.table("indexes", COLUMNS, rows, align="rlrrrrr")
+        _bench_size(n, args, rng, table)
+    rec.table("indexes", COLUMNS, table.rows, align="rlrrrrr")
     rec.write()
 
 

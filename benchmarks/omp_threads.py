@@ -34,15 +34,87 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 from results import Recorder  # noqa: E402
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--tokens", type=int, default=64)
-    ap.add_argument("--rounds", type=int, default=3)
-    args = ap.parse_args()
-    rec = Recorder("omp_threads", args)
+def median_gap(stamps: list[float]) -> float:
+    gaps = [b - a for a, b in zip(stamps[1:], stamps[2:], strict=False)]  # skip the prompt
+    return statistics.median(gaps) * 1000
 
+
+class Setups:
+    """The four ways of running the same ``generate`` call; each returns median ms/token."""
+
+    def __init__(self, model: Any, tok: Any, ids: Any, kw: dict[str, Any]) -> None:
+        from transformers import TextStreamer
+
+        self.model, self.tok, self.ids, self.kw = model, tok, ids, kw
+
+        class Timed(TextStreamer):
+            def __init__(self) -> None:
+                super().__init__(tok, skip_prompt=True)
+                self.stamps: list[float] = []
+
+            def put(self, value: Any) -> None:
+                self.stamps.append(time.perf_counter())
+                super().put(value)
+
+            def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+                pass
+
+        self.timed = Timed
+        self.jobs: queue.Queue[tuple[Callable[[], float], queue.Queue[float]]] = queue.Queue()
+
+    def start_persistent(self) -> None:
+        """Start the long-lived worker thread (it runs no torch op until a job comes)."""
+
+        def serve() -> None:
+            while True:
+                fn, box = self.jobs.get()
+                box.put(fn())
+
+        threading.Thread(target=serve, daemon=True).start()
+
+    def on_main(self) -> float:
+        import torch
+
+        s = self.timed()
+        with torch.inference_mode():
+            self.model.generate(self.ids, streamer=s, **self.kw)
+        return median_gap(s.stamps)
+
+    def worker_handoff(self) -> float:
+        import torch
+        from transformers import TextIteratorStreamer
+
+        s = TextIteratorStreamer(self.tok, skip_prompt=True)
+        stamps: list[float] = []
+
+        def run() -> None:
+            with torch.inference_mode():
+                self.model.generate(self.ids, streamer=s, **self.kw)
+
+        th = threading.Thread(target=run)
+        th.start()
+        stamps.append(time.perf_counter())
+        for _ in s:
+            stamps.append(time.perf_counter())
+        th.join()
+        return median_gap(stamps)
+
+    def worker(self) -> float:
+        out: list[float] = []
+        th = threading.Thread(target=lambda: out.append(self.on_main()))
+        th.start()
+        th.join()
+        return out[0]
+
+    def persistent(self) -> float:
+        box: queue.Queue[float] = queue.Queue()
+        self.jobs.put((self.on_main, box))
+        return box.get()
+
+
+def _load(tokens: int) -> tuple[Any, Setups]:
+    """The config's model in fp32, the prompt and the fixed-length greedy settings."""
     import torch
-    from transformers import TextIteratorStreamer, TextStreamer
 
     from tutor.config import load_config
     from tutor.lm.resolve import load_causal_lm
@@ -57,79 +129,33 @@ def main() -> None:
     if not isinstance(ids, torch.Tensor):
         ids = ids["input_ids"]
     kw = dict(
-        max_new_tokens=args.tokens,
-        min_new_tokens=args.tokens,
+        max_new_tokens=tokens,
+        min_new_tokens=tokens,
         do_sample=False,
         repetition_penalty=1.1,
     )
+    return cfg, Setups(model, tok, ids, kw)
 
-    class Timed(TextStreamer):
-        def __init__(self) -> None:
-            super().__init__(tok, skip_prompt=True)
-            self.stamps: list[float] = []
 
-        def put(self, value: Any) -> None:
-            self.stamps.append(time.perf_counter())
-            super().put(value)
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    rec = Recorder("omp_threads", args)
 
-        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
-            pass
+    import torch
 
-    def median_gap(stamps: list[float]) -> float:
-        gaps = [b - a for a, b in zip(stamps[1:], stamps[2:], strict=False)]  # skip the prompt
-        return statistics.median(gaps) * 1000
-
-    def on_main() -> float:
-        s = Timed()
-        with torch.inference_mode():
-            model.generate(ids, streamer=s, **kw)
-        return median_gap(s.stamps)
-
-    def worker_handoff() -> float:
-        s = TextIteratorStreamer(tok, skip_prompt=True)
-        stamps: list[float] = []
-
-        def run() -> None:
-            with torch.inference_mode():
-                model.generate(ids, streamer=s, **kw)
-
-        th = threading.Thread(target=run)
-        th.start()
-        stamps.append(time.perf_counter())
-        for _ in s:
-            stamps.append(time.perf_counter())
-        th.join()
-        return median_gap(stamps)
-
-    def worker() -> float:
-        out: list[float] = []
-        th = threading.Thread(target=lambda: out.append(on_main()))
-        th.start()
-        th.join()
-        return out[0]
-
-    jobs: queue.Queue[tuple[Callable[[], float], queue.Queue[float]]] = queue.Queue()
-
-    def serve() -> None:
-        while True:
-            fn, box = jobs.get()
-            box.put(fn())
-
-    threading.Thread(target=serve, daemon=True).start()
-
-    def persistent() -> float:
-        box: queue.Queue[float] = queue.Queue()
-        jobs.put((on_main, box))
-        return box.get()
-
+    cfg, s = _load(args.tokens)
+    s.start_persistent()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.tokens} tokens")
-    first = on_main()
+    first = s.on_main()
     print(f"main, before any other thread ran torch: {first:.1f} ms/token")
     setups = {
-        "main": on_main,
-        "worker+handoff": worker_handoff,
-        "worker": worker,
-        "persistent worker": persistent,
+        "main": s.on_main,
+        "worker+handoff": s.worker_handoff,
+        "worker": s.worker,
+        "persistent worker": s.persistent,
     }
     results: dict[str, list[float]] = {k: [] for k in setups}
     for _ in range(args.rounds):

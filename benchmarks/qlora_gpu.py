@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -139,7 +140,7 @@ def child(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(out), flush=True)
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shape", choices=sorted(SHAPES), default="smollm2-1.7b")
     ap.add_argument("--batch", type=int, default=4)
@@ -155,7 +156,57 @@ def main() -> None:
     ap.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
     ap.add_argument("--base", help=argparse.SUPPRESS)
     ap.add_argument("--device", default="cuda", help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def _run_variants(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Each variant in its own process (a clean peak-memory figure) on one random base model."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="qlora-bench-") as tmp:
+        base = Path(tmp) / "base"
+        print(f"building a random {args.shape} ...", file=sys.stderr, flush=True)
+        build_base(args.shape, base, args.device)
+        for variant in VARIANTS:
+            print(f"running {variant} ...", file=sys.stderr, flush=True)
+            cmd = [
+                sys.executable, __file__, "--child", "--variant", variant, "--base", str(base),
+                "--batch", str(args.batch), "--seq", str(args.seq),
+                "--steps", str(args.steps), "--warmup", str(args.warmup),
+                *(["--cpu-smoke"] if args.cpu_smoke else []),
+            ]  # fmt: skip
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+            if proc.returncode != 0 or line is None:
+                sys.exit(f"{variant} failed:\n{proc.stderr[-3000:]}")
+            rows.append(json.loads(line[len("RESULT ") :]))
+    return rows
+
+
+def _report(rec: Recorder, args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    base_row = rows[0]
+    print(
+        f"\n{args.shape} (random weights) on {base_row['gpu']}: batch {args.batch} x "
+        f"{args.seq} tokens, LoRA r=16 all-linear, activation checkpointing, {args.steps} steps\n"
+    )
+    memory = "peak RSS GiB" if args.cpu_smoke else "peak GPU memory GiB"
+    columns = ["variant", "tokens/s", "vs bf16 LoRA", memory, "vs bf16 LoRA (memory)"]
+    table = [
+        [
+            r["variant"],
+            f"{r['tokens_per_s']:.0f}",
+            f"{r['tokens_per_s'] / base_row['tokens_per_s']:.2f}x",
+            f"{r['peak_gib']:.2f}",
+            f"{r['peak_gib'] / base_row['peak_gib']:.2f}x",
+        ]
+        for r in rows
+    ]
+    rec.meta(device=base_row["gpu"], shape=args.shape, compute_dtype="torch.bfloat16")
+    rec.samples("variants", rows)
+    print(rec.table("variants", columns, table, align="lrrrr"))
+
+
+def main() -> None:
+    args = _parse_args()
 
     import torch
 
@@ -184,44 +235,8 @@ def main() -> None:
     )
     if importlib.util.find_spec("bitsandbytes") is None:
         sys.exit("error: the QLoRA variant needs bitsandbytes: pip install 'offline-tutor[gpu]'")
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="qlora-bench-") as tmp:
-        base = Path(tmp) / "base"
-        print(f"building a random {args.shape} ...", file=sys.stderr, flush=True)
-        build_base(args.shape, base, args.device)
-        for variant in VARIANTS:
-            print(f"running {variant} ...", file=sys.stderr, flush=True)
-            cmd = [
-                sys.executable, __file__, "--child", "--variant", variant, "--base", str(base),
-                "--batch", str(args.batch), "--seq", str(args.seq),
-                "--steps", str(args.steps), "--warmup", str(args.warmup),
-                *(["--cpu-smoke"] if args.cpu_smoke else []),
-            ]  # fmt: skip
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-            if proc.returncode != 0 or line is None:
-                sys.exit(f"{variant} failed:\n{proc.stderr[-3000:]}")
-            rows.append(json.loads(line[len("RESULT ") :]))
-    base_row = rows[0]
-    print(
-        f"\n{args.shape} (random weights) on {base_row['gpu']}: batch {args.batch} x "
-        f"{args.seq} tokens, LoRA r=16 all-linear, activation checkpointing, {args.steps} steps\n"
-    )
-    memory = "peak RSS GiB" if args.cpu_smoke else "peak GPU memory GiB"
-    columns = ["variant", "tokens/s", "vs bf16 LoRA", memory, "vs bf16 LoRA (memory)"]
-    table = [
-        [
-            r["variant"],
-            f"{r['tokens_per_s']:.0f}",
-            f"{r['tokens_per_s'] / base_row['tokens_per_s']:.2f}x",
-            f"{r['peak_gib']:.2f}",
-            f"{r['peak_gib'] / base_row['peak_gib']:.2f}x",
-        ]
-        for r in rows
-    ]
-    rec.meta(device=base_row["gpu"], shape=args.shape, compute_dtype="torch.bfloat16")
-    rec.samples("variants", rows)
-    print(rec.table("variants", columns, table, align="lrrrr"))
+    rows = _run_variants(args)
+    _report(rec, args, rows)
     rec.write()
 
 

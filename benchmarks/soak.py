@@ -392,6 +392,33 @@ def verify(db_url: str, results: dict[str, Any]) -> dict[str, Any]:
 # -- the run ----------------------------------------------------------------------------------
 
 
+def _figures(results: dict[str, Any], wall: float, lm_ttft: list[float]) -> dict[str, Any]:
+    """What the students saw, pooled: turns, kinds, rate, TTFT, turn time and errors."""
+    ttft = [x for r in results.values() for x in r["ttft"]]
+    turn_s = [x for r in results.values() for x in r["turn_s"]]
+    errors = [e for r in results.values() for e in r["errors"]]
+    kinds: dict[str, int] = {}
+    for r in results.values():
+        for k, v in r["kinds"].items():
+            kinds[k] = kinds.get(k, 0) + v
+    turns = sum(r["turns"] for r in results.values())
+    return {
+        "turns": turns,
+        "kinds": kinds,
+        "turns_per_s": round(turns / wall, 2) if wall else 0.0,
+        "ttft_s": {
+            "n": len(ttft),
+            "p50": median(ttft),
+            "p95": pct(ttft, 0.95),
+            "p99": pct(ttft, 0.99),
+            "max": max(ttft, default=float("nan")),
+        },
+        "backend_ttft_p50_s": median(lm_ttft),
+        "turn_s": {"p50": median(turn_s), "p95": pct(turn_s, 0.95)},
+        "errors": errors,
+    }
+
+
 def soak(
     students: int,
     seconds: float,
@@ -446,14 +473,6 @@ def soak(
         lm.join(10)
         if tmp is not None:
             tmp.cleanup()
-    ttft = [x for r in results.values() for x in r["ttft"]]
-    turn_s = [x for r in results.values() for x in r["turn_s"]]
-    errors = [e for r in results.values() for e in r["errors"]]
-    kinds: dict[str, int] = {}
-    for r in results.values():
-        for k, v in r["kinds"].items():
-            kinds[k] = kinds.get(k, 0) + v
-    turns = sum(r["turns"] for r in results.values())
     return {
         "students": students,
         "seconds": seconds,
@@ -462,19 +481,7 @@ def soak(
         "embedder": embedder,
         "lm_turns_at_once": lm_concurrency(ctx.config),
         "backend": {"first_token_s": first_token_delay, "token_s": token_delay},
-        "turns": turns,
-        "kinds": kinds,
-        "turns_per_s": round(turns / wall, 2) if wall else 0.0,
-        "ttft_s": {
-            "n": len(ttft),
-            "p50": median(ttft),
-            "p95": pct(ttft, 0.95),
-            "p99": pct(ttft, 0.99),
-            "max": max(ttft, default=float("nan")),
-        },
-        "backend_ttft_p50_s": median(gen.ttft),
-        "turn_s": {"p50": median(turn_s), "p95": pct(turn_s, 0.95)},
-        "errors": errors,
+        **_figures(results, wall, gen.ttft),
         "store": check,
         "all_stored": not check["problems"] and check["integrity"] == "ok",
         "database_url": ctx.config.database_url,
