@@ -1,5 +1,7 @@
 """The shape of the house, checked from the source: no import cycles, the layering, the size limits.
 
+The size limits also cover the scripts and tests (``benchmarks/*.py``, ``tests/*.py``).
+
 Every ``.py`` file under the project's packages is parsed with ``ast`` and every import statement
 counts, also the ones inside functions (lazy imports keep ``tutor --help`` fast, but they are
 still dependencies). Layering, bottom to top::
@@ -31,6 +33,9 @@ LAYERS: dict[str, set[str]] = {
     "ui": {"knowledge_base", "tutor"},
     CLI_NODE: {"knowledge_base", "tutor", "finetune", "evals", "ui"},
 }
+
+# Beyond the packages, the size limits also hold for these folders' ``*.py`` files.
+SIZE_CHECKED_FOLDERS = ("benchmarks", "tests")
 
 # Source files over MAX_FILE_LINES lines, with the reason they may be.
 FILE_ALLOWLIST: dict[str, str] = {}
@@ -210,11 +215,19 @@ def _long_functions(tree: ast.AST, prefix: str = "") -> Iterable[tuple[str, int]
             yield from _long_functions(node, prefix)
 
 
+def size_checked_files() -> list[Path]:
+    """The packages' modules, then every script in ``benchmarks/`` and every file in ``tests/``."""
+    files = list(MODULES.values())
+    for folder in SIZE_CHECKED_FOLDERS:
+        files += sorted((ROOT / folder).glob("*.py"))
+    return files
+
+
 def size_violations() -> tuple[dict[str, int], dict[str, int]]:
     """Files over MAX_FILE_LINES and functions over MAX_FUNCTION_LINES, with their lengths."""
     files: dict[str, int] = {}
     functions: dict[str, int] = {}
-    for path in MODULES.values():
+    for path in size_checked_files():
         rel = path.relative_to(ROOT).as_posix()
         text = path.read_text(encoding="utf-8")
         n = len(text.splitlines())
@@ -235,6 +248,14 @@ def test_no_file_or_function_over_the_limits_outside_the_allowlist() -> None:
         f"over {MAX_FILE_LINES} lines per file / {MAX_FUNCTION_LINES} per function: "
         + "; ".join(too_long)
     )
+
+
+def test_the_size_check_covers_the_packages_scripts_and_tests() -> None:
+    checked = {p.relative_to(ROOT).as_posix() for p in size_checked_files()}
+    wanted = {"tutor/agent.py", "benchmarks/generation.py", "tests/test_faults.py"}
+    assert wanted <= checked, sorted(wanted - checked)
+    long_source = "def f():\n" + "    x = 1\n" * MAX_FUNCTION_LINES
+    assert list(_long_functions(ast.parse(long_source))) == [("f", MAX_FUNCTION_LINES + 1)]
 
 
 def test_the_allowlist_has_no_stale_entries() -> None:
