@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 def _suite_functions() -> dict[str, Callable[[EvalRun], SuiteResult]]:
     from evals.grounding import run_grounding
+    from evals.keyfacts import run_keyfacts
     from evals.learner_model import run_learner_model
     from evals.pedagogy import run_calibration, run_pedagogy
     from evals.retrieval import run_retrieval
@@ -36,6 +37,7 @@ def _suite_functions() -> dict[str, Callable[[EvalRun], SuiteResult]]:
         "pedagogy": run_pedagogy,
         "simulation": run_simulation,
         "grounding": run_grounding,
+        "keyfacts": run_keyfacts,
         "learner-model": run_learner_model,
         "judge-calibration": run_calibration,
     }
@@ -72,6 +74,10 @@ def preflight(options: EvalOptions) -> None:
             qa, _ = parse_qa_spec(spec)
             if qa.is_file():
                 load_qa(qa)
+    if "keyfacts" in suites and Path(options.keyfacts).is_file():
+        from evals.keyfacts import load_keyfacts
+
+        load_keyfacts(options.keyfacts)
     if "learner-model" in suites:
         for src in options.attempts:
             if src != "store":

@@ -32,6 +32,7 @@ SIZE_OPTIONS = (
     "student",
     "qa_limit",
     "grounding_limit",
+    "keyfacts_limit",
     "sim_learners",
     "max_new_tokens",
     "exclude_runs",

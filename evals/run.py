@@ -46,8 +46,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SUITES = ("retrieval", "pedagogy", "simulation", "grounding", "learner-model", "judge-calibration")
-ALL_SUITES = ("retrieval", "pedagogy", "simulation", "grounding", "learner-model")
+SUITES = (
+    "retrieval",
+    "pedagogy",
+    "simulation",
+    "grounding",
+    "keyfacts",
+    "learner-model",
+    "judge-calibration",
+)
+ALL_SUITES = ("retrieval", "pedagogy", "simulation", "grounding", "keyfacts", "learner-model")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -86,6 +94,11 @@ class EvalOptions:
     qa: list[str] = field(default_factory=default_qa_sets)
     qa_limit: int = 0  # questions per QA set for retrieval; 0 = all
     grounding_limit: int = 4
+    # explain key-fact correctness: the question set and questions per kind (in / out of course)
+    keyfacts: str = field(
+        default_factory=lambda: str(REPO_ROOT / "evals" / "data" / "keyfacts.jsonl")
+    )
+    keyfacts_limit: int = 6
     support_threshold: float | None = None  # None = calibrated on the corpus
     # learner model
     attempts: list[str] = field(default_factory=list)  # files, or "store" (the learner store)
@@ -120,6 +133,7 @@ class EvalOptions:
             "sim_limit",
             "max_turns",
             "grounding_limit",
+            "keyfacts_limit",
             "sim_learners",
             "max_new_tokens",
         ):

@@ -191,7 +191,7 @@ def test_eval_all_through_the_cli(tmp_path: Path, capsys, fake_models) -> None:
         "eval", "all", "--home", str(tmp_path / "home"),
         "--data", str(data), "--sim-data", str(data), "--qa", SAMPLE_QA,
         "--limit", "2", "--sim-limit", "1", "--max-turns", "2", "--qa-limit", "4",
-        "--grounding-limit", "1", "--sim-learners", "10", "--no-plots",
+        "--grounding-limit", "1", "--keyfacts-limit", "1", "--sim-learners", "10", "--no-plots",
         "--set", "kb.min_score=0.05",
     ]  # fmt: skip
     assert main(args) == 0
@@ -201,6 +201,7 @@ def test_eval_all_through_the_cli(tmp_path: Path, capsys, fake_models) -> None:
         "pedagogy: Tutor responses",
         "simulation: Simulated",
         "grounding: Grounding",
+        "keyfacts: Explain key-fact correctness",
         "learner-model: P(correct)",
     ):
         assert title in out
@@ -211,6 +212,7 @@ def test_eval_all_through_the_cli(tmp_path: Path, capsys, fake_models) -> None:
         "pedagogy",
         "simulation",
         "grounding",
+        "keyfacts",
         "learner-model",
     ]
     assert report["config"]["lm"]["max_new_tokens"] == 60  # the eval's own short default

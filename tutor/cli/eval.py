@@ -1,6 +1,7 @@
 """``tutor eval SUITE`` and ``tutor eval compare A B``.
 
-Suites: retrieval, pedagogy, simulation, grounding, learner-model, judge-calibration, all.
+Suites: retrieval, pedagogy, simulation, grounding, keyfacts, learner-model, judge-calibration,
+all.
 The report goes to ``--out DIR`` (default ``<paths.reports_dir>/<suite>-<model>``); rerunning
 the same command resumes an interrupted run. ``compare`` exits 1 when a metric chosen with
 ``--metric`` got worse by more than ``--threshold`` (a CI gate).
@@ -21,9 +22,10 @@ SUITE_HELP = {
     "pedagogy": "the tutor's next turn on dialogue contexts, scored on the MRBench dimensions",
     "simulation": "the tutor with a simulated student for up to k turns: success@k, telling@k",
     "grounding": "explain-mode answers: statements supported by cited passages, citation validity",
+    "keyfacts": "explain-mode answers: key facts right (must/must_not patterns), honest 'not covered' out of course",
     "learner-model": "AUC/accuracy/RMSE/calibration of BKT's P(correct) on held-out attempts",
     "judge-calibration": "agreement of the rules and the LM judge with human labels (MRBench form)",
-    "all": "retrieval, pedagogy, simulation, grounding and learner-model (+ judge-calibration with --calibration-data)",
+    "all": "retrieval, pedagogy, simulation, grounding, keyfacts and learner-model (+ judge-calibration with --calibration-data)",
 }
 
 
@@ -137,6 +139,18 @@ def _retrieval_options(p: argparse.ArgumentParser) -> None:
         type=int,
         default=4,
         help="explain-mode answers for grounding (default 4)",
+    )
+    r.add_argument(
+        "--keyfacts",
+        metavar="FILE",
+        default=None,
+        help="key-fact question set (default: evals/data/keyfacts.jsonl)",
+    )
+    r.add_argument(
+        "--keyfacts-limit",
+        type=int,
+        default=6,
+        help="key-fact questions per kind, in course and out of course (default 6; 0 = all)",
     )
     r.add_argument(
         "--support-threshold",
@@ -254,6 +268,7 @@ def options_from_args(args: argparse.Namespace, config: Any) -> Any:
         qa=args.qa or default_qa_sets(),
         qa_limit=args.qa_limit,
         grounding_limit=args.grounding_limit,
+        keyfacts_limit=args.keyfacts_limit,
         support_threshold=args.support_threshold,
         attempts=args.attempts or [],
         columns=args.columns,
@@ -265,6 +280,7 @@ def options_from_args(args: argparse.Namespace, config: Any) -> Any:
         max_new_tokens=config.lm.max_new_tokens,
         overwrite=args.overwrite,
         plots=not args.no_plots,
+        **({"keyfacts": args.keyfacts} if args.keyfacts else {}),
     )
 
 
