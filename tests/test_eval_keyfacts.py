@@ -156,7 +156,10 @@ def test_every_must_pattern_is_needed() -> None:
         ("Your course material doesn't cover this, so I have no source to cite.", True),
         ("The course does not cover logarithms. What made you curious about them?", True),
         # the disclaimer, then an answer anyway: made up
-        ("Your course material doesn't cover this. A logarithm is the inverse of an exponent.", False),
+        (
+            "Your course material doesn't cover this. A logarithm is the inverse of an exponent.",
+            False,
+        ),
         ("A logarithm tells you the exponent.", False),  # an answer with no disclaimer
         ("Fractions name a part of a whole [1].", False),  # unrelated passages as an answer
     ],
@@ -173,9 +176,9 @@ def test_out_of_course_scoring(answer: str, correct: bool) -> None:
 
 def test_module_does_not_import_what_the_agent_checks_with() -> None:
     tree = ast.parse(Path(K.__file__).read_text(encoding="utf-8"))
-    imported = [
-        n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
-    ] + [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)] + [
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    ]
     assert "evals.tutors" in imported, "the import reader found nothing: it is broken"
     assert not [
         m for m in imported if m.startswith(("tutor.grading", "tutor.guard", "tutor.verify"))
