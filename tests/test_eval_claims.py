@@ -250,10 +250,12 @@ def test_pedagogy_reports_false_arithmetic_and_wrong_answers(tmp_path: Path, con
     data = write_billy(tmp_path)
     rep = run_eval(opts(tmp_path / "out", data), config, generator=ScriptedGenerator(breaker))
     systems = rep["suites"]["pedagogy"]["summary"]["systems"]
-    for system in ("agent", "raw"):
+    # the raw model shows both; the agent's sentence gate (tutor.verify) drops the sentence
+    # with the false sum, which also held the wrong answer
+    for system, shown in (("agent", 0), ("raw", 1)):
         u = systems[system]["unguarded"]
-        assert (u["false_arithmetic_k"], u["false_arithmetic_n"]) == (1, 1), system
-        assert (u["wrong_answer_reveal_k"], u["wrong_answer_reveal_n"]) == (1, 1), system
+        assert (u["false_arithmetic_k"], u["false_arithmetic_n"]) == (shown, 1), system
+        assert (u["wrong_answer_reveal_k"], u["wrong_answer_reveal_n"]) == (shown, 1), system
         assert u["false_rejection_n"] == 0 and u["false_rejection"] is None
     ref = systems["reference"]["unguarded"]
     assert ref["false_arithmetic"] == 0.0 and ref["wrong_answer_reveal"] == 0.0
@@ -261,7 +263,8 @@ def test_pedagogy_reports_false_arithmetic_and_wrong_answers(tmp_path: Path, con
     for name in ("false_judgement", "false_arithmetic", "wrong_answer_reveal"):
         assert f"pedagogy/agent/{name}" in m
     assert "pedagogy/agent/false_rejection" not in m  # no context where it applies
-    assert m["pedagogy/agent/false_arithmetic"] == {"value": 1.0, "higher_is_better": False}
+    assert m["pedagogy/agent/false_arithmetic"] == {"value": 0.0, "higher_is_better": False}
+    assert m["pedagogy/raw/false_arithmetic"] == {"value": 1.0, "higher_is_better": False}
     table = next(
         t
         for t in rep["suites"]["pedagogy"]["tables"]

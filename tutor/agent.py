@@ -7,9 +7,12 @@ Per turn: load the learner (profile, mastery, the session's open problem) -> dec
 - practice items, hints from the bank, worked solutions, safety and off-topic replies are
   fixed text;
 - the LM writes explanations and guiding questions, streamed through a citation filter (no
-  invented ``[n]``) and, while a problem is open and the solution not earned, the leak guard:
-  a reply that would state the answer is withdrawn (``TextReset``), regenerated once with a
-  stricter instruction, then replaced by the next hint (``tutor.turns`` holds the streaming).
+  invented ``[n]``), the sentence gate (``tutor.verify``: a judgement of the learner's work the
+  grader does not back is replaced by the verdict or dropped; a false or unverifiable
+  calculation withdraws the reply, ``TextReset``, for one stricter regeneration whose bad
+  sentences are dropped) and, while a problem is open and the solution not earned, the leak
+  guard: a reply that would state the answer is withdrawn (``TextReset``), regenerated once with
+  a stricter instruction, then replaced by the next hint (``tutor.turns`` holds the streaming).
 
 Every user and assistant message, attempt and state change is persisted before the turn ends;
 a turn stopped by the consumer (Stop button, Ctrl-C) still stores what was shown.
@@ -35,6 +38,7 @@ from tutor.events import (
     MasteryChange,
     ModeChosen,
     Sources,
+    TextDelta,
     TextReset,
 )
 from tutor.grading import GradeResult, grade
@@ -51,9 +55,12 @@ from tutor.turns import (
     bank_hint,
     feedback_line,
     problem_item,
+    record_checks,
     sources_event,
     stream_reply,
+    verify_context,
 )
+from tutor.verify import SentenceGate
 
 if TYPE_CHECKING:
     from tutor.config import Config
@@ -440,6 +447,7 @@ class TutorAgent:
         passages: list[PromptPassage],
         problem: ProblemState | None,
         strict: bool,
+        strict_math: bool = False,
     ) -> list[Message]:
         t0 = time.perf_counter()
         msgs = build_messages(
@@ -456,6 +464,7 @@ class TutorAgent:
             ),
             max_history=self.settings.history_turns * 2,
             strict=strict,
+            strict_math=strict_math,
         )
         ctx.turn.prompt = msgs
         ctx.turn.add_time("prompt_ms", t0)
@@ -480,25 +489,56 @@ class TutorAgent:
             )
         if mode == "explain" and not passages:
             yield turn.say(NOT_COVERED)
-        guarded = opened if self.settings.leak_guard else None
         prompt_passages = [PromptPassage(i + 1, p.citation, p.text) for i, p in enumerate(passages)]
-        strict = False
-        for _attempt in range(self.settings.leak_retries + 1):
-            msgs = self._prompt(ctx, mode, summary, prompt_passages, problem, strict)
-            shown_before = turn.text
-            leaked = yield from stream_reply(
-                self.generator, turn, msgs, len(prompt_passages), guarded, ctx.cancel
-            )
-            if not leaked:
-                break
-            turn.leaks += 1
-            turn.text = shown_before
-            yield TextReset("the reply gave the answer away; asking again")
-            strict = True
-        else:
+        if not (yield from self._checked_reply(ctx, mode, summary, prompt_passages, problem)):
             fallback = bank_hint(opened.item, max(state.hint_level, 1)) if opened else ""
             yield turn.say(f"Hint: {fallback}" if fallback else GENERIC_HINT)
         yield sources_event(turn, passages)
+
+    def _checked_reply(
+        self,
+        ctx: _Ctx,
+        mode: str,
+        summary: LearnerSummary,
+        passages: list[PromptPassage],
+        problem: ProblemState | None,
+    ) -> collections.abc.Generator[Event, None, bool]:
+        """Generate through the leak guard and the sentence gate; False when every try leaked
+        or the checks left nothing to show (the caller falls back to a hint).
+        A reply that leaks is withdrawn and regenerated (``leak_retries`` times, stricter); one
+        with a false or unverifiable claim is withdrawn and regenerated once with the stricter
+        math instruction, whose bad sentences are then dropped (so the tries are bounded)."""
+        turn, opened = ctx.turn, ctx.opened
+        guarded = opened if self.settings.leak_guard else None
+        graded = turn.meta.get("grading", {}).get("correct")
+        checks = verify_context(opened, ctx.state.attempts, ctx.text, graded)
+        strict = strict_math = False
+        leaks_left = self.settings.leak_retries
+        while True:
+            msgs = self._prompt(ctx, mode, summary, passages, problem, strict, strict_math)
+            shown_before = turn.text
+            gate = SentenceGate(checks, drop_bad_math=strict_math)
+            outcome = yield from stream_reply(
+                self.generator, turn, msgs, len(passages), guarded, ctx.cancel, gate
+            )
+            record_checks(turn, gate)
+            if outcome == "ok":  # all of it dropped by the checks: a template move instead
+                stopped = ctx.cancel is not None and ctx.cancel.is_set()
+                return stopped or turn.text != shown_before or not gate.report.sentences_dropped
+            turn.text = shown_before
+            if outcome == "math":
+                strict_math = True
+                turn.meta["math_regenerated"] = True
+                yield TextReset("the reply stated arithmetic that did not check out; asking again")
+            else:
+                turn.leaks += 1
+                yield TextReset("the reply gave the answer away; asking again")
+                strict = True
+            if shown_before:  # the consumer discards the turn's text: show the kept part again
+                yield TextDelta(shown_before)
+            if outcome == "leak" and leaks_left <= 0:
+                return False
+            leaks_left -= outcome == "leak"
 
     # -- helpers --------------------------------------------------------------------------
     def _retrieve(self, turn: Turn, text: str, collection: str) -> list[PassageLike]:

@@ -142,6 +142,14 @@ class ProblemState:
         return "\n".join(lines)
 
 
+STRICT_MATH = (
+    "Important: your last reply stated a calculation that was wrong or could not be "
+    "checked. Do not write any "
+    "calculation, equation or result yourself, and do not say whether the student is right. "
+    "Ask the student to do the next calculation, as a question."
+)
+
+
 def system_prompt(
     mode: str,
     *,
@@ -150,8 +158,10 @@ def system_prompt(
     problem: ProblemState | None = None,
     earlier: str = "",
     strict: bool = False,
+    strict_math: bool = False,
 ) -> str:
-    """The system message for one turn. ``strict`` adds the leak-guard reminder on a retry."""
+    """The system message for one turn. ``strict`` adds the leak-guard reminder on a retry,
+    ``strict_math`` the reminder after a reply with arithmetic that did not check out."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
     rules = RULES["explain_no_sources"] if mode == "explain" and not passages else RULES[mode]
@@ -161,6 +171,8 @@ def system_prompt(
             "Important: your last reply gave away the answer. Do not state the answer or any "
             "number equal to it. Ask a guiding question instead."
         )
+    if strict_math:
+        parts.append(STRICT_MATH)
     if learner is not None and (text := learner.render()):
         parts.append(text)
     if problem is not None and mode in ("guide", "practice"):
@@ -198,6 +210,7 @@ def build_messages(
     budget: int = 0,
     max_history: int = 12,
     strict: bool = False,
+    strict_math: bool = False,
 ) -> list[dict[str, str]]:
     """System + history + the new user message, trimmed to ``budget`` tokens.
 
@@ -223,6 +236,7 @@ def build_messages(
             problem=problem,
             earlier=summary,
             strict=strict,
+            strict_math=strict_math,
         )
         return [{"role": "system", "content": sys}, *hist, {"role": "user", "content": message}]
 

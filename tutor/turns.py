@@ -1,9 +1,12 @@
 """The pieces of one tutor turn that do not need the agent: its bookkeeping (``Turn``), the open
 problem (``OpenProblem``), the LM stream's post-processing and the fixed reply texts.
 
-``stream_reply`` runs one generation through the citation filter (no invented ``[n]``) and,
-for a guarded problem, the leak guard; it yields ``TextDelta`` events and returns whether the
-guard tripped. ``sources_event`` turns the retrieved passages into the ``Sources`` event.
+``stream_reply`` runs one generation through the citation filter (no invented ``[n]``), the
+leak guard (for a guarded problem) and the sentence gate of ``tutor.verify`` (judgements the
+grader does not back, false or unverifiable arithmetic); it yields ``TextDelta`` events (and a
+``TextReset`` with the kept text when the gate withdraws a sentence whose start was shown) and
+returns what tripped (``"ok"``, ``"math"`` or ``"leak"``). ``verify_context`` says what the
+gate checks against. ``sources_event`` turns the retrieved passages into the ``Sources`` event.
 """
 
 from __future__ import annotations
@@ -12,17 +15,27 @@ import hashlib
 import threading
 import time
 from collections.abc import Generator as Coroutine
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tutor.events import Event, SourceRef, Sources, TextDelta
+from tutor.events import Event, SourceRef, Sources, TextDelta, TextReset
 from tutor.grading import AnswerSpec, GradeResult, mentions_answer
 from tutor.guard import CitationFilter, LeakGuard
 from tutor.items import Item
 from tutor.lm.base import Generator, Message
 from tutor.modes import Intent
 from tutor.protocols import PassageLike
+from tutor.verify import (
+    LAST_ANSWER_WRONG,
+    STEP_RIGHT,
+    STEP_WRONG,
+    SentenceGate,
+    VerifyContext,
+    check_claim,
+    find_claims,
+)
+from tutor.verify.arithmetic import problem_equations
 
 
 @dataclass
@@ -68,6 +81,43 @@ def _leak_guard(turn: Turn, item: Item) -> LeakGuard:
     return LeakGuard(leaks)
 
 
+def verify_context(
+    opened: OpenProblem | None, attempts: int, learner_text: str, graded: bool | None
+) -> VerifyContext:
+    """What the sentence gate checks a reply against. The verdict on the learner's latest
+    work: this turn's grade (``graded``; its feedback line is already shown), else the
+    arithmetic of the step the learner wrote, else the last graded attempt on the open problem
+    (a right one closes it, so an open problem with attempts was answered wrongly), else
+    ``"unknown"`` (then no judgement of the learner's work stands)."""
+    equations: tuple[str, ...] = ()
+    if opened is not None:
+        equations = problem_equations(opened.expression) + problem_equations(opened.item.prompt)
+    variables = frozenset(c for eq in equations for c in eq if c.isalpha() and c != "U")
+    base = VerifyContext(equations=equations, variables=variables)
+    if graded is not None:
+        return replace(base, verdict="correct" if graded else "incorrect")
+    step = [check_claim(c, equations) for c in find_claims(learner_text, variables)]
+    if False in step:
+        return replace(base, verdict="incorrect", verdict_line=STEP_WRONG)
+    if step and all(step):
+        return replace(base, verdict="correct", verdict_line=STEP_RIGHT)
+    if opened is not None and attempts > 0:
+        return replace(base, verdict="incorrect", verdict_line=LAST_ANSWER_WRONG)
+    return base
+
+
+def _show(turn: Turn, gate: SentenceGate, text: str) -> Iterator[Event]:
+    """Show ``text``; first, when the gate withdrew the shown start of a sentence that failed
+    its check, reset the turn's text and show it again without that start."""
+    if gate.retract:
+        turn.text, gate.retract = turn.text[: len(turn.text) - gate.retract], 0
+        yield TextReset("a sentence did not pass the checks; it was withdrawn")
+        if turn.text:
+            yield TextDelta(turn.text)
+    if text:
+        yield turn.say(text)
+
+
 def stream_reply(
     generator: Generator,
     turn: Turn,
@@ -75,9 +125,13 @@ def stream_reply(
     n_passages: int,
     guarded: OpenProblem | None,
     cancel: threading.Event | None,
-) -> Coroutine[Event, None, bool]:
-    """Stream one generation into ``turn``; returns True when the leak guard tripped."""
+    gate: SentenceGate | None = None,
+) -> Coroutine[Event, None, str]:
+    """Stream one generation into ``turn``; returns ``"leak"`` when the leak guard tripped,
+    ``"math"`` when the gate met a false or unverifiable claim (nothing of it was shown),
+    else ``"ok"``."""
     cites = CitationFilter(n_passages)
+    gate = gate if gate is not None else SentenceGate(VerifyContext(), drop_bad_math=True)
     guard = _leak_guard(turn, guarded.item) if guarded is not None else None
     local_cancel = threading.Event()
     if cancel is not None and cancel.is_set():
@@ -99,20 +153,36 @@ def stream_reply(
                 if guard.tripped:
                     local_cancel.set()
                     break
-            if out:
-                yield turn.say(out)
-        tail = cites.finish()
-        if guard is not None and not guard.tripped:
+            out = gate.feed(out)
+            if gate.tripped:
+                local_cancel.set()
+                break
+            yield from _show(turn, gate, out)
+        tail = "" if gate.tripped else cites.finish()
+        if guard is not None and not guard.tripped and not gate.tripped:
             tail = guard.feed(tail) + guard.finish()
-        if tail and not (guard is not None and guard.tripped):
-            yield turn.say(tail)
+        if not gate.tripped and not (guard is not None and guard.tripped):
+            tail = gate.feed(tail) + gate.finish()
+            if not gate.tripped:
+                yield from _show(turn, gate, tail)
     finally:
         close = getattr(stream, "close", None)
         if close is not None:
             close()
         turn.add_time("generation_ms", t0)
+        turn.timings["verify_ms"] = turn.timings.get("verify_ms", 0.0) + gate.report.check_ms
     turn.cited = list(cites.cited)
-    return bool(guard is not None and guard.tripped)
+    if guard is not None and guard.tripped:
+        return "leak"
+    return "math" if gate.tripped else "ok"
+
+
+def record_checks(turn: Turn, gate: SentenceGate) -> None:
+    """Add what the sentence gate withheld to the turn's stored meta (``verify``)."""
+    r = gate.report
+    counts = turn.meta.setdefault("verify", {})
+    for key in ("judgements_withdrawn", "false_claims", "unverified_claims", "sentences_dropped"):
+        counts[key] = counts.get(key, 0) + getattr(r, key)
 
 
 def sources_event(turn: Turn, passages: Sequence[PassageLike]) -> Sources:
