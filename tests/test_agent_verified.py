@@ -168,3 +168,12 @@ def test_a_verifier_error_never_crashes_a_turn(store, monkeypatch):
     # every sentence is unverified: none is shown, the turn falls back to a fixed move
     assert ev[-1].kind == "done" and seen(ev) == GENERIC_HINT
     assert "Plants" not in seen(ev) and len(gen.calls) == 2
+
+
+def test_a_judgement_after_streamed_words_withdraws_them_too(store):
+    agent, gen = make_agent(store, "Here we go and that is correct. What comes next?")
+    ev = turn(agent, store, "How do I check a sum?", mode="guide")[0]
+    assert "Here we go" in ever_shown(ev)  # streamed before the judgement word arrived
+    assert "correct" not in ever_shown(ev)  # the judgement itself never reached the screen
+    assert seen(ev) == "What comes next? " == ev[-1].text
+    assert [e.kind for e in ev].count("reset") == 1 and len(gen.calls) == 1

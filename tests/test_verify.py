@@ -233,3 +233,51 @@ def test_check_sentence_reports_the_first_problem():
     assert check_sentence("Well done.", ctx) == ("judgement", "affirm")
     assert check_sentence("So 10 + 5 = 6.", ctx)[0] == "false"
     assert check_sentence("Not quite; 10 + 5 = 15.", ctx) == ("ok", "")
+
+
+def test_ratios_and_labels():
+    assert _verdicts("3:4 = 6:8.") == [True]
+    assert _verdicts("3:4 = 6:9.") == [False]
+    assert _verdicts("Step 1: 3 + 4 = 7.") == [True]
+    assert find_claims("At 3:00 we start.") == []
+    assert find_judgement("No problem, let's look at it.") is None
+
+
+def test_random_math_soup_never_raises():
+    import random
+
+    rng = random.Random(13)
+    pieces = [
+        "1",
+        "9",
+        "0",
+        "3.5",
+        "x",
+        "=",
+        "+",
+        "-",
+        "*",
+        "/",
+        "^",
+        "(",
+        ")",
+        "%",
+        "of",
+        "is",
+        "km",
+        "m",
+        "times",
+        "sqrt",
+        "√",
+        "9^9^9",
+        ".",
+        ",",
+        ":",
+        "$",
+        "12,000",
+    ]
+    for _ in range(400):
+        sentence = " ".join(rng.choice(pieces) for _ in range(rng.randint(1, 14)))
+        for claim in find_claims(sentence, frozenset("x")):
+            assert check_claim(claim, ("2*x+3 = 11",)) in (True, False, None), sentence
+        check_sentence(sentence, VerifyContext(verdict="correct"))

@@ -81,6 +81,7 @@ def _normalize(sentence: str) -> str:
     s = re.sub(r"\$([^$]*)\$", r" \1 ", s)  # $...$ math markup
     s = s.replace("\\times", "*").replace("\\cdot", "*").replace("\\div", "/")
     s = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"(\1)/(\2)", s)
+    s = re.sub(r"(\d+):(\d+)", r"(\1/\2)", s)  # a ratio "3:4" is the number 3/4
     for pattern, repl in _WORD_OPS:
         s = re.sub(pattern, repl, s)
     return s

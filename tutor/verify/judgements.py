@@ -24,7 +24,7 @@ _REJECT = re.compile(
     r"(?:that's|that\s+is|this\s+is)\s+not\s+it|try\s+again|"
     r"(?:there's|there\s+is|you\s+made)\s+(?:a|an|one)\s+(?:small\s+)?(?:mistake|error)|"
     r"close,\s+but|almost)\b"
-    r"|^\W*no\b",
+    r"|^\W*no\b(?!\s+(?:problem|worries|need|one|matter|doubt))",
     re.I,
 )
 _AFFIRM = re.compile(
