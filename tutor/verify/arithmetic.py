@@ -8,9 +8,11 @@
 check it against). A verifier error is never raised: it is ``None``.
 
 Conditional forms ("if x = 5", "let x = 5", "suppose …") state no claim and are skipped.
-Bounds: at most ``MAX_TOKENS`` tokens per side, exponents up to ``MAX_EXPONENT``, results up to
-``MAX_DIGITS`` digits, polynomial equations up to degree ``MAX_DEGREE``; beyond them a claim is
-unverified.
+Bounds (checked before sympy computes anything big): at most ``MAX_TOKENS`` tokens per side,
+exponents up to ``MAX_EXPONENT``, results up to ``MAX_DIGITS`` digits, expressions in the unknowns
+up to degree ``MAX_POLY_DEGREE`` in at most ``MAX_SYMBOLS`` of them, equations solved up to
+degree ``MAX_DEGREE``; beyond them a claim is unverified. There is no wall-clock timeout (sympy
+cannot be interrupted from another thread); the bounds keep a check in milliseconds.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ MAX_TOKENS = 40
 MAX_EXPONENT = 64
 MAX_DIGITS = 300
 MAX_DEGREE = 4
+MAX_POLY_DEGREE = 12
+MAX_SYMBOLS = 3
 
 _WORD_OPS = [
     (r"\bmultiplied\s+by\b", " * "),
@@ -297,10 +301,39 @@ def _evaluate(side: str, use_units: bool) -> Any:
             return _binop(node.op, walk(node.left), walk(node.right))
         raise _Unverifiable(f"unsupported {type(node).__name__}")
 
+    if _degree(tree.body) > MAX_POLY_DEGREE:
+        raise _Unverifiable("polynomial of too high a degree")
     value = walk(tree.body)
+    if len(value.free_symbols) > MAX_SYMBOLS:
+        raise _Unverifiable("too many unknowns")
     if _too_big(value):
         raise _Unverifiable("too big")
     return value
+
+
+def _degree(node: Any) -> float:
+    """An upper bound of the polynomial degree in the unknowns (units count 0), before any
+    expansion: "(2x + 2y)^64" is refused without being multiplied out."""
+    import ast
+
+    if isinstance(node, ast.Name):
+        return 1
+    if isinstance(node, ast.UnaryOp):
+        return _degree(node.operand)
+    if isinstance(node, ast.Call):
+        return max((_degree(a) for a in node.args), default=0)
+    if isinstance(node, ast.BinOp):
+        left, right = _degree(node.left), _degree(node.right)
+        if isinstance(node.op, (ast.Add, ast.Sub)):
+            return max(left, right)
+        if isinstance(node.op, ast.Pow):
+            if right:
+                return float("inf")
+            exp = node.right
+            n = exp.value if isinstance(exp, ast.Constant) else MAX_EXPONENT
+            return left * abs(n) if isinstance(n, (int, float)) else float("inf")
+        return left + right
+    return 0
 
 
 def _binop(op: Any, a: Any, b: Any) -> Any:
