@@ -342,7 +342,7 @@ def _binop(op: Any, a: Any, b: Any) -> Any:
     if isinstance(op, ast.Pow):
         if not (b.is_Integer and abs(int(b)) <= MAX_EXPONENT):
             raise _Unverifiable("exponent too big")
-        if a.is_Rational and abs(int(b)) * len(str(abs(a.p))) > MAX_DIGITS:
+        if a.is_Rational and abs(int(b)) * len(str(max(abs(a.p), a.q))) > MAX_DIGITS:
             raise _Unverifiable("power too big")
         out = a**b
     elif isinstance(op, ast.Add):
