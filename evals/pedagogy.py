@@ -104,9 +104,10 @@ def run_pedagogy(run: EvalRun) -> SuiteResult:
                 if rec.get("judge") == "skipped" and run.judge is not None and run.judge.available:
                     rec = dict(rec, judge=judge_labels(run, ctx, rec["response"]))
                     run.store.add(rec)
-                if "wrong_answer_reveal" not in rec.get("unguarded", {}):
-                    # a result from before these measures existed: score the stored response
-                    run.store.add(dict(rec, unguarded=score_unguarded(rec["response"], ctx)))
+                scored = score_unguarded(rec["response"], ctx)
+                if rec.get("unguarded") != scored:
+                    # scored before these measures existed or changed: score the stored response
+                    run.store.add(dict(rec, unguarded=scored))
                 res.keys.append(key)
                 continue
             if system == "reference" and not reference_response(ctx):

@@ -132,8 +132,9 @@ def run_simulation(run: EvalRun) -> SuiteResult:
             res.keys.append(key)
             if run.store.has(key):
                 rec = run.store.get(key)
-                if any("unguarded" not in t for t in rec["turns"]):  # from before these measures
-                    run.store.add(dict(rec, turns=score_turns(ctx, rec["turns"])))
+                turns = score_turns(ctx, rec["turns"])
+                if turns != rec["turns"]:  # scored before these measures existed or changed
+                    run.store.add(dict(rec, turns=turns))
                 continue
             run.store.add(simulate_dialogue(run, ctx, system, key, k))
     recs = [run.store.get(key) for key in res.keys]

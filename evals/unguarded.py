@@ -37,7 +37,8 @@ this module imports neither ``tutor.grading`` nor ``tutor.guard`` (a test reads 
   "the correct/final/right answer should be N", "answer: N"), or (b) the reply's last sentence
   that opens with a conclusion cue ("So", "Therefore", "Thus", "Hence", "That means",
   "This means", "In total", "Altogether") and ends its numbers with N, where N is not a number
-  of the problem (a restated given). Questions, hedged sentences and sentences that quote the
+  of the problem (a restated given) and the sentence does not open a plan ("So, we need to
+  find ...", "So let's ..."). Questions, hedged sentences and sentences that quote the
   student ("you said", "your answer", "you got", "you think", "you wrote") are not statements.
   N equal to the gold answer is the leak guard's business and not counted here. It cannot see
   a final answer stated without a cue ("She has 35 left."), in words, or as an expression, and
@@ -211,6 +212,12 @@ _AFTER_CUE = re.compile(
 _CONCLUSION = re.compile(
     r"^(?:so|therefore|thus|hence|that means|this means|in total|altogether|in all)\b", re.I
 )
+# a conclusion cue that opens a plan, not a result ("So, we need to find ...")
+_PLAN = re.compile(
+    r"\b(?:need to|needs to|have to|has to|let['’]?s|we can|you can|try to|to find|figure out|"
+    r"work out)\b",
+    re.I,
+)
 _QUOTES_STUDENT = re.compile(
     r"\b(?:you said|you say|your answer|you got|you think|you wrote|you found|you calculated|"
     r"you came up with|you have written|you answered|you guessed)\b",
@@ -234,7 +241,7 @@ def answer_statements(text: str, ctx: DialogueContext) -> list[Fraction]:
             if n is not None:
                 out.append(Fraction(n.group(1).replace(",", "")))
     given = set(numbers(ctx.problem))
-    concl = [s for s in sents if _CONCLUSION.search(s)]
+    concl = [s for s in sents if _CONCLUSION.search(s) and not _PLAN.search(s)]
     if concl:
         v = value_of(concl[-1])
         if v is not None and v not in given:

@@ -180,6 +180,8 @@ def test_wrong_answer_stated(reply: str, stated: list[str]) -> None:
         "The answer is 48 / 2 = 24.",  # an expression, not a number
         "He spent 6 dollars on candy.",  # no cue: not seen
         "So, what did he spend on gumballs?",
+        "So, we need to find how he spent 5 dollars.",  # a plan, not a result
+        "So let's work out the 3 steps.",
         "",
     ],
 )
@@ -291,3 +293,29 @@ def test_simulation_scores_every_tutor_turn(tmp_path: Path, config) -> None:
     assert turns[0]["unguarded"]["false_affirmation"] is True
     assert rep["metrics"]["simulation/raw/false_affirmation"]["value"] > 0
     assert rep["metrics"]["simulation/raw/false_arithmetic"]["value"] == 1.0
+
+
+def test_stored_results_are_rescored_on_resume(tmp_path: Path, config) -> None:
+    """A run scored by an older scorer (here: no scores at all) gets the current scores when
+    the same command runs again, without generating anything anew."""
+    data = write_billy(tmp_path)
+    o = opts(tmp_path / "out", data, suites=("pedagogy", "simulation"), max_turns=1)
+    gen = ScriptedGenerator(breaker)
+    first = run_eval(o, config, generator=gen)
+    results = tmp_path / "out" / "results.jsonl"
+    lines = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
+    for rec in lines:
+        rec.pop("unguarded", None)
+        for t in rec.get("turns", []):
+            t.pop("unguarded", None)
+    results.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    calls = len(gen.calls)
+    again = run_eval(o, config, generator=gen)
+    assert len(gen.calls) == calls
+    for suite in ("pedagogy", "simulation"):
+        a = first["suites"][suite]["summary"]["systems"]
+        b = again["suites"][suite]["summary"]["systems"]
+        assert {k: v["unguarded"] for k, v in a.items()} == {
+            k: v["unguarded"] for k, v in b.items()
+        }
+    assert again["metrics"]["pedagogy/raw/false_arithmetic"]["value"] == 1.0
