@@ -2,8 +2,11 @@
 
 Order within a turn: ``ModeChosen`` -> (``Grading`` -> ``MasteryChange``*)? -> ``ItemServed``?
 -> (``TextDelta`` | ``TextReset``)* -> ``Sources`` -> ``Done``.
-``TextReset`` tells a consumer to discard the text shown so far in this turn (the leak guard
-replaced a reply that gave the answer away).
+``TextReset`` tells a consumer to discard the text shown so far in this turn: the leak guard
+replaced a reply that gave the answer away, or the sentence gate (``tutor.verify``) withdrew a
+judgement the grader does not share or an arithmetic claim it could not verify, or a reply is
+regenerated under a stricter instruction. It may come more than once in a turn; the text that
+follows it is the whole reply again.
 """
 
 from __future__ import annotations
