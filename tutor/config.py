@@ -40,7 +40,14 @@ class LMConfig:
     max_new_tokens: int = 256
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
+    # Against loops (figures in docs/benchmarks.md, "Decoding"): a penalty on tokens already
+    # seen (1.0 = off) and, hf backend only, no n-gram of this many tokens twice (0 = off).
     repetition_penalty: float = 1.1
+    no_repeat_ngram_size: int = 0
+    # An answer cut by max_new_tokens ends at its last whole sentence; a sentence said twice in
+    # one answer is dropped (the text is streamed a sentence at a time). Every backend.
+    end_at_sentence: bool = True
+    drop_repeated_sentences: bool = True
     stop: list[str] = field(default_factory=list)
     # Prompt budget in tokens; 0 = the model's own context window.
     context_window: int = 0
@@ -72,6 +79,15 @@ class LMConfig:
             raise ConfigError(f"lm.top_p must be within (0, 1], got {self.top_p}")
         if self.context_window < 0:
             raise ConfigError(f"lm.context_window must be >= 0, got {self.context_window}")
+        if not 0.0 < self.repetition_penalty <= 5.0:
+            raise ConfigError(
+                f"lm.repetition_penalty must be within (0, 5] (1.0 = off), "
+                f"got {self.repetition_penalty}"
+            )
+        if self.no_repeat_ngram_size < 0:
+            raise ConfigError(
+                f"lm.no_repeat_ngram_size must be >= 0 (0 = off), got {self.no_repeat_ngram_size}"
+            )
 
 
 # The ``kb`` section is the knowledge base's own options class (``knowledge_base.options``).

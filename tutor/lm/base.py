@@ -23,8 +23,12 @@ class GenerationOptions:
     temperature: float = 0.0
     top_p: float = 1.0
     repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0  # 0 = off; else no n-gram of this many tokens occurs twice
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    # tutor.lm.sentences: an answer cut by the token budget ends at its last whole sentence
+    end_at_sentence: bool = False
+    drop_repeated_sentences: bool = False  # a sentence said twice in one answer is dropped
 
     def updated(self, **overrides: Any) -> GenerationOptions:
         known = {f.name for f in fields(self)}

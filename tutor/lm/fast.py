@@ -7,7 +7,8 @@ projections, a preallocated KV buffer written in place, a precomputed RoPE table
 sequence, causal prefill). The operations and their order follow ``LlamaForCausalLM`` with SDPA
 attention, so greedy tokens equal ``generate``'s (tested on a tiny model and reported by
 ``benchmarks/generation.py`` on the bundled one). Logits processing reuses transformers'
-processors, so repetition penalty, temperature and top-p behave as in ``generate``.
+processors, so repetition penalty, n-gram blocking, temperature and top-p behave as in
+``generate``.
 
 ``LlamaDecoder.unsupported_reason(model)`` says why a model must go through ``generate``
 instead (another architecture, biases, dynamic RoPE, an adapter, a GPU...).
@@ -244,6 +245,7 @@ class LlamaDecoder:
         top_k: int | None = None,
         top_p: float = 1.0,
         repetition_penalty: float = 1.0,
+        no_repeat_ngram_size: int = 0,
         eos_token_id: int | Sequence[int] | None = None,
         stopping_criteria: Any = None,
         streamer: Any = None,
@@ -255,6 +257,7 @@ class LlamaDecoder:
         """
         from transformers import (
             LogitsProcessorList,
+            NoRepeatNGramLogitsProcessor,
             RepetitionPenaltyLogitsProcessor,
             TemperatureLogitsWarper,
             TopKLogitsWarper,
@@ -265,6 +268,8 @@ class LlamaDecoder:
         processors = LogitsProcessorList()
         if repetition_penalty != 1.0:
             processors.append(RepetitionPenaltyLogitsProcessor(penalty=repetition_penalty))
+        if no_repeat_ngram_size > 0:
+            processors.append(NoRepeatNGramLogitsProcessor(no_repeat_ngram_size))
         if do_sample:  # the order of transformers' _get_logits_processor
             if temperature != 1.0:
                 processors.append(TemperatureLogitsWarper(temperature))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +22,10 @@ from tutor.errors import BackendError
 from tutor.lm.base import (
     GenerationOptions,
     Message,
-    StopStringFilter,
     trim_to_context,
     validate_messages,
 )
+from tutor.lm.sentences import AnswerFilter
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,10 @@ class HFGenerator:
             temperature=lm.temperature,
             top_p=lm.top_p,
             repetition_penalty=lm.repetition_penalty,
+            no_repeat_ngram_size=lm.no_repeat_ngram_size,
             stop=list(lm.stop),
+            end_at_sentence=lm.end_at_sentence,
+            drop_repeated_sentences=lm.drop_repeated_sentences,
         )
         name = lm.model + (f"+{lm.adapter}" if lm.adapter else "")
         return cls(
@@ -143,18 +146,28 @@ class HFGenerator:
             input_ids, opts, streamer, _stopping_criteria(cancel, stop_event)
         )
         error: list[BaseException] = []
-        stop_filter = StopStringFilter(opts.stop)
+        result: list[Any] = []
+        answer = AnswerFilter(
+            opts.stop,
+            end_at_sentence=opts.end_at_sentence,
+            drop_repeated_sentences=opts.drop_repeated_sentences,
+        )
         progress = _Progress(time.perf_counter())
         with self._lock:
             worker = threading.Thread(
                 target=self._decode,
-                args=(gen_kwargs, opts, streamer, error),
+                args=(gen_kwargs, opts, streamer, error, result),
                 name="tutor-generate",
                 daemon=True,
             )
             worker.start()
+
+            def truncated() -> bool:
+                worker.join(timeout=self.stream_timeout)
+                return self._hit_budget(result, input_ids.shape[1], opts.max_new_tokens)
+
             try:
-                yield from _relay(streamer, stop_filter, cancel, stop_event, progress)
+                yield from _relay(streamer, answer, cancel, stop_event, progress, truncated)
             except Exception as e:  # queue.Empty on timeout
                 stop_event.set()
                 if error:
@@ -172,10 +185,21 @@ class HFGenerator:
                 "total_s": time.perf_counter() - progress.t0,
                 "prompt_tokens": float(input_ids.shape[1]),
                 "chunks": float(progress.chunks),
+                "new_tokens": float(result[0].shape[1] - input_ids.shape[1] if result else 0),
             }
         if error and not isinstance(error[0], GeneratorExit):
             err = error[0]
             raise BackendError(f"generation failed: {type(err).__name__}: {err}") from err
+
+    def _hit_budget(self, result: list[Any], prompt_len: int, max_new_tokens: int) -> bool:
+        """Whether the decoded sequence in ``result`` stopped at the token budget rather than
+        at an end-of-sequence token."""
+        if not result:
+            return False
+        ids = result[0][0].tolist()
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = {eos} if isinstance(eos, int) else set(eos or ())
+        return len(ids) - prompt_len >= max_new_tokens and ids[-1] not in eos_ids
 
     def _prompt_ids(self, messages: Sequence[Message], opts: GenerationOptions) -> Any:
         """The prompt as a ``(1, n)`` tensor on the model's device, trimmed to leave room for
@@ -206,6 +230,7 @@ class HFGenerator:
             "stopping_criteria": stopping_criteria,
             "pad_token_id": self.tokenizer.pad_token_id,
             "repetition_penalty": opts.repetition_penalty,
+            "no_repeat_ngram_size": opts.no_repeat_ngram_size,
         }
         if opts.temperature > 0:
             gen_kwargs.update(do_sample=True, temperature=opts.temperature, top_p=opts.top_p)
@@ -221,9 +246,10 @@ class HFGenerator:
         opts: GenerationOptions,
         streamer: Any,
         error: list[BaseException],
+        result: list[Any],
     ) -> None:
-        """The worker thread: decode into ``streamer``; a failure goes to ``error`` (surfaced in
-        the consumer thread) and ends the stream."""
+        """The worker thread: decode into ``streamer`` and put the ids in ``result``; a failure
+        goes to ``error`` (surfaced in the consumer thread) and ends the stream."""
         import torch
 
         try:
@@ -233,7 +259,7 @@ class HFGenerator:
                 if self.decoder is not None:
                     from tutor.lm.fast import sampling_top_k
 
-                    self.decoder.generate(
+                    out = self.decoder.generate(
                         gen_kwargs["input_ids"],
                         max_new_tokens=opts.max_new_tokens,
                         do_sample=opts.temperature > 0,
@@ -241,12 +267,14 @@ class HFGenerator:
                         top_k=sampling_top_k(self.model),
                         top_p=opts.top_p,
                         repetition_penalty=opts.repetition_penalty,
+                        no_repeat_ngram_size=opts.no_repeat_ngram_size,
                         eos_token_id=self.model.generation_config.eos_token_id,
                         stopping_criteria=gen_kwargs["stopping_criteria"],
                         streamer=streamer,
                     )
                 else:
-                    self.model.generate(**gen_kwargs)
+                    out = self.model.generate(**gen_kwargs)
+            result.append(out)
         except BaseException as e:  # surfaced in the consumer thread
             error.append(e)
             streamer.end()
@@ -278,27 +306,33 @@ def _stopping_criteria(cancel: threading.Event, stop_event: threading.Event) -> 
 
 def _relay(
     streamer: Any,
-    stop_filter: StopStringFilter,
+    answer: AnswerFilter,
     cancel: threading.Event,
     stop_event: threading.Event,
     progress: _Progress,
+    truncated: Callable[[], bool],
 ) -> Iterator[str]:
-    """The streamer's text through the stop-string filter, until the end, a stop string or
-    ``cancel``; a stop string sets ``stop_event`` so the worker stops too."""
+    """The streamer's text through the answer filter (stop strings, whole sentences), until
+    the end, a stop string, a loop or ``cancel``; a stop sets ``stop_event`` so the worker stops
+    too. ``truncated`` (called once decoding is over) says whether the budget ended it."""
     for text in streamer:
         if not text:
             continue
         progress.chunks += 1
-        out = stop_filter.feed(text)
+        out = answer.feed(text)
         if out:
             if progress.first is None:
                 progress.first = time.perf_counter() - progress.t0
             yield out
-        if stop_filter.stopped:
+        if answer.stopped:
             stop_event.set()
             break
         if cancel.is_set():
             break
-    tail = stop_filter.flush()
-    if tail and not cancel.is_set():
+    if cancel.is_set():
+        return
+    tail = answer.finish(truncated=not answer.stopped and truncated())
+    if tail:
+        if progress.first is None:
+            progress.first = time.perf_counter() - progress.t0
         yield tail

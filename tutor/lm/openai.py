@@ -3,6 +3,11 @@
 Works with vLLM (including LoRA adapters served as model names), llama.cpp's server, Ollama and
 others. Only the standard library is used. Connection problems, HTTP errors and streams that
 end without a finish reason become one-line ``BackendError`` messages.
+
+Repetition: ``repetition_penalty`` is sent as ``repetition_penalty`` (vLLM) and ``repeat_penalty``
+(llama.cpp); a server that refuses them (HTTP 400) is asked again without them, and is not sent
+them again. Ending at a sentence and dropping repeated sentences happen here, on the client
+(``tutor.lm.sentences``); a ``length`` finish reason says the budget cut the answer.
 """
 
 from __future__ import annotations
@@ -22,10 +27,10 @@ from tutor.errors import BackendError
 from tutor.lm.base import (
     GenerationOptions,
     Message,
-    StopStringFilter,
     trim_to_context,
     validate_messages,
 )
+from tutor.lm.sentences import AnswerFilter
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,7 @@ class OpenAIGenerator:
         self.connect_timeout = connect_timeout
         self.tokenizer = tokenizer
         self.context_window = context_window or self._server_context() or DEFAULT_CONTEXT
+        self.send_penalty = True  # False once the server refused the penalty fields
         self.last_stats: dict[str, float] = {}
 
     @classmethod
@@ -64,6 +70,8 @@ class OpenAIGenerator:
             top_p=lm.top_p,
             repetition_penalty=lm.repetition_penalty,
             stop=list(lm.stop),
+            end_at_sentence=lm.end_at_sentence,
+            drop_repeated_sentences=lm.drop_repeated_sentences,
         )
         return cls(
             lm.base_url,
@@ -117,14 +125,17 @@ class OpenAIGenerator:
         msgs = trim_to_context(
             msgs, self.count_tokens, max(self.context_window - opts.max_new_tokens, 1)
         )
-        req = self._request(msgs, opts)
         progress = _Progress(time.perf_counter())
-        resp = self._connect(req)
+        resp = self._open(msgs, opts)
         cancel = cancel or threading.Event()
-        stop_filter = StopStringFilter(opts.stop)
+        answer = AnswerFilter(
+            opts.stop,
+            end_at_sentence=opts.end_at_sentence,
+            drop_repeated_sentences=opts.drop_repeated_sentences,
+        )
         try:
             self._extend_read_timeout(resp)
-            cancelled = yield from _read_events(resp, cancel, stop_filter, progress)
+            cancelled = yield from _read_events(resp, cancel, answer, progress)
             if cancelled:
                 return
             if not progress.finished and not cancel.is_set():
@@ -132,7 +143,7 @@ class OpenAIGenerator:
                     f"the server at {self.base_url} closed the stream mid-answer after "
                     f"{progress.received} characters; try again"
                 )
-            tail = stop_filter.flush()
+            tail = answer.finish(truncated=progress.finish_reason == "length")
             if tail:
                 yield tail
         except (http.client.IncompleteRead, ConnectionError, TimeoutError, OSError) as e:
@@ -149,7 +160,22 @@ class OpenAIGenerator:
                 "total_s": time.perf_counter() - progress.t0,
             }
 
-    def _request(self, msgs: list[Message], opts: GenerationOptions) -> urllib.request.Request:
+    def _open(self, msgs: list[Message], opts: GenerationOptions) -> Any:
+        """The streaming response; asked again without the penalty fields when the server
+        refuses them."""
+        penalty = self.send_penalty and opts.repetition_penalty != 1.0
+        try:
+            return self._connect(self._request(msgs, opts, penalty=penalty), retry_400=penalty)
+        except _Refused:
+            log.warning(
+                "the server at %s refused repetition_penalty; sending it no more", self.base_url
+            )
+            self.send_penalty = False
+            return self._connect(self._request(msgs, opts, penalty=False))
+
+    def _request(
+        self, msgs: list[Message], opts: GenerationOptions, *, penalty: bool = False
+    ) -> urllib.request.Request:
         """The streaming chat-completions request for ``msgs``."""
         body: dict[str, Any] = {
             "model": self.model,
@@ -163,16 +189,21 @@ class OpenAIGenerator:
             body["stop"] = opts.stop[:4]
         if opts.seed is not None:
             body["seed"] = opts.seed
+        if penalty:
+            body["repetition_penalty"] = body["repeat_penalty"] = opts.repetition_penalty
         url = f"{self.base_url}/chat/completions"
         return urllib.request.Request(
             url, data=json.dumps(body).encode("utf-8"), headers=self._headers(), method="POST"
         )
 
-    def _connect(self, req: urllib.request.Request) -> Any:
-        """Send ``req``; an HTTP error or an unreachable server becomes a ``BackendError``."""
+    def _connect(self, req: urllib.request.Request, *, retry_400: bool = False) -> Any:
+        """Send ``req``; an HTTP error or an unreachable server becomes a ``BackendError``
+        (HTTP 400 becomes ``_Refused`` with ``retry_400``)."""
         try:
             return urllib.request.urlopen(req, timeout=self.connect_timeout)
         except urllib.error.HTTPError as e:
+            if e.code == 400 and retry_400:
+                raise _Refused from e
             detail = _error_detail(e)
             raise BackendError(
                 f"the server at {self.base_url} answered HTTP {e.code}: {detail}"
@@ -195,6 +226,10 @@ class OpenAIGenerator:
                 pass
 
 
+class _Refused(Exception):
+    """The server answered HTTP 400 to a request with optional fields."""
+
+
 @dataclass
 class _Progress:
     """What has come of one answer so far: for the error messages and ``last_stats``."""
@@ -203,14 +238,15 @@ class _Progress:
     first: float | None = None
     received: int = 0
     finished: bool = False
+    finish_reason: str = ""
 
 
 def _read_events(
-    resp: Any, cancel: threading.Event, stop_filter: StopStringFilter, progress: _Progress
+    resp: Any, cancel: threading.Event, answer: AnswerFilter, progress: _Progress
 ) -> Generator[str, None, bool]:
-    """The answer's text from the SSE lines of ``resp``, through the stop-string filter, until
-    ``[DONE]``, a stop string or the end of the stream; returns True when it stopped because
-    ``cancel`` was set."""
+    """The answer's text from the SSE lines of ``resp``, through the answer filter, until
+    ``[DONE]``, a stop string, a loop or the end of the stream; returns True when it stopped
+    because ``cancel`` was set."""
     for raw in resp:
         if cancel.is_set():
             return True
@@ -221,8 +257,8 @@ def _read_events(
         if payload == "[DONE]":
             progress.finished = True
             break
-        yield from _event_text(_parse_event(payload), stop_filter, progress)
-        if stop_filter.stopped:
+        yield from _event_text(_parse_event(payload), answer, progress)
+        if answer.stopped:
             progress.finished = True
             break
     return False
@@ -239,22 +275,21 @@ def _parse_event(payload: str) -> dict[str, Any]:
     return event
 
 
-def _event_text(
-    event: dict[str, Any], stop_filter: StopStringFilter, progress: _Progress
-) -> Iterator[str]:
-    """The text of one stream event's choices, through the stop-string filter; a choice with a
+def _event_text(event: dict[str, Any], answer: AnswerFilter, progress: _Progress) -> Iterator[str]:
+    """The text of one stream event's choices, through the answer filter; a choice with a
     finish reason marks the answer finished."""
     for choice in event.get("choices", []):
         delta = (choice.get("delta") or {}).get("content") or ""
         if delta:
             progress.received += len(delta)
-            out = stop_filter.feed(delta)
+            out = answer.feed(delta)
             if out:
                 if progress.first is None:
                     progress.first = time.perf_counter() - progress.t0
                 yield out
         if choice.get("finish_reason"):
             progress.finished = True
+            progress.finish_reason = str(choice["finish_reason"])
 
 
 def _error_detail(e: urllib.error.HTTPError) -> str:

@@ -33,6 +33,7 @@ class Script:
     drop_after: int = -1  # close the connection after this many tokens (no [DONE])
     model: str = "scripted"
     max_model_len: int = 4096
+    refuse_fields: tuple[str, ...] = ()  # answer HTTP 400 to a request that has one of these
     requests: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -98,6 +99,10 @@ class _Handler(BaseHTTPRequestHandler):
             message = f"scripted failure {script.fail_status}"
             self._json(script.fail_status, {"error": {"message": message}})
             return None
+        refused = [f for f in script.refuse_fields if f in body]
+        if refused:
+            self._json(400, {"error": {"message": f"unknown field(s) {', '.join(refused)}"}})
+            return None
         if body.get("model") not in (script.model, None):
             message = f"The model `{body.get('model')}` does not exist."
             self._json(404, {"error": {"message": message}})
@@ -109,10 +114,12 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         text = self.script.reply(body.get("messages", []))
-        tokens = _tokens(text)[: int(body.get("max_tokens") or 10**9)]
+        every = _tokens(text)
+        tokens = every[: int(body.get("max_tokens") or 10**9)]
+        finish = "length" if len(tokens) < len(every) else "stop"
         if not body.get("stream"):
             message = {"role": "assistant", "content": "".join(tokens)}
-            choice = {"index": 0, "message": message, "finish_reason": "stop"}
+            choice = {"index": 0, "message": message, "finish_reason": finish}
             self._json(200, {"choices": [choice]})
             return
         self.send_response(200)
@@ -121,12 +128,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         try:
-            self._stream(tokens)
+            self._stream(tokens, finish)
         except (BrokenPipeError, ConnectionResetError):
             pass
         self.close_connection = True
 
-    def _stream(self, tokens: list[str]) -> None:
+    def _stream(self, tokens: list[str], finish: str) -> None:
         script = self.script
         time.sleep(script.first_token_delay)
         for i, tok in enumerate(tokens):
@@ -147,7 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
         final = {
             "id": "c1",
             "object": "chat.completion.chunk",
-            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
         }
         self._event(final, done=True)
 

@@ -1,0 +1,164 @@
+"""Whole sentences out of a stream of text deltas: every backend's answer goes through here.
+
+``AnswerFilter`` chains the stop-string filter and ``SentenceFilter``. The sentence filter holds
+back the sentence being written until its end is seen, so that
+
+- an answer cut by the token budget ends at its last complete sentence (``end_at_sentence``);
+  an answer with no complete sentence is kept as it is, and one that ended on its own (end of
+  sequence, stop string) keeps its last words;
+- a sentence that repeats one already said in the answer is dropped (``drop_repeated_sentences``),
+  and after ``MAX_REPEATS`` repeats in a row the answer is over (the model is looping; the
+  backend stops decoding).
+
+A sentence ends at ``.``, ``!`` or ``?`` (closing quotes or brackets may follow) followed by
+whitespace, or at a line break. Never inside a number (``3.14``), inline or display math
+(``$...$``, ``\\(...\\)``, ``\\[...\\]``), inline code, a list marker (``1.``) or a common
+abbreviation (``e.g.``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from tutor.lm.base import StopStringFilter
+
+MAX_REPEATS = 3  # repeated sentences in a row that end the answer
+MIN_REPEAT_WORDS = 3  # shorter sentences ("Yes.", "Step 2:") may repeat legitimately
+ABBREVIATIONS = {"e.g", "i.e", "etc", "vs", "dr", "mr", "mrs", "ms", "approx", "fig", "eq", "cf"}
+CLOSERS = "\"')]}»”’*_"
+_MARKER = re.compile(r"\s*(\d+|[A-Za-z]|[ivxIVX]+)")
+_SPACE = re.compile(r"\s+")
+
+
+def _inside_markup(text: str) -> bool:
+    """Whether the end of ``text`` lies inside math or inline code."""
+    unescaped = text.replace("\\$", "")
+    if unescaped.count("$") % 2 or text.count("`") % 2:
+        return True
+    return text.count("\\(") > text.count("\\)") or text.count("\\[") > text.count("\\]")
+
+
+def _ends_sentence(text: str, start: int, i: int) -> bool:
+    """Whether the punctuation ``text[i - 1]`` (``text[start:i]`` being the sentence so far)
+    ends a sentence: not a list marker, an abbreviation or inside markup."""
+    if text[i - 1] == ".":
+        sentence = text[start : i - 1]
+        if _MARKER.fullmatch(sentence):
+            return False
+        words = sentence.split()
+        if words and words[-1].lower() in ABBREVIATIONS:
+            return False
+    return not _inside_markup(text[:i])
+
+
+def next_boundary(text: str, start: int = 0) -> int | None:
+    """The end of the first complete sentence of ``text[start:]`` (an index into ``text``,
+    just after its punctuation or before its line break), or None while it is unfinished."""
+    i = start
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\n":
+            if i > start and text[start:i].strip() and not _inside_markup(text[:i]):
+                return i
+            i += 1
+            continue
+        if ch in ".!?":
+            j = i + 1
+            while j < n and text[j] in CLOSERS:
+                j += 1
+            if j < n and text[j].isspace() and _ends_sentence(text, start, i + 1):
+                return j
+            if j >= n:
+                return None  # the next delta says whether this ends the sentence
+            i = j
+            continue
+        i += 1
+    return None
+
+
+class SentenceFilter:
+    """Releases text a sentence at a time; see the module docstring."""
+
+    def __init__(self, *, end_at_sentence: bool = True, drop_repeats: bool = True):
+        self.end_at_sentence = end_at_sentence
+        self.drop_repeats = drop_repeats
+        self.buffer = ""
+        self.seen: set[str] = set()
+        self.complete = 0  # complete sentences seen (kept or dropped)
+        self.repeats_in_row = 0
+        self.dropped = 0
+        self.looped = False
+
+    def _release(self, segment: str) -> str:
+        """``segment`` (leading whitespace + one sentence), or "" when it repeats one."""
+        key = _SPACE.sub(" ", segment).strip()
+        if self.drop_repeats and len(key.split()) >= MIN_REPEAT_WORDS:
+            if key in self.seen:
+                self.dropped += 1
+                self.repeats_in_row += 1
+                if self.repeats_in_row >= MAX_REPEATS:
+                    self.looped = True
+                return ""
+            self.seen.add(key)
+        if key:
+            self.repeats_in_row = 0
+        return segment
+
+    def feed(self, delta: str) -> str:
+        if self.looped:
+            return ""
+        self.buffer += delta
+        out: list[str] = []
+        while not self.looped and (end := next_boundary(self.buffer)) is not None:
+            segment, self.buffer = self.buffer[:end], self.buffer[end:]
+            self.complete += 1
+            out.append(self._release(segment))
+        return "".join(out)
+
+    def flush(self, *, truncated: bool) -> str:
+        """The held-back tail at the end of the answer. ``truncated``: decoding stopped at the
+        token budget, so the tail is an unfinished sentence (dropped when a complete one was
+        said before it)."""
+        tail, self.buffer = self.buffer, ""
+        if self.looped or not tail.strip():
+            return "" if self.looped else tail
+        if truncated and self.end_at_sentence and self.complete:
+            return ""
+        return self._release(tail)
+
+
+class AnswerFilter:
+    """Stop strings, then (when either option is on) the sentence filter."""
+
+    def __init__(
+        self,
+        stops: Iterable[str],
+        *,
+        end_at_sentence: bool = False,
+        drop_repeated_sentences: bool = False,
+    ):
+        self.stop = StopStringFilter(stops)
+        self.sentences = (
+            SentenceFilter(end_at_sentence=end_at_sentence, drop_repeats=drop_repeated_sentences)
+            if end_at_sentence or drop_repeated_sentences
+            else None
+        )
+
+    @property
+    def stopped(self) -> bool:
+        """A stop string was met or the model is looping: decoding can stop."""
+        return self.stop.stopped or (self.sentences is not None and self.sentences.looped)
+
+    def feed(self, delta: str) -> str:
+        out = self.stop.feed(delta)
+        return self.sentences.feed(out) if self.sentences is not None and out else out
+
+    def finish(self, *, truncated: bool) -> str:
+        """What is left at the end; ``truncated``: the token budget ended the answer."""
+        tail = self.stop.flush()
+        if self.sentences is None:
+            return tail
+        out = self.sentences.feed(tail)
+        return out + self.sentences.flush(truncated=truncated and not self.stop.stopped)
