@@ -48,6 +48,7 @@ def _run(text: str, *, truncated: bool, step: int = 3, **kw: Any) -> tuple[list[
         ('She said "try again." Then she wrote 3', 'She said "try again."'),
         ("First line without a stop\nsecond line is cut mid", "First line without a stop"),
         ("Call `f(1). g(2)` now. And then", "Call `f(1). g(2)` now."),
+        ("Then\n$$\nx = 1. 5\n$$\nSo the answer", "Then\n$$\nx = 1. 5\n$$"),
     ],
 )
 def test_budget_cut_ends_at_the_last_whole_sentence(text: str, kept: str):

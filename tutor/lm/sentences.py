@@ -34,7 +34,8 @@ _SPACE = re.compile(r"\s+")
 def _inside_markup(text: str) -> bool:
     """Whether the end of ``text`` lies inside math or inline code."""
     unescaped = text.replace("\\$", "")
-    if unescaped.count("$") % 2 or text.count("`") % 2:
+    display = unescaped.count("$$")
+    if display % 2 or (unescaped.count("$") - 2 * display) % 2 or text.count("`") % 2:
         return True
     return text.count("\\(") > text.count("\\)") or text.count("\\[") > text.count("\\]")
 
