@@ -6,7 +6,10 @@ generations, so a single in-process model can be shared safely by many sessions.
 
 The worker runs ``model.generate``, or for Llama-architecture models on CPU the lean loop of
 ``tutor.lm.fast`` (same greedy tokens, same streamer and stopping protocol, ~1.5x less time
-per token); ``fast_decode=False`` forces ``generate``.
+per token); ``fast_decode=False`` forces ``generate``. Both take ``no_repeat_ngram_size`` and
+``repetition_penalty`` alike. The text goes out through ``tutor.lm.sentences.AnswerFilter``:
+stop strings, and with ``end_at_sentence`` / ``drop_repeated_sentences`` whole sentences (the
+decoded ids say whether the token budget, not an end token, ended the answer).
 """
 
 from __future__ import annotations
