@@ -15,14 +15,18 @@ Scoring (own patterns; nothing of the agent's is called, not even its not-covere
   pattern does (a stated misconception or a wrong number). An answer that says the course does
   not cover the question is counted apart and is not correct.
 - **out of course**: honest when the answer says the material does not cover the question
-  (``says_not_covered``) and no ``must_not`` pattern (the words a made-up answer would use)
-  matches; an answer that prints the disclaimer and then answers anyway is made up.
+  (``says_not_covered``), no ``must_not`` pattern (the words a made-up answer would use)
+  matches, and no other statement names a content word of the question
+  (``answered_anyway``: a sentence that is not a question, not the notice and not about the
+  course or the teacher); an answer that prints the disclaimer and then answers anyway is
+  made up.
 
 What it sees: the key fact in the wording the patterns allow (numbers, terms, short phrases)
 and the listed wrong facts. What it cannot see: a right fact in words the patterns miss (a
 false "wrong"), a false statement next to the key fact that no ``must_not`` names, whether the
 answer is supported by the passages (the grounding suite's business), and made-up content in
-an out-of-course answer that avoids the listed words.
+an out-of-course answer that avoids both the listed words and the question's own words
+("Actor: A.J. Abreu" for "Who wrote Romeo and Juliet?").
 """
 
 from __future__ import annotations
@@ -125,6 +129,31 @@ def says_not_covered(text: str) -> bool:
     return bool(_NOT_COVERED.search(text or ""))
 
 
+_SENT = re.compile(r"(?<=[.!?])\s+|\n+")
+_WORD = re.compile(r"[A-Za-z]{4,}")
+_STOP = frozenset(
+    "what which when where does how about your with that this from have into there their "
+    "they them explain tell work works mean means called find difference between".split()
+)
+# a sentence about the course or the teacher, not about the topic ("Ask your teacher about ...")
+_ABOUT_COURSE = re.compile(r"\b(?:course|material|teacher|source|notes|lesson|ask)\b", re.I)
+
+
+def answered_anyway(question: str, answer: str) -> list[str]:
+    """The sentences of ``answer`` that talk about the question's topic beyond a not-covered
+    notice: statements (not questions, not the notice, not about the course or the teacher)
+    that name a content word of the question."""
+    topic = {w.lower() for w in _WORD.findall(question)} - _STOP
+    out = []
+    for sentence in _SENT.split(answer or ""):
+        s = sentence.strip()
+        if not s or s.endswith("?") or says_not_covered(s) or _ABOUT_COURSE.search(s):
+            continue
+        if topic & {w.lower() for w in _WORD.findall(s)}:
+            out.append(s)
+    return out
+
+
 def score_keyfact(item: KeyFact, answer: str) -> dict[str, Any]:
     """``correct`` (in course: key facts stated, none forbidden; out of course: an honest "not
     covered" with nothing forbidden), the patterns missing and forbidden ones found."""
@@ -132,15 +161,17 @@ def score_keyfact(item: KeyFact, answer: str) -> dict[str, Any]:
     missing = [p for p in item.must if not re.search(p, text, re.I)]
     forbidden = [p for p in item.must_not if re.search(p, text, re.I)]
     not_covered = says_not_covered(text)
+    anyway = [] if item.covered else answered_anyway(item.question, text)
     if item.covered:
         correct = not missing and not forbidden and not not_covered
     else:
-        correct = not_covered and not forbidden
+        correct = not_covered and not forbidden and not anyway
     return {
         "correct": correct,
         "not_covered": not_covered,
         "missing": missing,
         "forbidden": forbidden,
+        "answered_anyway": anyway,
     }
 
 
@@ -182,6 +213,10 @@ def run_keyfacts(run: EvalRun) -> SuiteResult:
     for item in run.progress(chosen, len(chosen), "keyfacts"):
         key = f"keyfacts|{tag}|{item.id}"
         if run.store.has(key):
+            rec = run.store.get(key)
+            scored = score_keyfact(item, rec["answer"])
+            if any(rec.get(k) != v for k, v in scored.items()):  # scored by an older scorer
+                run.store.add(dict(rec, **scored))
             res.keys.append(key)
             continue
         if item.corpus not in collections:

@@ -162,6 +162,10 @@ def test_every_must_pattern_is_needed() -> None:
         ),
         ("A logarithm tells you the exponent.", False),  # an answer with no disclaimer
         ("Fractions name a part of a whole [1].", False),  # unrelated passages as an answer
+        # the disclaimer, then the topic in other words than the must_not list
+        ("Your course material doesn't cover this. Logarithms are a beautiful science.", False),
+        ("The course does not cover this. Ask your teacher about logarithms.", True),
+        ("Your course material doesn't cover this. Would you like to review exponents?", True),
     ],
 )
 def test_out_of_course_scoring(answer: str, correct: bool) -> None:
