@@ -34,6 +34,19 @@ TABLES: dict[str, tuple[str, str, str]] = {
     "grounding": ("eval-base", "grounding", "Grounding of explain-mode answers"),
     "learner-model": ("eval-base", "learner-model", "P(correct) on held-out learners"),
     "runs": ("eval-base", "*", "runs"),
+    # issue 13's measures, on a small run of the pedagogy, simulation and keyfacts suites
+    "issue13-pedagogy-unguarded": (
+        "eval-issue13",
+        "pedagogy",
+        "Measures the leak guard does not decide",
+    ),
+    "issue13-simulation-unguarded": (
+        "eval-issue13",
+        "simulation",
+        "Simulated tutoring: measures the leak guard does not decide",
+    ),
+    "issue13-keyfacts": ("eval-issue13", "keyfacts", "Explain key-fact correctness"),
+    "issue13-runs": ("eval-issue13", "*", "runs"),
 }
 
 _BLOCK = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
