@@ -18,7 +18,13 @@ from tutor.lm.base import GenerationOptions, generate
 from tutor.lm.hf import HFGenerator
 from tutor.lm.openai import OpenAIGenerator
 from tutor.lm.resolve import load_causal_lm
-from tutor.lm.sentences import MAX_REPEATS, AnswerFilter, SentenceFilter, next_boundary
+from tutor.lm.sentences import (
+    MAX_REPEATS,
+    TAIL_TOKENS,
+    AnswerFilter,
+    SentenceFilter,
+    next_boundary,
+)
 from tutor.testing.openai_server import Script, ScriptedServer
 
 MSGS = [{"role": "user", "content": "what is a half ?"}]
@@ -61,17 +67,67 @@ def test_no_whole_sentence_or_own_end_keeps_the_text():
     assert _run("The answer is 3.5 because", truncated=True)[1] == "The answer is 3.5 because"
     text = "It is a half. So write 1/2"
     assert _run(text, truncated=False)[1] == text  # the model ended it: nothing dropped
-    off = SentenceFilter(end_at_sentence=False)
-    assert off.feed("It is a half. So") == "It is a half."
-    assert off.flush(truncated=True) == " So"
+    off = SentenceFilter(end_at_sentence=False)  # only repeats dropped: the text streams
+    assert off.feed("It is a half. So") == "It is a half. So"
+    assert off.feed(" write") == " write"
+    assert off.flush(truncated=True) == ""
 
 
-def test_streams_a_sentence_at_a_time():
+def test_unknown_budget_streams_a_sentence_at_a_time():
     deltas, _ = _run("A half is one of two equal parts. A quarter is one of four", truncated=True)
-    assert deltas[0] == ""  # held back until the sentence is over
+    assert deltas[0] == ""  # no budget told: held back until the sentence is over
     done = [d for d in deltas if d]
     assert done == ["A half is one of two equal parts."]
     assert next_boundary("It costs 3.") is None  # "3." may go on as "3.5": wait for more
+
+
+def _feed_words(f: SentenceFilter, text: str, budget: int) -> list[str]:
+    """``text`` a word a delta, one token each, against a budget of ``budget`` tokens."""
+    words = text.split(" ")
+    return [f.feed(w if i == 0 else " " + w, budget - i - 1) for i, w in enumerate(words)]
+
+
+def test_streams_token_by_token_well_inside_the_budget():
+    f = SentenceFilter()
+    text = "A half is one of two equal parts. A quarter is one of four."
+    deltas = _feed_words(f, text, budget=500)
+    assert deltas[:3] == ["A", " half", " is"]  # before the first sentence ends
+    assert "".join(deltas) + f.flush(truncated=False) == text
+
+
+def test_repeat_is_held_only_while_it_matches_a_sentence_said():
+    f = SentenceFilter()
+    said = "Add the numerators. Keep the denominator."
+    assert "".join(_feed_words(f, said, budget=500)) == said
+    assert f.feed(" Add", 400) == ""  # the start of a sentence already said: held
+    assert f.feed(" the", 399) == ""
+    assert f.feed(" numbers", 398) == " Add the numbers"  # differs now: out at once
+    assert f.feed(" first.", 397) == " first."
+    assert f.feed(" Keep the", 396) == ""
+    assert f.feed(" denominator.", 395) == ""
+    assert f.feed(" Then", 394) == " Then"  # "." + space: the repeat ended and was dropped
+    assert f.dropped == 1 and f.feed(" simplify.", 393) == " simplify."
+
+
+def test_budget_tail_holds_a_new_sentence_and_a_cut_drops_it():
+    f = SentenceFilter()
+    assert f.feed("One half is two quarters.", TAIL_TOKENS + 5) == "One half is two quarters."
+    assert f.feed(" So one", TAIL_TOKENS) == ""  # starts inside the tail window: held
+    assert f.feed(" half plus", 3) == ""
+    assert f.flush(truncated=True) == ""  # cut: ends at the last whole sentence
+    g = SentenceFilter()
+    assert g.feed("One half.", TAIL_TOKENS + 5) + g.feed(" So one", 2) == "One half."
+    assert g.feed(" half.", 1) + g.flush(truncated=False) == " So one half."  # it ended
+
+
+def test_sentence_streaming_before_the_tail_and_cut_ends_with_an_ellipsis():
+    f = SentenceFilter()
+    long = "To add one half and one quarter you first write both with the same denominator"
+    deltas = _feed_words(f, long, budget=TAIL_TOKENS + 4)
+    assert deltas[0] == "To" and "".join(deltas) == long  # began before the window: streams
+    assert f.flush(truncated=True) == " …"  # cut inside it: marked as cut, not left bare
+    g = SentenceFilter(end_at_sentence=False)
+    assert "".join(_feed_words(g, long, budget=10)) + g.flush(truncated=True) == long
 
 
 def test_repeated_sentence_is_dropped_and_a_loop_ends_the_answer():
@@ -205,6 +261,23 @@ def test_hf_budget_cut_mid_sentence(tmp_path: Path, eos: bool):
     assert generate(gen, MSGS).strip() == SAID  # the options off: the text as decoded
 
 
+def test_hf_streams_token_by_token_inside_the_budget(tmp_path: Path):
+    gen = _scripted_hf(tmp_path, SAID, eos=True, max_new_tokens=200)
+    deltas = list(gen.stream(MSGS, end_at_sentence=True, drop_repeated_sentences=True))
+    first_stop = next(i for i, d in enumerate(deltas) if "." in d)
+    assert first_stop >= 3, deltas  # words came out before the first sentence ended
+    assert "".join(deltas).strip() == SAID
+
+
+def test_hf_sentence_longer_than_the_tail_is_cut_with_an_ellipsis(tmp_path: Path):
+    words = ("a half is the numerator of the fraction " * 10).split()
+    budget = TAIL_TOKENS + 8
+    gen = _scripted_hf(tmp_path, " ".join(words), eos=False, max_new_tokens=budget)
+    deltas = list(gen.stream(MSGS, end_at_sentence=True, drop_repeated_sentences=True))
+    assert len(deltas) > 3
+    assert "".join(deltas).strip() == " ".join(words[:budget]) + " …"
+
+
 def test_hf_loop_is_cut_and_decoding_stops(tmp_path: Path):
     loop = "then add the numerator . " * 40
     gen = _scripted_hf(tmp_path, loop, eos=False, max_new_tokens=200)
@@ -247,6 +320,15 @@ def test_openai_ends_at_a_sentence_and_drops_a_repeat():
         assert whole == REPLY.replace(" Use the same denominator.", "", 1)
         assert generate(_openai(srv, max_new_tokens=20), MSGS) == " ".join(REPLY.split()[:20]) + " "
         assert "repetition_penalty" not in srv.script.requests[-1]  # 1.0: nothing sent
+
+
+def test_openai_streams_inside_the_budget_and_holds_the_tail():
+    on = dict(end_at_sentence=True, drop_repeated_sentences=True)
+    with ScriptedServer(Script(reply=lambda m: REPLY)) as srv:
+        deltas = list(_openai(srv, max_new_tokens=200, **on).stream(MSGS))
+        assert deltas[:3] == ["Use ", "the ", "same "]  # a chunk counts as a token
+        tail = list(_openai(srv, max_new_tokens=TAIL_TOKENS, **on).stream(MSGS))
+        assert tail[0] == "Use the same denominator."  # all inside the tail: whole sentences
 
 
 def test_openai_server_refusing_the_penalty_is_asked_again_without_it():

@@ -8,8 +8,10 @@ The worker runs ``model.generate``, or for Llama-architecture models on CPU the 
 ``tutor.lm.fast`` (same greedy tokens, same streamer and stopping protocol, ~1.5x less time
 per token); ``fast_decode=False`` forces ``generate``. Both take ``no_repeat_ngram_size`` and
 ``repetition_penalty`` alike. The text goes out through ``tutor.lm.sentences.AnswerFilter``:
-stop strings, and with ``end_at_sentence`` / ``drop_repeated_sentences`` whole sentences (the
-decoded ids say whether the token budget, not an end token, ended the answer).
+stop strings, and with ``end_at_sentence`` / ``drop_repeated_sentences`` the sentence filter,
+told the budget left (the streamer counts the new tokens) so text streams token by token until
+the last ``TAIL_TOKENS`` (the decoded ids say whether the token budget, not an end token, ended
+the answer).
 """
 
 from __future__ import annotations
@@ -136,15 +138,11 @@ class HFGenerator:
         cancel: threading.Event | None = None,
         **options: Any,
     ) -> Iterator[str]:
-        from transformers import TextIteratorStreamer
-
         opts = self.defaults.updated(**options)
         input_ids = self._prompt_ids(messages, opts)
         cancel = cancel or threading.Event()
         stop_event = threading.Event()
-        streamer = TextIteratorStreamer(
-            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=self.stream_timeout
-        )
+        streamer = _counting_streamer(self.tokenizer, self.stream_timeout)
         gen_kwargs = self._generate_kwargs(
             input_ids, opts, streamer, _stopping_criteria(cancel, stop_event)
         )
@@ -170,7 +168,15 @@ class HFGenerator:
                 return self._hit_budget(result, input_ids.shape[1], opts.max_new_tokens)
 
             try:
-                yield from _relay(streamer, answer, cancel, stop_event, progress, truncated)
+                yield from _relay(
+                    streamer,
+                    answer,
+                    cancel,
+                    stop_event,
+                    progress,
+                    truncated,
+                    lambda: opts.max_new_tokens - streamer.new_tokens,
+                )
             except Exception as e:  # queue.Empty on timeout
                 stop_event.set()
                 if error:
@@ -292,6 +298,21 @@ class _Progress:
     chunks: int = 0
 
 
+def _counting_streamer(tokenizer: Any, timeout: float | None) -> Any:
+    """A ``TextIteratorStreamer`` that counts the new tokens put into it (``new_tokens``)."""
+    from transformers import TextIteratorStreamer
+
+    class _Counting(TextIteratorStreamer):
+        new_tokens = 0
+
+        def put(self, value: Any) -> None:
+            if not (self.skip_prompt and self.next_tokens_are_prompt):
+                self.new_tokens += int(value.numel())
+            super().put(value)
+
+    return _Counting(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=timeout)
+
+
 def _stopping_criteria(cancel: threading.Event, stop_event: threading.Event) -> Any:
     """A ``StoppingCriteriaList`` that stops decoding once ``cancel`` or ``stop_event`` is set."""
     import torch
@@ -314,15 +335,17 @@ def _relay(
     stop_event: threading.Event,
     progress: _Progress,
     truncated: Callable[[], bool],
+    tokens_left: Callable[[], int],
 ) -> Iterator[str]:
-    """The streamer's text through the answer filter (stop strings, whole sentences), until
-    the end, a stop string, a loop or ``cancel``; a stop sets ``stop_event`` so the worker stops
-    too. ``truncated`` (called once decoding is over) says whether the budget ended it."""
+    """The streamer's text through the answer filter (stop strings, sentences), until the end,
+    a stop string, a loop or ``cancel``; a stop sets ``stop_event`` so the worker stops too.
+    ``truncated`` (called once decoding is over) says whether the budget ended it;
+    ``tokens_left`` the budget left so far."""
     for text in streamer:
         if not text:
             continue
         progress.chunks += 1
-        out = answer.feed(text)
+        out = answer.feed(text, tokens_left())
         if out:
             if progress.first is None:
                 progress.first = time.perf_counter() - progress.t0

@@ -125,7 +125,7 @@ class OpenAIGenerator:
         msgs = trim_to_context(
             msgs, self.count_tokens, max(self.context_window - opts.max_new_tokens, 1)
         )
-        progress = _Progress(time.perf_counter())
+        progress = _Progress(time.perf_counter(), budget=opts.max_new_tokens)
         resp = self._open(msgs, opts)
         cancel = cancel or threading.Event()
         answer = AnswerFilter(
@@ -237,6 +237,8 @@ class _Progress:
     t0: float
     first: float | None = None
     received: int = 0
+    budget: int = 0  # max_new_tokens: with ``chunks``, the budget left (an estimate)
+    chunks: int = 0
     finished: bool = False
     finish_reason: str = ""
 
@@ -282,7 +284,8 @@ def _event_text(event: dict[str, Any], answer: AnswerFilter, progress: _Progress
         delta = (choice.get("delta") or {}).get("content") or ""
         if delta:
             progress.received += len(delta)
-            out = answer.feed(delta)
+            progress.chunks += 1  # servers send a token a chunk (llama.cpp, vLLM, Ollama)
+            out = answer.feed(delta, progress.budget - progress.chunks)
             if out:
                 if progress.first is None:
                     progress.first = time.perf_counter() - progress.t0

@@ -1,14 +1,18 @@
 """Whole sentences out of a stream of text deltas: every backend's answer goes through here.
 
-``AnswerFilter`` chains the stop-string filter and ``SentenceFilter``. The sentence filter holds
-back the sentence being written until its end is seen, so that
+``AnswerFilter`` chains the stop-string filter and ``SentenceFilter``. Text streams as it comes;
+the sentence filter holds back the sentence being written only when it has to, so that
 
-- an answer cut by the token budget ends at its last complete sentence (``end_at_sentence``);
-  an answer with no complete sentence is kept as it is, and one that ended on its own (end of
-  sequence, stop string) keeps its last words;
-- a sentence that repeats one already said in the answer is dropped (``drop_repeated_sentences``),
-  and after ``MAX_REPEATS`` repeats in a row the answer is over (the model is looping; the
-  backend stops decoding).
+- an answer cut by the token budget ends at its last complete sentence (``end_at_sentence``): a
+  sentence that starts within ``TAIL_TOKENS`` of the budget (or at any time when the backend
+  cannot say how much budget is left) is held back until it ends, so a cut drops it. A sentence
+  that started streaming before that window and is still unfinished at the cut ends with " …"
+  (the rare case: one sentence longer than the window). An answer with no complete sentence is
+  kept as it is, and one that ended on its own (end of sequence, stop string) keeps its last words;
+- a sentence that repeats one already said in the answer is dropped (``drop_repeated_sentences``):
+  the sentence being written is held back while its text so far is the start of one already
+  said, and released as soon as it differs. After ``MAX_REPEATS`` repeats in a row the answer is
+  over (the model is looping; the backend stops decoding).
 
 A sentence ends at ``.``, ``!`` or ``?`` (closing quotes or brackets may follow) followed by
 whitespace, or at a line break. Never inside a number (``3.14``), inline or display math
@@ -25,6 +29,9 @@ from tutor.lm.base import StopStringFilter
 
 MAX_REPEATS = 3  # repeated sentences in a row that end the answer
 MIN_REPEAT_WORDS = 3  # shorter sentences ("Yes.", "Step 2:") may repeat legitimately
+# budget tokens left under which a new sentence is held back until it ends: most sentences of the
+# bundled model's answers are shorter (benchmarks/decoding.py measures them; docs/benchmarks.md)
+TAIL_TOKENS = 48
 ABBREVIATIONS = {"e.g", "i.e", "etc", "vs", "dr", "mr", "mrs", "ms", "approx", "fig", "eq", "cf"}
 CLOSERS = "\"')]}»”’*_"
 _MARKER = re.compile(r"\s*(\d+|[A-Za-z]|[ivxIVX]+)")
@@ -80,12 +87,13 @@ def next_boundary(text: str, start: int = 0) -> int | None:
 
 
 class SentenceFilter:
-    """Releases text a sentence at a time; see the module docstring."""
+    """Streams text, holding back a sentence only as needed; see the module docstring."""
 
     def __init__(self, *, end_at_sentence: bool = True, drop_repeats: bool = True):
         self.end_at_sentence = end_at_sentence
         self.drop_repeats = drop_repeats
-        self.buffer = ""
+        self.buffer = ""  # the sentence being written (with the whitespace before it)
+        self.sent = 0  # how much of ``buffer`` is out already
         self.seen: set[str] = set()
         self.complete = 0  # complete sentences seen (kept or dropped)
         self.repeats_in_row = 0
@@ -107,24 +115,60 @@ class SentenceFilter:
             self.repeats_in_row = 0
         return segment
 
-    def feed(self, delta: str) -> str:
+    def _complete(self, segment: str) -> str:
+        """A sentence just ended: what of it goes out now. Once part of it is out it differed
+        from every sentence said before, so it is no repeat."""
+        self.complete += 1
+        if not self.sent:
+            return self._release(segment)
+        key = _SPACE.sub(" ", segment).strip()
+        if self.drop_repeats and len(key.split()) >= MIN_REPEAT_WORDS:
+            self.seen.add(key)
+        self.repeats_in_row = 0
+        return segment[self.sent :]
+
+    def _hold(self, tokens_left: int | None) -> bool:
+        """Whether the unfinished sentence in ``buffer`` (none of it out yet) waits."""
+        so_far = _SPACE.sub(" ", self.buffer).strip()
+        if not so_far:
+            return True  # only whitespace: wait for the sentence itself
+        if self.drop_repeats and any(said.startswith(so_far) for said in self.seen):
+            return True  # may turn out a repeat
+        return self.end_at_sentence and (tokens_left is None or tokens_left <= TAIL_TOKENS)
+
+    def feed(self, delta: str, tokens_left: int | None = None) -> str:
+        """The text that can go out after ``delta``. ``tokens_left``: the budget left after the
+        tokens decoded so far; None when the backend cannot tell (then, with
+        ``end_at_sentence``, every sentence waits for its end)."""
         if self.looped:
             return ""
         self.buffer += delta
         out: list[str] = []
         while not self.looped and (end := next_boundary(self.buffer)) is not None:
             segment, self.buffer = self.buffer[:end], self.buffer[end:]
-            self.complete += 1
-            out.append(self._release(segment))
+            out.append(self._complete(segment))
+            self.sent = 0
+        if not self.looped and (self.sent or not self._hold(tokens_left)):
+            out.append(self.buffer[self.sent :])
+            self.sent = len(self.buffer)
         return "".join(out)
 
     def flush(self, *, truncated: bool) -> str:
         """The held-back tail at the end of the answer. ``truncated``: decoding stopped at the
         token budget, so the tail is an unfinished sentence (dropped when a complete one was
-        said before it)."""
-        tail, self.buffer = self.buffer, ""
-        if self.looped or not tail.strip():
-            return "" if self.looped else tail
+        said before it; ended with " …" when it was streaming already)."""
+        tail, sent = self.buffer, self.sent
+        self.buffer, self.sent = "", 0
+        if self.looped:
+            return ""
+        if sent:
+            rest = tail[sent:]
+            if not (truncated and self.end_at_sentence):
+                return rest
+            rest = rest.rstrip()
+            return rest + ("…" if (tail[:sent] + rest)[-1:].isspace() else " …")
+        if not tail.strip():
+            return tail
         if truncated and self.end_at_sentence and self.complete:
             return ""
         return self._release(tail)
@@ -152,9 +196,13 @@ class AnswerFilter:
         """A stop string was met or the model is looping: decoding can stop."""
         return self.stop.stopped or (self.sentences is not None and self.sentences.looped)
 
-    def feed(self, delta: str) -> str:
+    def feed(self, delta: str, tokens_left: int | None = None) -> str:
+        """``tokens_left``: the token budget left, when the backend knows it (see
+        ``SentenceFilter.feed``)."""
         out = self.stop.feed(delta)
-        return self.sentences.feed(out) if self.sentences is not None and out else out
+        if self.sentences is None or not out:
+            return out
+        return self.sentences.feed(out, tokens_left)
 
     def finish(self, *, truncated: bool) -> str:
         """What is left at the end; ``truncated``: the token budget ended the answer."""
