@@ -10,8 +10,12 @@ run. Per setting, the share of replies that
   are the same after collapsing whitespace;
 - repeat an n-gram: some word 5-gram occurs twice,
 
-and decode speed: new tokens over the answer's wall time (prefill included). These counters are
-written here, independently of ``tutor.lm.sentences`` (the filter they judge).
+and decode speed: new tokens over the answer's wall time (prefill included), and the time to the
+first text shown (the backend's ``ttft_s``: prefill, decoding and whatever the filter holds
+back). These counters are written here, independently of ``tutor.lm.sentences`` (the filter they
+judge). The meta ``sentence_tokens`` gives the length in tokens of the sentences of the "off"
+replies, against the filter's ``TAIL_TOKENS`` (a sentence that starts that close to the budget
+is held back until it ends).
 
     python benchmarks/decoding.py [--tokens 128] [--prompts 20]
 """
@@ -92,6 +96,28 @@ def repeats_ngram(text: str, n: int = 5) -> bool:
     return len(set(grams)) < len(grams)
 
 
+def sentence_tokens(tokenizer: Any, replies: list[dict[str, Any]]) -> dict[str, Any]:
+    """Tokens per sentence (3+ words, the last unfinished one left out) of ``replies``."""
+    from tutor.lm.sentences import TAIL_TOKENS
+
+    counts = sorted(
+        len(tokenizer.encode(part, add_special_tokens=False))
+        for r in replies
+        for part in _SPLIT.split(r["text"].strip())[:-1]
+        if len(part.split()) >= 3
+    )
+    if not counts:
+        return {}
+    return {
+        "sentences": len(counts),
+        "median": counts[len(counts) // 2],
+        "p90": counts[int(0.9 * (len(counts) - 1))],
+        "max": counts[-1],
+        "tail_tokens": TAIL_TOKENS,
+        "over_tail": sum(1 for c in counts if c > TAIL_TOKENS),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tokens", type=int, default=128, help="max_new_tokens of every answer")
@@ -125,7 +151,10 @@ def main() -> None:
             )
             wall = time.perf_counter() - t0
             n_new = int(gen.last_stats["new_tokens"])
-            replies[label].append({"prompt": i, "text": text, "tokens": n_new, "wall_s": wall})
+            first = float(gen.last_stats["ttft_s"])
+            replies[label].append(
+                {"prompt": i, "text": text, "tokens": n_new, "wall_s": wall, "first_s": first}
+            )
         print(f"prompt {i + 1}/{len(prompts)} done", flush=True)
 
     rows = []
@@ -139,6 +168,7 @@ def main() -> None:
 
         speed = sum(r["tokens"] for r in got) / sum(r["wall_s"] for r in got)
         words = sum(len(r["text"].split()) for r in got) / n
+        first = sum(r["first_s"] for r in got) / n
         rows.append(
             [
                 label,
@@ -147,6 +177,7 @@ def main() -> None:
                 share(repeats_ngram),
                 f"{words:.0f}",
                 f"{speed:.1f}",
+                f"{first:.2f}",
             ]
         )
         rec.samples(label, {"options": options, "replies": got})
@@ -157,8 +188,10 @@ def main() -> None:
         "repeats a word 5-gram",
         "words / reply",
         "tok/s",
+        "first text (s)",
     ]
-    print(rec.table("settings", columns, rows, align="lrrrrr"))
+    print(rec.table("settings", columns, rows, align="lrrrrrr"))
+    rec.meta(sentence_tokens=sentence_tokens(gen.tokenizer, replies["off"]))
     rec.meta(
         tokens=args.tokens,
         prompts=len(prompts),
