@@ -100,6 +100,8 @@ def _verdicts(sentence: str, equations: tuple[str, ...] = ()) -> list[bool | Non
         "12 ÷ 4 = 4.",
         "$3 \\times 4 = 13$",
         "3 m = 3 kg.",
+        "So 3.5 kilometers equals approximately 7.8 meters.",
+        "3.5 km is about 350 m.",
     ],
 )
 def test_false_claims_are_false(sentence):
@@ -123,6 +125,8 @@ def test_false_claims_are_false(sentence):
         "1/2 + 1/3 = 5/6.",
         "0.5 x 10 = 5.",
         "Then 48/2 = 24 crates.",
+        "22/7 is about 3.14.",
+        "3.5 km is roughly 3500 m.",
     ],
 )
 def test_true_claims_hold(sentence):
@@ -146,6 +150,7 @@ def test_conditionals_and_plain_numbers_state_no_claim():
         "You have 3 apples and 4 pears.",
         "Step 1 is to add.",
         "Pages 10-12 cover it.",
+        "It takes about 5 minutes to read.",
     ):
         assert find_claims(sentence) == [], sentence
 

@@ -31,6 +31,12 @@ MAX_POLY_DEGREE = 12
 MAX_SYMBOLS = 3
 
 _WORD_OPS = [
+    # "equals approximately 7.8", "is about 7.8": a rounded value, checked as "≈"
+    (
+        r"\b(?:(?:is|are)\s+(?:equal\s+to\s+)?|equals?\s+|gives\s+|makes\s+)?"
+        r"(?:approximately|approx\.?|about|roughly|around|nearly|almost)(?=\s*[$\d.])",
+        " ~ ",
+    ),
     (r"\bmultiplied\s+by\b", " * "),
     (r"\bdivided\s+by\b", " / "),
     (r"\btimes\b", " * "),
