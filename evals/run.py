@@ -58,7 +58,7 @@ SUITES = (
 ALL_SUITES = ("retrieval", "pedagogy", "simulation", "grounding", "keyfacts", "learner-model")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("TUTOR_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data")
 
 
 def default_dialogues() -> list[str]:

@@ -26,7 +26,11 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# the openly licensed data next to the checkout (../shared/data), or TUTOR_SHARED_DATA for a
+# checkout elsewhere (as evals.run reads it too)
+SHARED_DATA = Path(
+    os.environ.get("TUTOR_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
+)
 
 
 def _is_loopback(host: object) -> bool:
@@ -144,7 +148,7 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
+        pytest.skip(f"shared data not found at {SHARED_DATA} (set TUTOR_SHARED_DATA=DIR)")
     return SHARED_DATA
 
 
