@@ -157,3 +157,53 @@ def test_database_url_from_config(
     db = tmp_path / "elsewhere" / "x.sqlite"
     rc, _, _ = run(capsys, "learners", "add", "zoe", "--set", f"tutor.database_url=sqlite:///{db}")
     assert rc == 0 and db.is_file() and not (tutor_home / "learners.sqlite").exists()
+
+
+def test_users_remove_reset_password_and_sign_out(
+    tutor_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16: the store could remove a user, reset a password and sign a user out, but no
+    command did; each now works from the terminal and ends the user's signed-in sessions."""
+    from tutor.builders import build_learner_store
+    from tutor.config import load_config
+
+    for name, role in (("mrs-k", "--teacher"), ("ana", "--student")):
+        monkeypatch.setattr(sys, "stdin", io.StringIO("firstpass\n"))
+        assert run(capsys, "users", "add", name, role, "--password-stdin")[0] == 0
+    store = build_learner_store(load_config(env={"TUTOR_HOME": str(tutor_home)}))
+    ana = store.get_user("ana")
+    tokens = [store.create_auth_session(ana.id, hours=1) for _ in range(2)]
+
+    rc, _, err = run(capsys, "users", "sign-out", "ana")
+    assert rc == 0 and "ana: 2 sessions signed out" in err
+    assert all(store.auth_session_user(t) is None for t in tokens)
+
+    token = store.create_auth_session(ana.id, hours=1)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("secondpass\n"))
+    rc, _, err = run(capsys, "users", "reset-password", "ana", "--password-stdin")
+    assert rc == 0 and "new password set for ana" in err
+    assert store.auth_session_user(token) is None
+    assert store.authenticate("ana", "firstpass") is None
+    assert store.authenticate("ana", "secondpass") is not None
+    monkeypatch.setattr(sys, "stdin", io.StringIO("short\n"))
+    rc, _, err = run(capsys, "users", "reset-password", "ana", "--password-stdin")
+    assert rc == 2 and "at least 8" in err and "Traceback" not in err
+    assert store.authenticate("ana", "secondpass") is not None
+    rc, _, err = run(capsys, "users", "reset-password", "nobody", "--password-stdin")
+    assert rc == 2 and "no user named 'nobody'" in err
+
+    token = store.create_auth_session(ana.id, hours=1)
+    rc, _, err = run(capsys, "users", "remove", "ana")
+    assert rc == 0 and "removed student ana (1 session signed out)" in err
+    assert "learner's data stays" in err
+    assert (
+        store.auth_session_user(token) is None and store.authenticate("ana", "secondpass") is None
+    )
+    assert store.find_learner("ana") is not None  # the learner's data is not the account
+    rc, out, _ = run(capsys, "users", "list")
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["mrs-k"]
+    rc, _, err = run(capsys, "users", "remove", "ana")
+    assert rc == 2 and "no user named 'ana'" in err
+    rc, _, err = run(capsys, "users", "remove", "mrs-k")
+    assert rc == 0 and "warning: mrs-k was the last teacher" in err
+    store.close()

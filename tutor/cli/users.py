@@ -1,4 +1,4 @@
-"""``tutor users …``: web UI accounts (add, list).
+"""``tutor users …``: web UI accounts (add, list, remove, reset-password, sign-out).
 
 Thin: parse, call the learner store, render. Passwords are read from the terminal (twice) or,
 with ``--password-stdin``, from the first line of stdin; diagnostics go to stderr.
@@ -15,7 +15,11 @@ from tutor.errors import InputError
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("users", parents=[common], help="web UI accounts: add, list")
+    p = sub.add_parser(
+        "users",
+        parents=[common],
+        help="web UI accounts: add, list, remove, reset-password, sign-out",
+    )
     usub = p.add_subparsers(dest="users_command", metavar="ACTION", required=True)
     x = usub.add_parser("add", parents=[common], help="create an account (asks for the password)")
     x.add_argument("name")
@@ -33,6 +37,30 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     x.set_defaults(func=cmd_users_add, role="student")
     x = usub.add_parser("list", parents=[common], help="list accounts")
     x.set_defaults(func=cmd_users_list)
+    x = usub.add_parser(
+        "remove",
+        parents=[common],
+        help="delete an account and sign it out everywhere (the learner's data stays)",
+    )
+    x.add_argument("name")
+    x.set_defaults(func=cmd_users_remove)
+    x = usub.add_parser(
+        "reset-password",
+        parents=[common],
+        help="set a new password (asks for it) and sign the account out everywhere",
+    )
+    x.add_argument("name")
+    x.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin",
+    )
+    x.set_defaults(func=cmd_users_reset_password)
+    x = usub.add_parser(
+        "sign-out", parents=[common], help="end every signed-in session of an account"
+    )
+    x.add_argument("name")
+    x.set_defaults(func=cmd_users_sign_out)
 
 
 def _store(config: Any) -> Any:
@@ -83,3 +111,48 @@ def cmd_users_list(args: argparse.Namespace, config: Any) -> int:
             f"{(u.last_login_at or '-')[:19]}"
         )
     return 0
+
+
+def cmd_users_remove(args: argparse.Namespace, config: Any) -> int:
+    store = _store(config)
+    user = store.get_user(args.name)  # NotFoundError names the user
+    if user.role == "teacher" and store.count_users("teacher") == 1:
+        print(
+            f"warning: {user.username} was the last teacher; add one with "
+            "`tutor users add NAME --teacher`",
+            file=sys.stderr,
+        )
+    ended = store.revoke_user_sessions(user.username)
+    store.delete_user(user.username)
+    kept = ""
+    if user.learner_id is not None:
+        kept = "; the learner's data stays (`tutor learners delete` removes it)"
+    print(
+        f"removed {user.role} {user.username} ({_sessions(ended)} signed out){kept}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_users_reset_password(args: argparse.Namespace, config: Any) -> int:
+    from tutor.accounts import check_password_policy
+
+    store = _store(config)
+    user = store.get_user(args.name)  # before asking for a password
+    password = _read_password(args)
+    check_password_policy(password)
+    store.set_password(user.username, password)  # also signs every session out
+    print(f"new password set for {user.username}; every session signed out", file=sys.stderr)
+    return 0
+
+
+def cmd_users_sign_out(args: argparse.Namespace, config: Any) -> int:
+    store = _store(config)
+    user = store.get_user(args.name)
+    ended = store.revoke_user_sessions(user.username)
+    print(f"{user.username}: {_sessions(ended)} signed out", file=sys.stderr)
+    return 0
+
+
+def _sessions(n: int) -> str:
+    return f"{n} session{'' if n == 1 else 's'}"
