@@ -215,3 +215,37 @@ def test_selection_uses_per_skill_parameters() -> None:
     params = {"decimals": kt.BKTParams(prior=0.9, learn=0.1, guess=0.2, slip=0.1)}
     sel = kt.select_next_item(ITEMS, SKILLS, {}, params, default=P)
     assert sel is not None and sel.skill == "fractions"  # prior .2 < decimals' .9
+
+
+@pytest.mark.parametrize("forget", [0.1, 0.05])
+def test_em_learns_a_known_forget_rate(forget: float) -> None:
+    # every EM start used to have forget = 0, which EM can never leave: the fit returned 0.000
+    true = kt.BKTParams(prior=0.3, learn=0.2, guess=0.2, slip=0.1, forget=forget)
+    train = kt.simulate(true, 1000, 20, rng=5).sequences()
+    fit = kt.fit_skill(train, fit_forget=True)
+    assert fit.params.forget == pytest.approx(forget, abs=0.03)
+    assert fit.params.learn == pytest.approx(true.learn, abs=0.05)
+    # the fit with forgetting explains the data better than the best fit without it
+    assert fit.log_likelihood > kt.fit_skill(train).log_likelihood
+    # and without fit_forget the rate stays 0 (standard BKT)
+    assert kt.fit_skill(train, restarts=1, max_iter=20).params.forget == 0.0
+
+
+def test_guess_and_slip_bounds_keep_the_states_apart() -> None:
+    assert kt.MAX_GUESS <= 0.3 and kt.MAX_SLIP <= 0.3
+    # a skill answered right 60% of the time by everyone: no learning signal; the fit must not
+    # park guess above 0.3 (the old bound, 0.45, was hit by 13-35% of real skills)
+    rng = np.random.default_rng(8)
+    flat = [list((rng.random(15) < 0.6).astype(int)) for _ in range(400)]
+    p = kt.fit_skill(flat, max_iter=60).params
+    assert p.guess <= 0.3 and p.slip <= 0.3
+    assert (1 - p.slip) - p.guess >= 0.4 - 1e-9
+
+
+def test_multi_skill_answer_prediction_is_the_mean_of_its_skills() -> None:
+    a = kt.BKTParams(prior=0.2, learn=0.1, guess=0.2, slip=0.1)
+    b = kt.BKTParams(prior=0.5, learn=0.1, guess=0.1, slip=0.2)
+    got = kt.p_correct_multi({"a": 0.5, "b": 0.9}, {"a": a, "b": b})
+    assert got == pytest.approx((kt.p_correct(0.5, a) + kt.p_correct(0.9, b)) / 2)
+    with pytest.raises(InputError, match="at least one skill"):
+        kt.p_correct_multi({}, a)

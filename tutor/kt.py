@@ -8,11 +8,28 @@ and ``forget`` P(learned -> unknown) (0 in standard BKT).
 - ``update(p, correct, params)``: the posterior after one graded attempt, then the transition.
 - ``p_correct(p, params)``: P(correct on the next item), the learner-performance prediction.
 - ``fit_skill(sequences)``: EM (Baum-Welch) on the attempt sequences of one skill, vectorised
-  with numpy, several starts, guess and slip bounded below 0.5 so that "learned" stays the
-  state with more correct answers.
+  with numpy, several starts (with ``fit_forget``, every start has forget > 0: EM cannot move a
+  transition probability off 0), guess and slip bounded by ``MAX_GUESS``/``MAX_SLIP`` (0.3).
 - ``simulate(params, ...)``: attempt sequences drawn from known parameters (tests, benchmarks).
 - ``select_next_item(...)``: the unmastered skill with the lowest mastery whose prerequisites are
-  mastered, and an item of it whose difficulty matches the predicted P(correct).
+  mastered, and an item of it whose difficulty matches the predicted P(correct) (or, with a
+  performance predictor, whose predicted P(correct) is nearest a target such as 0.7).
+
+Why guess and slip are bounded by 0.3: with both free, BKT is not identifiable: a skill whose
+learners answer 60% right fits equally well as "most know it, slip 0.4" or "few know it, guess
+0.6", and EM drifts to whichever bound is nearest (with the old bounds of 0.45, 13-35% of the
+skills of the ASSISTments logs ended at guess 0.45, where mastery means little). At <= 0.3 the
+learned state answers right at least 70% and the unknown state at most 30%, so the two states
+are always 40 points apart and P(mastery) stays interpretable; Corbett & Anderson (1995) used
+similar ceilings (guess 0.3, slip 0.1), and Baker, Corbett & Aleven (2008) showed that guess or
+slip above 0.5 gives "degenerate" models.
+
+Multi-skill answers (shared credit): an answer tagged with several skills is an observation on
+*each* of them: a right answer credits every skill, a wrong one counts against every skill, and
+mastery of every skill is updated (``tutor.store.rules``). This is the usual treatment of the
+ASSISTments logs (one row per skill). To *predict* such an answer, BKT uses the mean of its
+skills' P(correct) (``p_correct_multi``), and the learner-model eval scores every answer once,
+not once per skill. Best-LR (``tutor.kt_lr``) sums the features of the answer's skills.
 """
 
 from __future__ import annotations
@@ -29,9 +46,12 @@ from tutor.errors import InputError
 if TYPE_CHECKING:
     from tutor.items import Item, Skill
 
-# Bounds used by the fit (and accepted by BKTParams): guess and slip stay below 0.5.
-MAX_GUESS = 0.45
-MAX_SLIP = 0.45
+# Bounds used by the fit (see the module docstring for why 0.3). BKTParams accepts anything
+# below 0.5, so parameters stored by an older fit still load.
+MAX_GUESS = 0.3
+MAX_SLIP = 0.3
+# The forget rate every EM start uses when forgetting is fitted (EM keeps a 0 at 0).
+FORGET_START = 0.05
 _EPS = 1e-4
 
 
@@ -82,6 +102,16 @@ def params_for(params: ParamsLike, skill: str, default: BKTParams | None = None)
 def p_correct(p_mastery: float, params: BKTParams) -> float:
     """P(correct on the next attempt) given P(learned)."""
     return p_mastery * (1.0 - params.slip) + (1.0 - p_mastery) * params.guess
+
+
+def p_correct_multi(p_mastery: Mapping[str, float], params: ParamsLike) -> float:
+    """P(correct) on an answer tagged with several skills: the mean of the skills' predictions
+    (shared credit; see the module docstring). ``p_mastery``: skill -> P(learned)."""
+    if not p_mastery:
+        raise InputError("an answer needs at least one skill")
+    return sum(p_correct(pm, params_for(params, s)) for s, pm in p_mastery.items()) / len(
+        p_mastery
+    )
 
 
 def posterior(p_mastery: float, correct: bool, params: BKTParams) -> float:
@@ -258,7 +288,8 @@ def fit_skill(
     """Fit BKT to one skill's attempt sequences (one per learner, in time order) by EM.
 
     Starts from ``init`` (the defaults) and ``restarts`` other points; keeps the fit with the
-    highest log-likelihood. Raises ``InputError`` when there is no observation at all.
+    highest log-likelihood. With ``fit_forget`` every start has forget >= ``FORGET_START`` (a
+    start at 0 would stay at 0). Raises ``InputError`` when there is no observation at all.
     """
     seqs = [list(s) for s in sequences if len(s) > 0]
     if not seqs:
@@ -272,8 +303,19 @@ def fit_skill(
             pr, le, gu, sl = grid[k]
         else:
             pr, le = rng.uniform(0.05, 0.9), rng.uniform(0.02, 0.5)
-            gu, sl = rng.uniform(0.02, 0.4), rng.uniform(0.02, 0.3)
+            gu, sl = rng.uniform(0.02, MAX_GUESS), rng.uniform(0.02, MAX_SLIP)
         starts.append(BKTParams(pr, le, gu, sl))
+    if fit_forget:
+        starts = [
+            BKTParams(
+                s.prior,
+                s.learn,
+                min(s.guess, MAX_GUESS),
+                min(s.slip, MAX_SLIP),
+                max(s.forget, FORGET_START * (1 + k % 3)),
+            )
+            for k, s in enumerate(starts)
+        ]
     best: tuple[BKTParams, float, int, bool] | None = None
     for s in starts:
         res = _em(obs, mask, s, max_iter=max_iter, tol=tol, fit_forget=fit_forget)
