@@ -57,4 +57,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def cmd_serve(args: argparse.Namespace, config: Any) -> int:
     from ui.server import serve
 
+    make_private_dirs(config)
     return serve(config)
+
+
+def make_private_dirs(config: Any) -> None:
+    """The data dir and the uploads folder, owner-only (0700) when this creates them: they hold
+    chats, password hashes and the course's uploaded files. Existing ones keep their mode."""
+    for d in (config.paths.home_dir, config.paths.uploads_dir):
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -1,11 +1,16 @@
 """The learner store's engine and transactions: ``make_engine`` (SQLite tuned for concurrent
 writers, or any SQLAlchemy URL) and ``StoreBase``, which every part of ``LearnerStore`` builds on:
 read and write transactions, the retry of a write that lost a race, and the two lookups every
-part needs (a learner, a session bound to its learner)."""
+part needs (a learner, a session bound to its learner).
+
+A SQLite store remembers which file it opened (device and inode): when that file is deleted or
+replaced while the process runs, every transaction refuses with ``StoreError`` instead of
+writing into a deleted file (which a restart would lose) or an empty new one."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from knowledge_base.errors import StoreError
 from tutor import kt
 from tutor.errors import NotFoundError
 from tutor.items import Bank
@@ -33,8 +39,8 @@ def make_engine(url: str, *, echo: bool = False) -> sa.Engine:
         return sa.create_engine(url, echo=echo, pool_pre_ping=True)
     db = u.database or ""
     memory = db in ("", ":memory:") or db.startswith("file::memory:")
-    if not memory:
-        Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if not memory and not db.startswith("file:"):
+        _create_private(Path(db).expanduser())
     kwargs: dict[str, Any] = {"connect_args": {"timeout": 30, "check_same_thread": False}}
     if memory:
         kwargs["poolclass"] = sa.pool.StaticPool
@@ -61,6 +67,34 @@ def make_engine(url: str, *, echo: bool = False) -> sa.Engine:
     return engine
 
 
+def _create_private(path: Path) -> None:
+    """Create a new store file readable by its owner only (mode 0600, in a 0700 directory when
+    that is new): it holds chats and password hashes. SQLite gives its -wal and -shm files the
+    database file's mode. An existing file or directory keeps its mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (absolute); None for memory databases and other engines."""
+    u = sa.make_url(url)
+    db = u.database or ""
+    if u.get_backend_name() != "sqlite" or db in ("", ":memory:") or db.startswith("file:"):
+        return None
+    return Path(db).expanduser().resolve()
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 class StoreBase:
     """The engine, the settings and the transactions shared by every part of the store.
 
@@ -76,16 +110,45 @@ class StoreBase:
     _fallback_bank: Bank | None
     _bank_cache: dict[str, tuple[tuple[Any, ...], Bank]]
     _lock: threading.Lock
+    # the SQLite file and its (device, inode) when opened; None for other databases
+    _file: Path | None = None
+    _file_id: tuple[int, int] | None = None
+
+    def _remember_file(self) -> None:
+        """Note which file the store opened (called once it exists, after the migrations)."""
+        self._file = sqlite_file(self.url)
+        self._file_id = file_identity(self._file) if self._file is not None else None
+
+    def check_file(self) -> None:
+        """Raise ``StoreError`` when the store's file was deleted or replaced since it was opened.
+
+        The open connections would go on writing into the deleted file (all lost at the next
+        start) or a new connection into an empty one; so nothing is read or written until the
+        process is restarted on the restored file.
+        """
+        if self._file_id is None or self._file is None:
+            return
+        now = file_identity(self._file)
+        if now == self._file_id:
+            return
+        what = "was deleted" if now is None else "was replaced by another file"
+        raise StoreError(
+            f"the learner store {self._file} {what} while the tutor was running; nothing more is "
+            "saved. Restore the file from a backup (or leave it missing to start empty) and "
+            "restart the tutor (docs/operations.md, 'The learner store went missing')"
+        )
 
     # -- transactions ------------------------------------------------------------------------
 
     @contextmanager
     def _read(self) -> Iterator[sa.Connection]:
+        self.check_file()
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
+        self.check_file()
         with self.engine.connect() as conn:
             conn = conn.execution_options(tutor_write=True)
             with conn.begin():

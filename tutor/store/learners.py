@@ -115,6 +115,7 @@ class LearnerStore(LearnersMixin, SessionsMixin, PracticeMixin, AccountsMixin, P
         self._lock = threading.Lock()
         if auto_migrate:
             migrate(self.engine)
+        self._remember_file()
 
     @classmethod
     def from_config(cls, config: Any, **kwargs: Any) -> LearnerStore:
