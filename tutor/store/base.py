@@ -132,10 +132,13 @@ class StoreBase:
         if now == self._file_id:
             return
         what = "was deleted" if now is None else "was replaced by another file"
+        # the full path goes to the log only: the message may be shown to students
+        log.error("the learner store %s %s; refusing to read or write it", self._file, what)
         raise StoreError(
-            f"the learner store {self._file} {what} while the tutor was running; nothing more is "
-            "saved. Restore the file from a backup (or leave it missing to start empty) and "
-            "restart the tutor (docs/operations.md, 'The learner store went missing')"
+            f"the learner store ({self._file.name} in the data dir) {what} while the tutor was "
+            "running; nothing more is saved. Restore the file from a backup (or leave it missing "
+            "to start empty) and restart the tutor (docs/operations.md, 'The learner store went "
+            "missing')"
         )
 
     # -- transactions ------------------------------------------------------------------------
