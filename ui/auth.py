@@ -9,8 +9,10 @@
   uploads, files, API) answers 401 unless the cookie names a live session. An expired session
   is refused like a missing one; the page script then sends the browser to the sign-in page.
 - A wrong password and an unknown user get the same answer after the same delay
-  (``ui.login_delay``); failures are counted per account and per address and sign-in is
-  refused (429) past ``ui.login_attempts`` in 15 minutes.
+  (``ui.login_delay``). Each attempt is counted before the password is checked, per account and
+  address together (``ui.login_attempts`` in 15 minutes), per address (3 ×) and per account
+  (10 ×); past a limit sign-in is refused (429). ``ui.limiter`` says why, in bounded memory.
+  The form is at most ``MAX_FORM_BYTES`` (413 past it, unread).
 - ``--demo`` (loopback only): without a session cookie everyone is the one demo student.
 """
 
@@ -18,9 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 
 from tutor.errors import NotFoundError, PermissionDeniedError
+from ui.limiter import FailureLimiter
 
 if TYPE_CHECKING:
     from tutor.store.protocol import LearnerStoreLike
@@ -41,10 +42,10 @@ COOKIE = "tutor_session"
 DEMO_USER = "~demo"
 DEMO_LEARNER = "demo"
 DEMO_DISPLAY = "Demo student"
-WINDOW_S = 15 * 60
 KDF_SLOTS = 2  # password checks (scrypt) at once
 CACHE_S = 5.0  # how long a checked session token is trusted without reading the store
 WRONG = "Wrong user name or password."
+MAX_FORM_BYTES = 16 * 1024  # a sign-in form is two short fields; more is refused unread (413)
 _TEMPLATE = Path(__file__).with_name("templates") / "login.jinja"
 
 
@@ -61,43 +62,6 @@ class Principal:
     @property
     def is_teacher(self) -> bool:
         return self.role == "teacher"
-
-
-class FailureLimiter:
-    """Failed sign-ins per key (account, address) in a sliding window."""
-
-    def __init__(self, limit: int, window_s: float = WINDOW_S) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._fails: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._fails.setdefault(key, deque())
-        while q and now - q[0] > self.window_s:
-            q.popleft()
-        return q
-
-    def retry_after(self, *keys: str) -> float:
-        """Seconds until every key may try again (0 when none is blocked)."""
-        now = time.monotonic()
-        with self._lock:
-            waits = [
-                self.window_s - (now - q[0])
-                for q in (self._recent(k, now) for k in keys)
-                if len(q) >= self.limit
-            ]
-        return max(waits, default=0.0)
-
-    def fail(self, *keys: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for k in keys:
-                self._recent(k, now).append(now)
-
-    def clear(self, key: str) -> None:
-        with self._lock:
-            self._fails.pop(key, None)
 
 
 class SignIn:
@@ -248,19 +212,23 @@ class SignIn:
         """``POST /login``: check the password (within the failure limits), start a session."""
         from starlette.concurrency import run_in_threadpool
 
-        form = await request.form()
+        wants_html = "text/html" in request.headers.get("accept", "")
+        form = await _small_form(request)
+        if form is None:
+            return self._refuse(wants_html, "", 413, "The sign-in form is too large.")
         username = str(form.get("username") or "").strip()
         password = str(form.get("password") or "")
         address = request.client.host if request.client else ""
-        keys = (f"user:{username.lower()}", f"addr:{address}")
-        wants_html = "text/html" in request.headers.get("accept", "")
-        wait = self.limiter.retry_after(*keys)
+        keys = self.limiter.keys_for(username, address)
+        # the attempt is counted before the password is checked, so parallel guesses cannot
+        # pass the limit while the first ones are being checked (ui.limiter)
+        wait, stamp = self.limiter.reserve(*keys)
         if wait > 0:
             await asyncio.sleep(self.delay_s)
             minutes = max(1, round(wait / 60))
             # ids and addresses at INFO and above, never names (docs/reliability.md)
             log.warning("sign-in refused from %s: too many failures", address)
-            log.debug("refused user name: %r", username)
+            log.debug("refused user name: %r", username[:64])
             return self._refuse(
                 wants_html,
                 username,
@@ -268,17 +236,17 @@ class SignIn:
                 f"Too many failed sign-ins. Try again in about {minutes} minutes.",
             )
         user = None
-        if username and password:
+        if username and password and len(username) <= 64:
             # scrypt is CPU-heavy on purpose: a class signing in at once takes turns, so
             # chats already running keep their CPU
             async with self._slots():
                 user = await run_in_threadpool(self.store.authenticate, username, password)
         if user is None:
-            self.limiter.fail(*keys)
             await asyncio.sleep(self.delay_s)  # the same delay for every kind of failure
             log.info("failed sign-in from %s", address)
-            log.debug("failed user name: %r", username)
+            log.debug("failed user name: %r", username[:64])
             return self._refuse(wants_html, username, 401, WRONG)
+        self.limiter.release(stamp, *keys)
         self.limiter.clear(keys[0])
         token = await run_in_threadpool(
             self.store.create_auth_session, user.id, hours=self.session_hours, address=address
@@ -328,6 +296,30 @@ class SignIn:
             title=esc(self.title),
             error=f'<div class="msg err" role="alert">{esc(error)}</div>' if error else "",
             notice=f'<div class="msg note">{esc(notice)}</div>' if notice else "",
-            username=esc(username),
+            username=esc(username[:64]),
             demo=demo,
         )
+
+
+async def _small_form(request: Request) -> Any:
+    """The request's form, or None when its body is over ``MAX_FORM_BYTES`` (not read further)."""
+    from starlette.requests import Request as StarletteRequest
+
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        return None
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return None
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return await StarletteRequest(request.scope, replay).form()
