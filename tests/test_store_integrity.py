@@ -119,3 +119,45 @@ def test_serve_creates_the_data_dir_and_uploads_owner_only(tmp_path: Path) -> No
         os.umask(old)
     for d in (config.paths.home_dir, config.paths.uploads_dir):
         assert stat.S_IMODE(d.stat().st_mode) == 0o700, d
+
+
+# ------------------------------------------------------------------------------- a full disk
+
+
+def test_users_add_on_a_full_disk_says_so_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16, V10: ``tutor users add`` on a full disk printed a traceback. Now one line
+    (exit 2), and the account is either made whole (user and learner) or not at all."""
+    import io
+    import sys
+
+    from tests.test_disk_full import fill
+    from tests.test_faults import small_disk
+    from tutor.cli import main
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        home = disk / "home"
+        monkeypatch.setenv("TUTOR_HOME", str(home))
+        monkeypatch.setattr(sys, "stdin", io.StringIO("teacherpass\n"))
+        assert main(["users", "add", "mrs-k", "--teacher", "--password-stdin"]) == 0
+        capsys.readouterr()
+        refused = 0
+        for i, leave in enumerate((0, 0, 1024, 4096, 16 * 1024, 64 * 1024)):
+            fill(disk, leave)
+            monkeypatch.setattr(sys, "stdin", io.StringIO("studentpass\n"))
+            code = main(["users", "add", f"s{i}", "--password-stdin"])
+            err = capsys.readouterr().err
+            assert "Traceback" not in err and code in (0, 2), err
+            if code == 2:
+                refused += 1
+                assert err.startswith("error: no room left on the disk of the learner store"), err
+        (disk / "filler").unlink()
+        assert refused, "the disk never ran out: the test proves nothing"
+        store = LearnerStore(f"sqlite:///{home / 'learners.sqlite'}", kdf_n=FAST_KDF)
+        users = {u.username for u in store.list_users()}
+        learners = {s.learner.name for s in store.list_learners()}
+        assert learners == users - {"mrs-k"}  # no learner without its account, nor the reverse
+        store.close()

@@ -74,13 +74,19 @@ def create_account(
         raise InputError("a teacher account is not linked to a learner")
     if any(u.username == username for u in store.list_users()):
         raise InputError(f"a user named {username!r} already exists")
-    linked = None
-    if role == "student":
-        linked = store.get_or_create_learner(learner or username, display_name=display_name)
+    if role != "student":
+        return store.add_user(username, password, role=role), None
+    # the learner is created in the account's own transaction: a refused account (a full
+    # disk, a name taken meanwhile) leaves no learner behind
     user = store.add_user(
-        username, password, role=role, learner_id=linked.id if linked is not None else None
+        username,
+        password,
+        role=role,
+        learner_name=learner or username,
+        display_name=display_name,
     )
-    return user, linked
+    assert user.learner_id is not None
+    return user, store.get_learner(user.learner_id)
 
 
 # -- item banks --------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from tutor.accounts import (
 )
 from tutor.errors import InputError, NotFoundError
 from tutor.store import schema as S
-from tutor.store.base import StoreBase, inserted_id
-from tutor.store.records import User, now_iso, user_from_row
+from tutor.store.base import StoreBase, insert_learner, inserted_id
+from tutor.store.records import User, check_name, now_iso, user_from_row
 
 
 class AccountsMixin(StoreBase):
@@ -31,20 +31,39 @@ class AccountsMixin(StoreBase):
     # -- users ---------------------------------------------------------------------------------
 
     def add_user(
-        self, username: str, password: str, *, role: Role, learner_id: int | None = None
+        self,
+        username: str,
+        password: str,
+        *,
+        role: Role,
+        learner_id: int | None = None,
+        learner_name: str | None = None,
+        display_name: str = "",
     ) -> User:
-        """Create an account. A student account must be linked to a learner; a teacher's not."""
+        """Create an account. A student account must be linked to a learner; a teacher's not.
+
+        ``learner_name`` links a student to the learner of that name, created (with
+        ``display_name``) in the same transaction when new: a refused account (a full disk, a
+        taken name) leaves no learner behind.
+        """
         check_username(username)
         check_role(role)
-        if role == "student" and learner_id is None:
+        if learner_name is not None:
+            learner_name = check_name(learner_name)
+        if role == "student" and learner_id is None and learner_name is None:
             raise InputError("a student account needs a learner (pass the learner to link)")
-        if role == "teacher" and learner_id is not None:
+        if role == "teacher" and (learner_id is not None or learner_name is not None):
             raise InputError("a teacher account is not linked to a learner")
         pw_hash = hash_password(password, n=self.kdf_n)
         ts = now_iso()
         try:
             with self._write() as conn:
-                if learner_id is not None:
+                if learner_name is not None:
+                    found = conn.execute(
+                        sa.select(S.learners.c.id).where(S.learners.c.name == learner_name)
+                    ).scalar()
+                    learner_id = found or insert_learner(conn, learner_name, display_name, ts)
+                elif learner_id is not None:
                     self._require_learner(conn, learner_id)
                 uid = inserted_id(
                     conn.execute(

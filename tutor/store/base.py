@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from knowledge_base.errors import StoreError
+from knowledge_base.diskspace import no_space
+from knowledge_base.errors import DiskFullError, StoreError
 from tutor import kt
 from tutor.errors import NotFoundError
 from tutor.items import Bank
@@ -151,11 +153,20 @@ class StoreBase:
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
+        """A write transaction; a full disk (or file-size limit) raises ``DiskFullError``, after
+        the transaction was rolled back, so nothing of it is kept."""
         self.check_file()
-        with self.engine.connect() as conn:
-            conn = conn.execution_options(tutor_write=True)
-            with conn.begin():
-                yield conn
+        try:
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(tutor_write=True)
+                with conn.begin():
+                    yield conn
+        except (OperationalError, OSError) as e:
+            where = self._file.parent if self._file is not None else None
+            if not no_space(e, where):
+                raise
+            log.error("no room left to write the learner store %s: %s", self._file, e)
+            raise DiskFullError(_disk_full_message(where)) from e
 
     def _retry(self, fn: Callable[[sa.Connection], T], attempts: int = 3) -> T:
         """Run ``fn`` in a write transaction; retry on an insert race (PostgreSQL) or a lock."""
@@ -185,6 +196,33 @@ class StoreBase:
             # the same message for "missing" and "someone else's": ids are not probed
             raise NotFoundError(f"no session {session_id!r} for this learner; start a new session")
         return row
+
+
+def insert_learner(conn: sa.Connection, name: str, display_name: str, ts: str) -> int:
+    """Insert a learner and its empty profile in the caller's transaction; returns its id."""
+    lid = inserted_id(
+        conn.execute(
+            sa.insert(S.learners).values(name=name, display_name=display_name or "", created_at=ts)
+        )
+    )
+    conn.execute(
+        sa.insert(S.profiles).values(learner_id=lid, data={}, updated_at=ts, updated_by="")
+    )
+    return lid
+
+
+def _disk_full_message(directory: Path | None) -> str:
+    free = "free space unknown"
+    if directory is not None:
+        try:
+            free = f"{shutil.disk_usage(directory).free / 1e6:.1f} MB free"
+        except OSError:
+            pass
+    # no path: students may see this; the log names the file
+    return (
+        f"no room left on the disk of the learner store ({free}, or the file-size limit was "
+        "reached): nothing of this was saved. Free some disk space in the data dir and try again"
+    )
 
 
 def inserted_id(result: sa.CursorResult[Any]) -> int:

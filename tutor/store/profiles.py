@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tutor.errors import InputError, NotFoundError, PermissionDeniedError
 from tutor.store import schema as S
-from tutor.store.base import StoreBase, inserted_id
+from tutor.store.base import StoreBase, insert_learner
 from tutor.store.records import (
     MAX_PROFILE_VALUE_CHARS,
     PROFILE_FIELDS,
@@ -36,18 +36,7 @@ class LearnersMixin(StoreBase):
         ts = now_iso()
         try:
             with self._write() as conn:
-                lid = inserted_id(
-                    conn.execute(
-                        sa.insert(S.learners).values(
-                            name=name, display_name=display_name or "", created_at=ts
-                        )
-                    )
-                )
-                conn.execute(
-                    sa.insert(S.profiles).values(
-                        learner_id=lid, data={}, updated_at=ts, updated_by=""
-                    )
-                )
+                lid = insert_learner(conn, name, display_name, ts)
         except IntegrityError:
             raise InputError(
                 f"a learner named {name!r} already exists; pick another name"

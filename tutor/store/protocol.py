@@ -133,7 +133,14 @@ class LearnerStoreLike(TutorStore, Protocol):
     def stored_skills(self, collection: str) -> dict[str, Skill]: ...
 
     def add_user(
-        self, username: str, password: str, *, role: Role, learner_id: int | None = None
+        self,
+        username: str,
+        password: str,
+        *,
+        role: Role,
+        learner_id: int | None = None,
+        learner_name: str | None = None,
+        display_name: str = "",
     ) -> User: ...
 
     def authenticate(self, username: str, password: str) -> User | None: ...
