@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import gradio as gr
@@ -83,6 +84,18 @@ def turn(h: Handlers, user: str, message: str, session_id: str, mode: str = "aut
 def turn_iter(h: Handlers, user: str, message: str, session_id: str, mode: str = "auto"):
     for out in h.send(message, mode, session_id, request=req(user)):
         yield by_name(h, TURN_OUTPUTS, out)
+
+
+def turn_error(h: Handlers, sid: str, outs: Iterable[dict]) -> str:
+    """The error note that ended a turn (the last chat shown), checking the chat before it
+    stayed: the stored history, then what was typed, then the note."""
+    shown = [by_name(h, TURN_OUTPUTS, o) for o in outs]
+    chat = shown[-1]["chat"]
+    stored = render.history_messages(h.store.messages(sid))
+    assert chat[: len(stored)] == stored, "the chat did not stay"
+    assert chat[-1]["role"] == "assistant" and chat[-1]["content"].startswith("⚠️")
+    assert len(chat) - len(stored) in (1, 2)
+    return str(chat[-1]["content"])
 
 
 def texts(chat: list[dict]) -> list[str]:
@@ -258,10 +271,9 @@ def test_page_load_shows_only_the_view_of_the_role(h: Handlers) -> None:
 
 def test_practice_card_grades_and_updates_mastery(h: Handlers) -> None:
     sid = page(h, "ana")["session_id"]
-    with pytest.raises(gr.Error, match="(?i)no problem open"):
-        list(h.hint(sid, request=req("ana")))
-    with pytest.raises(gr.Error, match="(?i)Next problem first"):
-        list(h.check("12", sid, request=req("ana")))
+    # an error ends its own turn, under it in the chat (issue 16: it covered the whole chat)
+    assert "no problem open" in turn_error(h, sid, h.hint(sid, request=req("ana")))
+    assert "Next problem first" in turn_error(h, sid, h.check("12", sid, request=req("ana")))
     served = [by_name(h, TURN_OUTPUTS, o) for o in h.next_problem(sid, request=req("ana"))]
     card = served[-1]["card"]
     state = h.store.get_state(sid)
@@ -359,12 +371,13 @@ def test_bad_messages_are_refused_and_nothing_is_lost(h: Handlers) -> None:
     sid = page(h, "ana")["session_id"]
     turn(h, "ana", "How do plants make glucose?", sid)
     before = len(h.store.messages(sid))
-    with pytest.raises(gr.Error, match="(?i)empty"):
-        turn(h, "ana", "   ", sid)
-    with pytest.raises(gr.Error, match="(?i)100000 characters; the limit is 4000"):
-        turn(h, "ana", "x" * 100_000, sid)
-    with pytest.raises(gr.Error, match="(?i)not known"):
-        turn(h, "ana", "hello", sid, mode="<b>evil</b>")
+    # refused in their own turn, under what was typed (issue 16: not over the whole chat)
+    assert "empty" in turn_error(h, sid, h.send("   ", "auto", sid, request=req("ana")))
+    long = turn_error(h, sid, h.send("x" * 100_000, "auto", sid, request=req("ana")))
+    assert "100000 characters; the limit is 4000" in long
+    assert "&lt;b>evil" in turn_error(
+        h, sid, h.send("hello", "<b>evil</b>", sid, request=req("ana"))
+    )
     assert len(h.store.messages(sid)) == before
     # HTML and script in a message: stored as typed, shown inert
     evil = '<script>alert("x")</script><img src=x onerror=alert(1)> is 1/2 < 3/4?'
@@ -560,3 +573,32 @@ def test_the_mode_switch_starts_in_tutor_default_mode(
         sid = page(handlers, "ana")["session_id"]
         turn(handlers, "ana", "hello", sid, mode="")
         assert (handlers.store.get_state(sid).item_id is not None) is opens_a_problem
+
+
+def test_an_error_in_one_turn_stays_in_that_turn(h: Handlers, gen: ScriptedGenerator) -> None:
+    """Issue 16: the hint error blanked the whole chat into an "Error" badge. A failing turn
+    now ends under itself: earlier turns, what was typed and what streamed stay on screen."""
+    from tutor.errors import BackendError
+
+    sid = page(h, "ana")["session_id"]
+    turn(h, "ana", "How do plants make glucose?", sid)
+    before = render.history_messages(h.store.messages(sid))
+    note = turn_error(h, sid, h.hint(sid, request=req("ana")))
+    assert "no problem open to give a hint" in note
+
+    def failing(messages, **kw):  # type: ignore[no-untyped-def]
+        yield "Plants use light "
+        raise BackendError("the model server dropped the stream; try again")
+
+    gen.stream = failing  # type: ignore[method-assign]
+    outs = [
+        by_name(h, TURN_OUTPUTS, o)
+        for o in h.send("And why green?", "explain", sid, request=req("ana"))
+    ]
+    chat = outs[-1]["chat"]
+    assert chat[: len(before)] == before
+    assert "And why green?" in chat[len(before)]["content"]
+    assert chat[-1]["content"].startswith("⚠️") and "dropped the stream" in chat[-1]["content"]
+    # a session that is not the learner's is still refused outright: nothing of it is shown
+    with pytest.raises(gr.Error, match="(?i)no session"):
+        list(h.hint("not-a-session", request=req("ana")))

@@ -113,6 +113,11 @@ def sources_html(sources: Sequence[tuple[int, str, str, bool]]) -> str:
     return f'<div class="tutor-sources"><div class="src-title">{title}</div>{"".join(items)}</div>'
 
 
+def turn_error(message: str) -> str:
+    """An error that ended one turn, shown in the chat under that turn (inert)."""
+    return chat_text(f"⚠️ *{message.strip()}*")
+
+
 def _passage_body(passage: str) -> str:
     """A chunk's text without its leading Markdown headings (the citation names the section)."""
     lines = passage.strip().splitlines()

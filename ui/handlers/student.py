@@ -12,19 +12,20 @@ import contextlib
 import itertools
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, cast
 
 from tutor import progress as prog
-from tutor.errors import InputError, NotFoundError
+from tutor.errors import InputError, NotFoundError, PermissionDeniedError, TutorError
 from tutor.services import check_mode, open_problem
 from tutor.turns import OpenProblem
 from ui import render
 from ui.auth import Principal
-from ui.guard import student
+from ui.guard import student, user_message
 from ui.handlers.base import HandlerBase, _gr
 
 MAX_SESSIONS_LISTED = 30
+MAX_TYPED_SHOWN = 2000  # characters of a refused message shown back under its error
 STREAM_EVERY = 0.04  # seconds: the chat is updated at most this often while a reply streams
 # What the buttons say on the learner's behalf (the agent reads them like typed text).
 HINT_MESSAGE = "Can I have a hint?"
@@ -210,28 +211,81 @@ class StudentHandlers(HandlerBase):
     def send(
         self, p: Principal, message: str, mode: str, session_id: str
     ) -> Iterator[dict[Any, Any]]:
-        yield from self._turn(p, message, mode or self.ctx.config.tutor.default_mode, session_id)
+        mode = mode or self.ctx.config.tutor.default_mode
+        yield from self._one_turn(
+            p, session_id, message, lambda: self._turn(p, message, mode, session_id)
+        )
 
     @student
     def hint(self, p: Principal, session_id: str) -> Iterator[dict[Any, Any]]:
-        if self._open_item(p, self._session(p, session_id)) is None:
-            raise InputError(
-                "there is no problem open to give a hint for. Press Next problem, or type a "
-                "problem of your own, like: solve 2x + 3 = 11"
-            )
-        yield from self._turn(p, HINT_MESSAGE, "auto", session_id)
+        def run() -> Iterator[dict[Any, Any]]:
+            if self._open_item(p, self._session(p, session_id)) is None:
+                raise InputError(
+                    "there is no problem open to give a hint for. Press Next problem, or type a "
+                    "problem of your own, like: solve 2x + 3 = 11"
+                )
+            yield from self._turn(p, HINT_MESSAGE, "auto", session_id)
+
+        yield from self._one_turn(p, session_id, HINT_MESSAGE, run)
 
     @student
     def check(self, p: Principal, answer: str, session_id: str) -> Iterator[dict[Any, Any]]:
-        if not (answer or "").strip():
-            raise InputError("type your answer in the box first")
-        if self._open_item(p, self._session(p, session_id)) is None:
-            raise InputError("no problem is open; press Next problem first")
-        yield from self._turn(p, answer, "practice", session_id)
+        def run() -> Iterator[dict[Any, Any]]:
+            if not (answer or "").strip():
+                raise InputError("type your answer in the box first")
+            if self._open_item(p, self._session(p, session_id)) is None:
+                raise InputError("no problem is open; press Next problem first")
+            yield from self._turn(p, answer, "practice", session_id)
+
+        yield from self._one_turn(p, session_id, answer, run)
 
     @student
     def next_problem(self, p: Principal, session_id: str) -> Iterator[dict[Any, Any]]:
-        yield from self._turn(p, NEXT_MESSAGE, "auto", session_id)
+        yield from self._one_turn(
+            p, session_id, NEXT_MESSAGE, lambda: self._turn(p, NEXT_MESSAGE, "auto", session_id)
+        )
+
+    def _one_turn(
+        self,
+        p: Principal,
+        session_id: str,
+        typed: str,
+        run: Callable[[], Iterator[dict[Any, Any]]],
+    ) -> Iterator[dict[Any, Any]]:
+        """Run one turn; a ``TutorError`` in it (bad input, no problem open, the model down)
+        ends that turn only: the chat stays as it was shown, with what was typed and the error
+        under it (not stored). Raised to the page, the error covered the whole chat with an
+        "Error" badge until the next message. An error before anything can be shown (another
+        learner's session, the store gone) is still raised."""
+        chat_key = self.components.get("chat")
+        last: list[dict[str, Any]] | None = None
+        try:
+            for out in run():
+                if chat_key is not None and chat_key in out:
+                    last = out[chat_key]
+                yield out
+        except TutorError as e:
+            if isinstance(e, PermissionDeniedError):
+                raise
+            try:
+                chat = list(last) if last is not None else self._chat_with(p, session_id, typed)
+            except TutorError:
+                raise e from None
+            chat.append({"role": "assistant", "content": render.turn_error(user_message(e))})
+            yield self._out(chat=chat)
+
+    def _chat_with(self, p: Principal, session_id: str, typed: str) -> list[dict[str, Any]]:
+        """The session's chat as stored, and ``typed`` as the learner's next message."""
+        sess = self._session(p, session_id)
+        chat = render.history_messages(self.store.messages(sess.id, learner_id=p.learner_id))
+        text = (typed or "").strip()
+        if text:
+            # a lone surrogate cannot go to the browser (JSON): shown as '?'
+            shown = text.encode("utf-8", "replace").decode("utf-8")
+            if len(shown) > MAX_TYPED_SHOWN:  # a refused 100,000-character paste
+                shown = shown[:MAX_TYPED_SHOWN] + " …"
+            chat.append({"role": "user", "content": render.chat_text(shown)})
+        return chat
 
     @student
     def stop(self, p: Principal, session_id: str) -> list[dict[str, Any]]:
