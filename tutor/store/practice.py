@@ -25,6 +25,7 @@ from tutor.store.records import (
     Prediction,
     SkillMastery,
     attempt_from_row,
+    check_text,
     now_iso,
 )
 from tutor.store.rules import SkillStanding, apply_attempt, attempt_counts
@@ -54,6 +55,7 @@ class PracticeMixin(BanksMixin):
         """
         if not isinstance(result, GradeResult):
             raise InputError("record_attempt needs the checker's GradeResult (tutor.grading.grade)")
+        check_text(response, "the answer")
         ts = now_iso()
 
         def tx(conn: sa.Connection) -> AttemptOutcome:

@@ -20,6 +20,7 @@ from tutor.store.records import (
     LearnerStats,
     Profile,
     check_name,
+    check_text,
     learner_from_row,
     now_iso,
     profile_from_row,
@@ -153,3 +154,4 @@ def _check_profile_changes(changes: Mapping[str, str], editor: str) -> None:
             raise InputError(
                 f"profile field {k!r} must be text of at most {MAX_PROFILE_VALUE_CHARS} characters"
             )
+        check_text(v, f"profile field {k!r}")

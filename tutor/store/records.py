@@ -220,6 +220,19 @@ def check_name(name: str) -> str:
     return name.strip()
 
 
+def check_text(text: str, what: str) -> str:
+    """``text`` when it can be stored (UTF-8); an InputError for a lone surrogate (``\\ud800``,
+    which a browser's JSON can carry but no database can store), naming where it is."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InputError(
+            f"{what} has a character that is not text (U+{ord(text[e.start]):04X} at position "
+            f"{e.start + 1}); remove it or type it again"
+        ) from None
+    return text
+
+
 def check_collection(collection: str) -> str:
     """A valid collection name; InputError naming the bad value otherwise."""
     if not isinstance(collection, str) or not _COLLECTION_RE.match(collection):

@@ -21,6 +21,7 @@ from tutor.store.records import (
     Session,
     SessionState,
     check_collection,
+    check_text,
     message_from_row,
     now_iso,
     session_from_row,
@@ -95,6 +96,7 @@ class SessionsMixin(StoreBase):
             raise InputError("message content must be text")
         if len(content) > MAX_MESSAGE_CHARS:
             raise InputError(f"a message may have at most {MAX_MESSAGE_CHARS} characters")
+        check_text(content, "the message")
         ts = now_iso()
         meta_d = dict(meta or {})
         with self._write() as conn:
