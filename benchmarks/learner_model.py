@@ -1,6 +1,6 @@
-"""Learner-performance prediction on held-out simulated learners: BKT vs baselines.
+"""Learner-performance prediction on held-out simulated learners: BKT, PFA, Best-LR, baselines.
 
-Simulates several skills from known BKT parameters (different prior/learn/guess/slip, and
+Part 1 (tables ``models``, ``parameters``) simulates several skills from known BKT parameters (different prior/learn/guess/slip, and
 different sequence lengths per learner), fits BKT per skill by EM on the training learners,
 and scores the prediction of each next answer for held-out learners (online: every prediction
 uses only the learner's earlier answers). Side by side:
@@ -12,7 +12,14 @@ uses only the learner's earlier answers). Side by side:
 - BKT (fitted): EM per skill, as ``tutor learners fit-kt`` does;
 - BKT (true params): the generating model, the ceiling.
 
-Run: ``python benchmarks/learner_model.py [--learners 500] [--seed 0]``; prints a Markdown table.
+Part 2 (tables ``realistic``, ``fit_cpu``): learners that are *not* BKT (``tutor.kt_sim``:
+ability, item difficulty, learning with diminishing returns, forgetting in time, multi-skill
+items), about 500k answers (``--sim-learners``), split 80/20 by learner. Every model is fitted
+on the training learners and predicts the held-out learners' answers online; then Best-LR and
+BKT's EM are fitted once more on all answers, timing the CPU (process time, one process).
+
+Run: ``python benchmarks/learner_model.py [--learners 500] [--sim-learners 11500] [--seed 0]``;
+prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 from results import Recorder  # noqa: E402
 
-from tutor import kt  # noqa: E402
+from tutor import kt, kt_lr, kt_models, kt_sim  # noqa: E402
 
 SKILLS: dict[str, kt.BKTParams] = {
     "fractions": kt.BKTParams(prior=0.25, learn=0.12, guess=0.2, slip=0.1),
@@ -62,9 +69,18 @@ def metrics(y: np.ndarray, p: np.ndarray) -> tuple[float, float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--learners", type=int, default=500, help="learners per split and skill")
+    ap.add_argument(
+        "--sim-learners", type=int, default=11500, help="part 2 learners (~44 answers each)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     rec = Recorder("learner_model", args)
+    bkt_part(args, rec)
+    realistic_part(args, rec)
+    rec.write()
+
+
+def bkt_part(args: argparse.Namespace, rec: Recorder) -> None:
     rng = np.random.default_rng(args.seed)
     defaults = kt.BKTParams()
     train = {s: simulate_skill(p, args.learners, rng) for s, p in SKILLS.items()}
@@ -117,7 +133,50 @@ def main() -> None:
             ]
         )
     print(rec.table("parameters", ["skill", "true", "fitted"], rows))
-    rec.write()
+
+
+def realistic_part(args: argparse.Namespace, rec: Recorder) -> None:
+    data = kt_sim.simulate(kt_sim.SimConfig(n_learners=args.sim_learners), seed=args.seed)
+    train, test = data.log.split(args.seed)
+    comp = kt_models.compare(train, test, kt.BKTParams(), bank_difficulty=data.bank_difficulty)
+    held = np.isin(data.log.learner, [data.log.learners.index(n) for n in test.learners])
+    preds = {**comp.preds, "simulator's P(correct) (ceiling)": data.p_true[held]}
+    print(
+        f"\nRealistic simulated learners: {len(data.log)} answers of {len(data.log.learners)} "
+        f"learners on {len(data.log.skills)} skills and {len(data.log.items)} items; "
+        f"{len(train)} training and {len(test)} held-out answers\n"
+    )
+    rows = []
+    for name, p in preds.items():
+        a, acc, rmse = metrics(comp.y, np.asarray(p))
+        fit_s = comp.fit_seconds.get(name)
+        rows.append(
+            [name, f"{a:.3f}", f"{acc:.3f}", f"{rmse:.3f}", f"{fit_s:.1f}" if fit_s else "-"]
+        )
+    print(
+        rec.table(
+            "realistic", ["model", "AUC", "accuracy", "RMSE", "fit CPU s"], rows, align="lrrrr"
+        )
+    )
+    t0 = time.process_time()
+    kt_lr.fit(data.log, bank_difficulty=data.bank_difficulty)
+    lr_s = time.process_time() - t0
+    t0 = time.process_time()
+    fits = kt_models.fit_bkt(data.log)
+    bkt_s = time.process_time() - t0
+    rows = [
+        ["Best-LR (L-BFGS, sparse)", len(data.log), f"{lr_s:.1f}"],
+        [f"BKT EM ({len(fits)} skills, 5 starts each)", len(data.log), f"{bkt_s:.1f}"],
+    ]
+    print("\nFitting on all answers (CPU seconds, one process):\n")
+    print(rec.table("fit_cpu", ["model", "answers", "CPU s"], rows, align="lrr"))
+    rec.meta(
+        sim_answers=len(data.log),
+        sim_learners=len(data.log.learners),
+        sim_items=len(data.log.items),
+        best_lr_fit_cpu_s=round(lr_s, 2),
+        bkt_em_fit_cpu_s=round(bkt_s, 2),
+    )
 
 
 MODELS = (
