@@ -92,7 +92,8 @@ def test_a_false_step_is_not_affirmed(store):
     agent, gen = make_agent(store, "Yes, exactly right! Now divide both sides.")
     ev = turn(agent, store, "Solve 2x + 3 = 11", "I think 2x = 14 first, then what?")[-1]
     assert "right" not in ever_shown(ev).lower() and "Yes" not in ever_shown(ev)
-    assert seen(ev).rstrip().endswith("Now divide both sides.")
+    # the solution is known (issue 13, item 4): the wrong step is located by a template move
+    assert "Where does the 14 come from?" in seen(ev) and len(gen.calls) == 0
 
 
 def test_judgements_without_any_graded_work_are_dropped(store):

@@ -42,6 +42,7 @@ from tutor.events import (
     TextReset,
 )
 from tutor.grading import GradeResult, grade
+from tutor.guide import guide_reply
 from tutor.lm.base import Generator, Message
 from tutor.modes import computable_problem, detect_intent
 from tutor.problems import diagnose, scaffold, solve
@@ -255,6 +256,8 @@ class TutorAgent:
         elif action == "open_problem" and (first_step := self._open_own_problem(ctx)) is not None:
             # a recognised problem type: the first rung is a fixed, correct question
             yield from self._say(turn, f"Let's work it out together. {first_step}")
+        elif turn.mode == "guide" and (move := guide_reply(opened, ctx.state, text, ctx.history)):
+            yield from self._say(turn, move)  # the solution is known: locate the mistake
         else:  # explain / guide with the LM (guarded while a problem is open)
             yield from self._generate(ctx)
 
@@ -384,9 +387,10 @@ class TutorAgent:
             return
         # wrong: name the mistake first (deterministic), then the next rung of the ladder
         yield turn.say(feedback + " ")
+        move = guide_reply(opened, new_state, text, ctx.history, graded=True)
         hint = bank_hint(item, new_state.hint_level)
-        if hint:
-            yield from self._say(turn, f"Hint: {hint}")
+        if move or hint:
+            yield from self._say(turn, move or f"Hint: {hint}")
             return
         problem = ProblemState(
             problem=item.prompt,
