@@ -399,7 +399,7 @@ def test_replicas_share_sign_in_chat_and_attempts_on_postgresql(replicas: Replic
         assert [s.id for s in store.list_sessions(ana.id)] == [sid]
 
     # signing out on A reaches B within the token cache
-    assert httpx.get(a + "logout", cookies={COOKIE: token}).status_code == 303
+    assert httpx.post(a + "logout", cookies={COOKIE: token}).status_code == 303
     t0 = time.monotonic()
     while httpx.get(b + "config", cookies={COOKIE: token}).status_code != 401:
         assert time.monotonic() - t0 < CACHE_S + 3, "B still accepts a signed-out session"

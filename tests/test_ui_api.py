@@ -125,7 +125,7 @@ def test_expired_and_signed_out_sessions_are_refused(server: Any) -> None:
     assert "session has ended" in httpx.get(server.url + "login?expired=1").text
     live = cookies(server, "ana")
     assert httpx.get(server.url + "config", cookies=live).status_code == 200
-    r = httpx.get(server.url + "logout", cookies=live)
+    r = httpx.post(server.url + "logout", cookies=live)  # a POST since issue 16 (V7)
     assert r.status_code == 303
     assert httpx.get(server.url + "config", cookies=live).status_code == 401  # revoked
 

@@ -260,6 +260,9 @@ class UIConfig:
     login_attempts: int = 10
     # The course collection the app serves; empty = kb.collection.
     collection: str = ""
+    # Browser origins besides the app's own address that may call it, e.g. a TLS proxy's public
+    # https://tutor.school.example (comma-separated in TUTOR_UI__ALLOWED_ORIGINS). Others get 403.
+    allowed_origins: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:

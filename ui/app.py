@@ -77,6 +77,7 @@ def create_app(ctx: UIContext) -> Any:
 
     from tutor.errors import NotFoundError, PermissionDeniedError
     from ui.guard import authorize
+    from ui.security import SecurityMiddleware
 
     handlers = Handlers(ctx)
     blocks, _ = build_blocks(handlers, lm_concurrency(ctx.config))
@@ -124,6 +125,8 @@ def create_app(ctx: UIContext) -> Any:
         css=css,
         head=f"<script>{js}</script>",
     )
+    # outermost: foreign origins refused, CORS grants dropped, security headers (ui.security)
+    app.add_middleware(SecurityMiddleware, allowed_origins=ctx.config.ui.allowed_origins)
     app.state.handlers = handlers
     app.state.blocks = blocks
     return app

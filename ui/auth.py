@@ -47,6 +47,18 @@ CACHE_S = 5.0  # how long a checked session token is trusted without reading the
 WRONG = "Wrong user name or password."
 MAX_FORM_BYTES = 16 * 1024  # a sign-in form is two short fields; more is refused unread (413)
 _TEMPLATE = Path(__file__).with_name("templates") / "login.jinja"
+SIGN_IN_FORM = Template(
+    """<form method="post" action="/login" autocomplete="on">
+    <label for="username">User name</label>
+    <input id="username" name="username" value="$username" autocomplete="username" required autofocus>
+    <label for="password">Password</label>
+    <input id="password" name="password" type="password" autocomplete="current-password" required>
+    <button type="submit">Sign in</button>
+  </form>"""
+)
+SIGN_OUT_FORM = """<form method="post" action="/logout">
+    <button type="submit" autofocus>Sign out</button>
+  </form>"""
 
 
 @dataclass(frozen=True)
@@ -188,9 +200,15 @@ class SignIn:
             resp.delete_cookie(COOKIE, path="/")
             return resp
 
-        @app.get("/logout", include_in_schema=False)
+        @app.post("/logout", include_in_schema=False)
         async def logout(request: Request) -> Any:
             return await sign_out_to(request, "/login")
+
+        @app.get("/logout", include_in_schema=False)
+        async def logout_page(request: Request) -> HTMLResponse:
+            # a GET signs no one out (a link or an image on any site could): it shows a button
+            # that posts here; the page script posts directly (ui/static/app.js)
+            return HTMLResponse(self.page(sign_out=True))
 
         if self.demo:
 
@@ -284,8 +302,21 @@ class SignIn:
         )
         return resp
 
-    def page(self, *, error: str = "", notice: str = "", username: str = "") -> str:
+    def page(
+        self, *, error: str = "", notice: str = "", username: str = "", sign_out: bool = False
+    ) -> str:
+        """The sign-in page; with ``sign_out``, the sign-out button instead of the form."""
         from ui.render import esc
+
+        if sign_out:
+            return Template(_TEMPLATE.read_text(encoding="utf-8")).substitute(
+                title=esc(self.title),
+                error="",
+                notice="",
+                form=SIGN_OUT_FORM,
+                sub="Sign out of this browser?",
+                demo="",
+            )
 
         demo = (
             '<p class="demo">No account? <a href="/demo">Continue as the demo student</a></p>'
@@ -296,7 +327,8 @@ class SignIn:
             title=esc(self.title),
             error=f'<div class="msg err" role="alert">{esc(error)}</div>' if error else "",
             notice=f'<div class="msg note">{esc(notice)}</div>' if notice else "",
-            username=esc(username[:64]),
+            form=SIGN_IN_FORM.substitute(username=esc(username[:64])),
+            sub="Sign in to continue learning.",
             demo=demo,
         )
 

@@ -16,3 +16,15 @@
     return response;
   };
 })();
+// Signing out is a POST (a GET could be sent by any page's link or image): the header's
+// "Sign out" link posts instead of following its href (/logout, a page with a button).
+document.addEventListener("click", (event) => {
+  const link = event.target instanceof Element && event.target.closest('a[href="/logout"]');
+  if (!link) return;
+  event.preventDefault();
+  const form = document.createElement("form");
+  form.method = "post";
+  form.action = "/logout";
+  document.body.appendChild(form);
+  form.submit();
+});
