@@ -157,7 +157,19 @@ UNGUARDED_RATES = {
     "intermediate_telling": "intermediate_told",
     "false_arithmetic": "false_arithmetic",
     "wrong_answer_reveal": "wrong_answer_reveal",
+    "mistake_located": "mistake_located",
 }
+# the column each rate gets in the tables; every rate but these is better lower
+UNGUARDED_COLUMNS = {
+    "false_affirmation": "false affirmation",
+    "false_rejection": "false rejection",
+    "false_judgement": "false judgement",
+    "intermediate_telling": "intermediate-result telling",
+    "false_arithmetic": "false arithmetic",
+    "wrong_answer_reveal": "wrong-answer reveal",
+    "mistake_located": "mistake located",
+}
+HIGHER_IS_BETTER = frozenset({"mistake_located"})
 UNGUARDED_NOTE = (
     "False affirmation: the data says the student's last answer is wrong (MathDial's incorrect "
     "solution) and the reply affirms it; false rejection: the student's last answer is the gold "
@@ -166,7 +178,10 @@ UNGUARDED_NOTE = (
     "computes on the way that nobody has said yet (final answer excluded). False arithmetic: the "
     "reply holds a false 'a op b = c' claim (exact fractions; over every reply). Wrong-answer "
     "reveal: the reply states a final answer ('the answer is N', or a closing 'So ... N') that is "
-    "not the gold one. None of them uses tutor.grading, tutor.guard or tutor.verify "
+    "not the gold one. Mistake located (higher is better): the reply states the student's first "
+    "wrong quantity (the first number of the student's message that is neither in the problem "
+    "nor in the gold solution, or the result of a false calculation); over the contexts with "
+    "one. None of them uses tutor.grading, tutor.guard or tutor.verify "
     "(evals/unguarded.py, evals/arithmetic.py)."
 )
 
@@ -195,16 +210,7 @@ def unguarded_stats(recs: list[dict[str, Any]]) -> dict[str, Any]:
 def unguarded_table(res: SuiteResult, per: dict[str, Any]) -> None:
     res.table(
         "Measures the leak guard does not decide",
-        [
-            "system",
-            "false affirmation",
-            "false rejection",
-            "false judgement",
-            "intermediate-result telling",
-            "false arithmetic",
-            "wrong-answer reveal",
-            "affirms (any context)",
-        ],
+        ["system", *UNGUARDED_COLUMNS.values(), "affirms (any context)"],
         [
             [
                 name,
@@ -275,7 +281,7 @@ def _system_stats(res: SuiteResult, system: str, rs: list[dict[str, Any]]) -> di
     res.metric(f"{system}/words", s["words"], None)
     ug = s["unguarded"]
     for name in UNGUARDED_RATES:
-        res.metric(f"{system}/{name}", ug[name], False)
+        res.metric(f"{system}/{name}", ug[name], name in HIGHER_IS_BETTER)
     res.metric(f"{system}/affirms", ug["affirms"], None)
     if s["leaks_blocked"] is not None:
         res.metric(f"{system}/leaks_blocked_per_turn", s["leaks_blocked"], None)

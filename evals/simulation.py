@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from evals import metrics as M
 from evals.datasets import DialogueContext, Turn, load_contexts
-from evals.pedagogy import UNGUARDED_NOTE, UNGUARDED_RATES, unguarded_cell, unguarded_stats
+from evals.pedagogy import (
+    HIGHER_IS_BETTER,
+    UNGUARDED_COLUMNS,
+    UNGUARDED_NOTE,
+    UNGUARDED_RATES,
+    unguarded_cell,
+    unguarded_stats,
+)
 from evals.run import EvalRun, SuiteResult, file_tag, seeded_sample
 from evals.scorers import answer_revealed, asks_question, mistake_identification
 from evals.tutors import AgentConversation, RawConversation
@@ -232,7 +239,7 @@ def summarize_simulation(
         per[system] = {"n": len(rs), "curve": curve, "turns": len(turns)}
         per[system]["unguarded"] = ug = unguarded_stats(turns)
         for name in UNGUARDED_RATES:
-            res.metric(f"{system}/{name}", ug[name], False)
+            res.metric(f"{system}/{name}", ug[name], name in HIGHER_IS_BETTER)
         last = curve[-1]
         res.metric(f"{system}/success@{k}", last["success"], True)
         res.metric(f"{system}/telling@{k}", last["telling"], False)
@@ -260,16 +267,7 @@ def summarize_simulation(
     )
     res.table(
         "Simulated tutoring: measures the leak guard does not decide, per tutor turn",
-        [
-            "system",
-            "tutor turns",
-            "false affirmation",
-            "false rejection",
-            "false judgement",
-            "intermediate-result telling",
-            "false arithmetic",
-            "wrong-answer reveal",
-        ],
+        ["system", "tutor turns", *UNGUARDED_COLUMNS.values()],
         [
             [name, s["turns"], *[unguarded_cell(s["unguarded"], n) for n in UNGUARDED_RATES]]
             for name, s in per.items()

@@ -4,7 +4,9 @@
   scratch learner store. A dialogue context is seeded through the store's public API: the
   earlier turns become the session's messages and, when the problem and its answer are known,
   the problem is opened in the session state (so the leak guard protects that answer, as it
-  would for a problem the learner brought). The student's last message is then sent with
+  would for a problem the learner brought) with its worked solution (``extra["solution"]``, so
+  guide mode can locate the student's first wrong step); a problem without an answer is kept
+  without one (the tutor then says it cannot check the final answer). The student's last message is then sent with
   ``respond(..., mode="guide")``.
 - ``raw``: the same LM with a plain system prompt (``RAW_SYSTEM`` + the problem) and the same
   history, no pedagogy layer.
@@ -123,12 +125,13 @@ class AgentConversation:
             for t in ctx.history[:-1]:
                 role = "user" if t.role == "student" else "assistant"
                 store.add_message(self.session.id, role, t.content, learner_id=self.learner.id)
-        if open_problem and ctx.problem and ctx.answer:
-            store.set_state(
-                self.session.id,
-                SessionState().with_item(None, problem=ctx.problem, answer=ctx.answer),
-                learner_id=self.learner.id,
-            )
+        if open_problem and ctx.problem:
+            # with its worked solution, so guide mode can locate the student's first wrong step
+            # (``tutor.guide``); a problem without a known answer is kept without one
+            state = SessionState().with_item(None, problem=ctx.problem, answer=ctx.answer)
+            if ctx.solution and ctx.answer:
+                state.extra["solution"] = ctx.solution
+            store.set_state(self.session.id, state, learner_id=self.learner.id)
         self._recorder = (
             agent.generator if isinstance(agent.generator, RecordingGenerator) else None
         )

@@ -44,6 +44,18 @@ this module imports neither ``tutor.grading`` nor ``tutor.guard`` (a test reads 
   a final answer stated without a cue ("She has 35 left."), in words, or as an expression, and
   does not apply without a gold answer.
 
+- **mistake located**: the reply refers to the student's first wrong step or its quantity. The
+  student's first wrong quantity is read from the student's last message, sentence by sentence
+  and number by number: the first number that is neither a number of the problem nor one
+  written anywhere in the gold solution (its givens, step results and constants) nor 100 (a
+  percentage written as a fraction), or the
+  stated result of a false ``a op b = c`` claim (``evals.arithmetic``), whichever comes first.
+  The reply locates the mistake when it states that number. It cannot see a reference in words
+  ("your first step", "where you halved the money"), a wrong choice of quantities whose values
+  all appear in the solution, or a right value reached by another route than the gold one (it
+  reads as wrong); a reply that repeats every number of the student also counts. It does not
+  apply without a worked solution or when the student's message has no wrong quantity.
+
 Each function returns None where the measure does not apply, so rates are over the contexts
 where it does.
 """
@@ -259,6 +271,28 @@ def wrong_answer_stated(text: str, ctx: DialogueContext) -> list[str] | None:
     return [str(v) if v.denominator == 1 else str(float(v)) for v in wrong]
 
 
+def first_wrong_quantity(ctx: DialogueContext) -> Fraction | None:
+    """The student's first wrong quantity in the last message (module docstring), or None."""
+    if not numbers(ctx.solution or ""):
+        return None
+    known = set(numbers(ctx.problem)) | set(numbers(ctx.solution)) | {Fraction(100)}
+    for sentence in _SENTENCE.split(ctx.last_student or ""):
+        false_results = [value_of(c) for c in false_claims(sentence)]
+        for v in numbers(sentence):
+            if v not in known or v in false_results:
+                return v
+    return None
+
+
+def mistake_located(text: str, ctx: DialogueContext) -> bool | None:
+    """True when ``text`` states the student's first wrong quantity; None when there is none
+    to locate (no worked solution, or nothing wrong in the student's last message)."""
+    wrong = first_wrong_quantity(ctx)
+    if wrong is None:
+        return None
+    return wrong in numbers(text)
+
+
 def score_unguarded(text: str, ctx: DialogueContext) -> dict[str, Any]:
     """Every measure for one reply, as stored in a pedagogy result's ``unguarded`` field (and a
     simulated turn's)."""
@@ -278,4 +312,5 @@ def score_unguarded(text: str, ctx: DialogueContext) -> dict[str, Any]:
         "false_claims": false_claims(text),
         "wrong_answer_reveal": None if wrong is None else bool(wrong),
         "wrong_answers_stated": wrong or [],
+        "mistake_located": mistake_located(text, ctx),
     }

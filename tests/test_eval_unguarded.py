@@ -178,6 +178,7 @@ def test_false_affirmation_needs_a_known_wrong_answer_stated_by_the_student() ->
         "false_claims": [],
         "wrong_answer_reveal": False,
         "wrong_answers_stated": [],
+        "mistake_located": False,  # the student's first wrong quantity is the $5
     }
 
 
@@ -248,18 +249,67 @@ def test_pedagogy_reports_what_the_guard_lets_through(tmp_path: Path, config) ->
     systems = rep["suites"]["pedagogy"]["summary"]["systems"]
     # the guard's own check sees nothing to withhold ...
     assert systems["agent"]["telling_rate"] == 0.0 and systems["raw"]["telling_rate"] == 0.0
-    # ... and both replies affirm the wrong answer and tell a step
-    for system in ("agent", "raw"):
-        u = systems[system]["unguarded"]
-        assert u["false_affirmation"] == 1.0 and u["false_affirmation_n"] == 1
-        assert u["intermediate_telling"] == 1.0 and u["intermediate_telling_n"] == 1
+    # ... and the raw model's reply affirms the wrong answer and tells a step
+    u = systems["raw"]["unguarded"]
+    assert u["false_affirmation"] == 1.0 and u["false_affirmation_n"] == 1
+    assert u["intermediate_telling"] == 1.0 and u["intermediate_telling_n"] == 1
+    assert u["mistake_located"] == 0.0 and u["mistake_located_n"] == 1
+    # the agent knows the worked solution: its guide move names the student's $5 instead
+    # (issue 13, item 4; before it, the agent passed the model's affirmation through)
+    u = systems["agent"]["unguarded"]
+    assert u["false_affirmation"] == 0.0 and u["intermediate_telling"] == 0.0
+    assert u["mistake_located"] == 1.0
     ref = systems["reference"]["unguarded"]
     assert ref["false_affirmation"] == 0.0 and ref["intermediate_telling"] == 0.0
+    assert ref["mistake_located"] == 0.0  # "Let's start with how much he spent on gumballs."
     m = rep["metrics"]
-    assert m["pedagogy/agent/false_affirmation"] == {"value": 1.0, "higher_is_better": False}
+    assert m["pedagogy/raw/false_affirmation"] == {"value": 1.0, "higher_is_better": False}
+    assert m["pedagogy/agent/mistake_located"] == {"value": 1.0, "higher_is_better": True}
     assert m["pedagogy/raw/intermediate_telling"]["value"] == 1.0
     titles = [t["title"] for t in rep["suites"]["pedagogy"]["tables"]]
     assert "Measures the leak guard does not decide" in titles
     first = rep["suites"]["pedagogy"]["tables"][0]
     assert "final answer stated (leak-guard check)" in first["columns"]
     assert "telling rate" not in first["columns"]
+
+
+# -- mistake located -----------------------------------------------------------------------------------
+
+
+def test_the_first_wrong_quantity_is_the_first_number_outside_problem_and_solution() -> None:
+    assert U.first_wrong_quantity(billy()) == 5
+    # a false calculation's result comes first when its sentence is first
+    slip = billy(history=[Turn("student", "40 x .05 = 3 on gumballs. Then he had $5 left.")])
+    assert U.first_wrong_quantity(slip) == 3
+    # 100 in a percentage is not a wrong quantity
+    pct = billy(history=[Turn("student", "I used 10/100 of the change, $5.")])
+    assert U.first_wrong_quantity(pct) == 5
+
+
+@pytest.mark.parametrize(
+    ("reply", "located"),
+    [
+        ("Where does the $5 come from?", True),
+        ("You said he had 5 dollars left. How did you get 5.00?", True),
+        ("Let's start with how much he spent on gumballs.", False),
+        ("How much change did he have? Remember he spent $2 on gumballs.", False),
+        ("", False),
+    ],
+)
+def test_mistake_located(reply: str, located: bool) -> None:
+    assert U.mistake_located(reply, billy()) is located
+
+
+def test_mistake_located_needs_a_solution_and_a_wrong_quantity() -> None:
+    assert U.mistake_located("Where does the 5 come from?", billy(solution="")) is None
+    right = billy(history=[Turn("student", "He spent 40 x .05 = 2 dollars on gumballs.")])
+    assert U.mistake_located("Good, what next?", right) is None
+
+
+def test_the_metric_does_not_use_the_agents_step_finder() -> None:
+    tree = ast.parse(Path(U.__file__).read_text(encoding="utf-8"))
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)] + [
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    ]
+    assert "evals.arithmetic" in imported  # the reader works
+    assert not [m for m in imported if m.startswith(("tutor.guide", "tutor.verify"))]
