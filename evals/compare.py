@@ -6,6 +6,13 @@ worse, ``=`` unchanged, ``·`` no preferred direction, ``new``/``gone``). Metric
 ``'retrieval/*/hybrid/recall@5'``) are gated: one that got worse by more than ``--threshold``
 (absolute, in the metric's units) or is missing from B is a regression, and the command exits
 with status 1. A pattern that matches no metric is an error (a typo must not pass the gate).
+
+``--metric @truth`` gates the measures of issue 13 ("say only what is true") at once: the
+agent's false affirmation, false rejection, false judgement, false arithmetic, wrong-answer
+reveal, intermediate-result telling and mistake located in the pedagogy and simulation suites,
+and the key-fact suite's in-course correctness and out-of-course made-up answers
+(``TRUTH_METRICS``). Of a preset, only patterns that match a metric of either report are gated
+(a run without the simulation suite still gates the rest); the preset must match something.
 """
 
 from __future__ import annotations
@@ -15,6 +22,42 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tutor.errors import InputError
+
+_TRUTH_RATES = (
+    "false_affirmation",
+    "false_rejection",
+    "false_judgement",
+    "false_arithmetic",
+    "wrong_answer_reveal",
+    "intermediate_telling",
+    "mistake_located",
+)
+TRUTH_METRICS = (
+    *(f"{suite}/agent/{rate}" for suite in ("pedagogy", "simulation") for rate in _TRUTH_RATES),
+    "keyfacts/in_course_correct",
+    "keyfacts/*/in_course_correct",
+    "keyfacts/out_of_course_made_up",
+    "keyfacts/*/out_of_course_made_up",
+)
+PRESETS = {"@truth": TRUTH_METRICS}
+
+
+def expand_patterns(patterns: list[str], names: list[str]) -> list[str]:
+    """``patterns`` with each preset (``@truth``) replaced by its patterns that match a metric
+    in ``names``; a preset that matches none is an error."""
+    out: list[str] = []
+    for p in patterns:
+        if p not in PRESETS:
+            out.append(p)
+            continue
+        found = [q for q in PRESETS[p] if any(fnmatch.fnmatchcase(n, q) for n in names)]
+        if not found:
+            raise InputError(
+                f"--metric {p} matches no metric in either report: run the pedagogy, simulation "
+                "or keyfacts suite (tutor eval all) first"
+            )
+        out.extend(q for q in found if q not in out)
+    return out
 
 
 @dataclass
@@ -78,7 +121,7 @@ def compare(
         raise InputError(f"--threshold must be >= 0, got {threshold}")
     ma, mb = a.get("metrics", {}), b.get("metrics", {})
     names = sorted(set(ma) | set(mb))
-    patterns = list(patterns or [])
+    patterns = expand_patterns(list(patterns or []), names)
     for p in patterns:
         if not any(fnmatch.fnmatchcase(n, p) for n in names):
             raise InputError(

@@ -219,7 +219,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         action="append",
         metavar="PATTERN",
         default=None,
-        help="gate on metrics matching this glob (repeatable), e.g. 'pedagogy/agent/false_affirmation'",
+        help="gate on metrics matching this glob (repeatable), e.g. 'pedagogy/agent/false_affirmation'; "
+        "'@truth' gates issue 13's measures (false affirmation, false arithmetic, wrong-answer reveal, "
+        "step telling, mistake located, key-fact correctness)",
     )
     c.add_argument(
         "--threshold", type=float, default=0.01, help="allowed worsening, absolute (default 0.01)"
