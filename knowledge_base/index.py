@@ -14,11 +14,15 @@ Vectors are L2-normalized, so inner product is cosine similarity. The trade-off 
   recall and no training, but the slowest to build (minutes per million vectors on 2 cores),
   ~``2*M*4`` extra bytes per vector, and no in-place removal: removing documents rebuilds it.
 
+Each file carries a SHA-256 checksum trailer written with it and checked on every read
+(``verify``), so a file damaged on disk is refused instead of searched.
+
 All functions import faiss lazily.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from dataclasses import dataclass
@@ -203,11 +207,67 @@ def search(
     return index.search(q, k)
 
 
+# Every index file ends with a checksum trailer: MAGIC + the SHA-256 of everything before it.
+# FAISS reads what it needs and ignores the bytes after the index. Random bytes in the middle of
+# a flat index still loaded (searches then scored 4e37); with the trailer such a file is refused.
+CHECKSUM_MAGIC = b"TUTORSUM"
+_TRAILER = len(CHECKSUM_MAGIC) + 32
+
+
+class IndexChecksumError(RuntimeError):
+    """An index file whose bytes no longer match the checksum written with it.
+
+    A ``RuntimeError`` like FAISS's own read errors, so callers treat both as a damaged file.
+    """
+
+
 def write_atomic(index: Any, path: Path) -> None:
-    """Write to a temp file, fsync, then rename: the file at ``path`` is always whole."""
+    """Write to a temp file with its checksum trailer, fsync, then rename: the file at ``path``
+    is always whole."""
     with atomic_path(path) as tmp:
         _faiss().write_index(index, str(tmp))
+        digest = _sha256(tmp, tmp.stat().st_size)
+        with open(tmp, "ab") as f:
+            f.write(CHECKSUM_MAGIC + digest)
+
+
+def verify(path: Path) -> bool:
+    """Check ``path`` against its checksum trailer: True when it matches, False for a file
+    written before checksums (no trailer: nothing to check); ``IndexChecksumError`` when the
+    bytes changed."""
+    try:
+        size = path.stat().st_size
+        if size < _TRAILER:
+            raise IndexChecksumError(f"{path}: {size} bytes, too short to be an index")
+        with open(path, "rb") as f:
+            f.seek(size - _TRAILER)
+            trailer = f.read(_TRAILER)
+        if not trailer.startswith(CHECKSUM_MAGIC):
+            log.info("%s has no checksum (written before checksums); not verified", path.name)
+            return False
+        digest = _sha256(path, size - _TRAILER)
+    except FileNotFoundError:
+        # removed meanwhile (a writer in another process moved on): a read error, like FAISS's
+        raise IndexChecksumError(f"{path}: no such file") from None
+    if digest != trailer[len(CHECKSUM_MAGIC) :]:
+        raise IndexChecksumError(f"{path}: the bytes do not match the checksum written with them")
+    return True
+
+
+def _sha256(path: Path, n: int) -> bytes:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        left = n
+        while left > 0:
+            block = f.read(min(left, 1 << 20))
+            if not block:
+                raise IndexChecksumError(f"{path}: shorter than {n} bytes")
+            h.update(block)
+            left -= len(block)
+    return h.digest()
 
 
 def read(path: Path) -> Any:
+    """The index in ``path``, after checking its checksum (``IndexChecksumError``)."""
+    verify(path)
     return _faiss().read_index(str(path))

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from knowledge_base.errors import (
     EmbedderMismatchError,
     InputError,
     LoadError,
+    StoreError,
 )
 from knowledge_base.loaders import (
     content_hash,
@@ -38,7 +39,7 @@ from knowledge_base.loaders import (
     load_document,
     read_file,
 )
-from knowledge_base.options import KBOptions
+from knowledge_base.options import KBOptions, Mode, mmr_lambda, search_args
 from knowledge_base.reports import FileResult, IngestReport, KBStats, Status
 from knowledge_base.retrieve import Passage, citation_label, query_terms, rrf
 from knowledge_base.retrieve import mmr as mmr_select
@@ -66,7 +67,6 @@ log = logging.getLogger(__name__)
 # progress(done, total, message): ``done/total`` is the fraction of the current phase
 # (reading files, embedding chunks, saving); ``message`` names the phase and the file.
 ProgressFn = Callable[[int, int, str], None]
-Mode = Literal["hybrid", "dense", "bm25"]
 
 
 @dataclass
@@ -84,6 +84,8 @@ class KnowledgeBase:
         self.embedder = embedder
         self.options = options
         self.show_progress: bool | None = None
+        # collections whose vector index failed to load: searched by keywords only (warned once)
+        self.damaged: dict[str, str] = {}
 
     # ------------------------------------------------------------------ construction
 
@@ -393,14 +395,15 @@ class KnowledgeBase:
         ``min_score``: passages less similar (cosine) than this are dropped unless BM25 found
         them too; None uses ``kb.min_score``.
         """
-        k, mode, min_score = _search_args(query, k, mode, min_score, self.options)
-        lam = _mmr_lambda(mmr, self.options)
+        k, mode, min_score = search_args(query, k, mode, min_score, self.options)
+        lam = mmr_lambda(mmr, self.options)
         colls = self._targets(collection, document)
         if not colls:
             return []
         n_cand = max(self.options.candidates, k)
         opts = self._index_options()
         qv, dense, sparse = self._retrieve(query, mode, colls, document, n_cand, opts)
+        mode = mode if qv is not None else "bm25"  # asked, or the vector index is damaged
         dense_rank = {cid: r for r, (cid, _) in enumerate(dense, start=1)}
         bm25_rank = {cid: r for r, (cid, _) in enumerate(sparse, start=1)}
         sims = dict(dense)
@@ -469,11 +472,32 @@ class KnowledgeBase:
         if mode != "bm25":
             qv = self._embed([query.strip()], bar=False)
             self._check_embedder(qv.shape[1])
-            dense = self._dense(qv, colls, document, n, opts)
+            try:
+                dense = self._dense(qv, colls, document, n, opts)
+                for c in colls:
+                    self.damaged.pop(c, None)
+            except StoreError as e:  # a damaged or missing index file: keywords still work
+                qv = None
+                if not all(c in self.damaged for c in colls):
+                    log.warning("searching %s by keywords only: %s", ", ".join(colls), e)
+                self.damaged.update(dict.fromkeys(colls, str(e)))
         sparse: list[tuple[int, float]] = []
-        if mode != "dense":
+        if mode != "dense" or qv is None:
             sparse = self.store.bm25(query_terms(query), n, colls, document)
         return qv, dense, sparse
+
+    def index_problem(self, collection: str) -> str | None:
+        """Why ``collection``'s vector index cannot be used (then search ranks by keywords
+        only), or None. Loads the index when it is not loaded yet."""
+        if not any(c.name == collection and c.vectors > 0 for c in self.store.collections()):
+            return None
+        try:
+            self.store.index(collection)
+        except StoreError as e:
+            self.damaged[collection] = str(e)
+            return str(e)
+        self.damaged.pop(collection, None)
+        return None
 
     def _targets(self, collection: str | None, document: str | None) -> list[str]:
         if document is not None:
@@ -556,32 +580,6 @@ def _dimension(embedder: Any) -> int | None:
         return int(d) if d else None
     except (AttributeError, TypeError, ValueError):
         return None
-
-
-def _search_args(
-    query: object, k: int | None, mode: Mode | None, min_score: float | None, o: KBOptions
-) -> tuple[int, Mode, float]:
-    """(k, mode, min_score) with the options' defaults filled in; bad values raise."""
-    if not isinstance(query, str) or not query.strip():
-        raise InputError("the search query is empty; pass some words to search for")
-    k = o.top_k if k is None else int(k)
-    if k <= 0:
-        raise InputError(f"k must be > 0, got {k}")
-    mode = mode or o.mode
-    if mode not in ("hybrid", "dense", "bm25"):
-        raise InputError(f"search mode must be 'hybrid', 'dense' or 'bm25', got {mode!r}")
-    return k, mode, o.min_score if min_score is None else float(min_score)
-
-
-def _mmr_lambda(mmr: bool | float | None, o: KBOptions) -> float | None:
-    if mmr is None:
-        return o.mmr_lambda if o.mmr else None
-    if isinstance(mmr, bool):
-        return o.mmr_lambda if mmr else None
-    lam = float(mmr)
-    if not 0.0 <= lam <= 1.0:
-        raise InputError(f"mmr lambda must be within 0..1, got {mmr}")
-    return lam
 
 
 def _set(res: FileResult, status: Status, doc_id: str | None, title: str | None, n: int) -> None:

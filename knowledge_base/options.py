@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from knowledge_base.errors import ConfigError
+from knowledge_base.errors import ConfigError, InputError
+
+Mode = Literal["hybrid", "dense", "bm25"]
 
 
 @dataclass
@@ -81,3 +83,31 @@ class KBOptions:
             raise ConfigError(f"kb.min_score must be a cosine within -1..1, got {self.min_score}")
         if not self.embedder.strip():
             raise ConfigError("kb.embedder is empty; use 'all-minilm-l6-v2' or a model name/path")
+
+
+def search_args(
+    query: object, k: int | None, mode: Mode | None, min_score: float | None, o: KBOptions
+) -> tuple[int, Mode, float]:
+    """``KnowledgeBase.search``'s (k, mode, min_score), the options' defaults filled in; bad
+    values raise."""
+    if not isinstance(query, str) or not query.strip():
+        raise InputError("the search query is empty; pass some words to search for")
+    k = o.top_k if k is None else int(k)
+    if k <= 0:
+        raise InputError(f"k must be > 0, got {k}")
+    mode = mode or o.mode
+    if mode not in ("hybrid", "dense", "bm25"):
+        raise InputError(f"search mode must be 'hybrid', 'dense' or 'bm25', got {mode!r}")
+    return k, mode, o.min_score if min_score is None else float(min_score)
+
+
+def mmr_lambda(mmr: bool | float | None, o: KBOptions) -> float | None:
+    """The MMR lambda a search uses (None: no MMR), from its ``mmr`` argument and the options."""
+    if mmr is None:
+        return o.mmr_lambda if o.mmr else None
+    if isinstance(mmr, bool):
+        return o.mmr_lambda if mmr else None
+    lam = float(mmr)
+    if not 0.0 <= lam <= 1.0:
+        raise InputError(f"mmr lambda must be within 0..1, got {mmr}")
+    return lam

@@ -321,6 +321,11 @@ def at_risk(ov: Any) -> str:
 
 # -- teacher tables -----------------------------------------------------------------------------
 
+INDEX_WARNING = (
+    '<div class="kb-warning">⚠️ The search index of this course is damaged, so answers find '
+    "course passages by keywords only. On the server, <code>tutor kb stats --check</code> names "
+    "the problem; to rebuild the index, remove the course's documents and add them again.</div>"
+)
 DOC_HEADERS = ["Title", "File", "Format", "Pages", "Chunks", "Added"]
 INGEST_HEADERS = ["File", "Result", "Chunks", "Details"]
 STUDENT_HEADERS = ["Account", "Learner", "Sessions", "Attempts", "Last active"]

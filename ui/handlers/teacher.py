@@ -268,6 +268,8 @@ class TeacherHandlers(HandlerBase):
             render.document_rows(docs),
             empty="No documents in this course yet: upload some above.",
         )
+        if self.kb is not None and self.kb.index_problem(self.collection):
+            table = render.INDEX_WARNING + table  # the reason (with the path) is in the log
         return self._out(
             docs_table=table,
             doc_pick=gr.update(choices=[render.doc_choice(d) for d in docs], value=None),
