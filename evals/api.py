@@ -45,7 +45,7 @@ def _suite_functions() -> dict[str, Callable[[EvalRun], SuiteResult]]:
 
 def preflight(options: EvalOptions) -> None:
     """Read every input the chosen suites need; raise on the first bad one."""
-    from evals.datasets import load_attempts, load_contexts
+    from evals.datasets import load_contexts
     from evals.retrieval import parse_qa_spec
 
     suites = set(options.suites)
@@ -79,9 +79,11 @@ def preflight(options: EvalOptions) -> None:
 
         load_keyfacts(options.keyfacts)
     if "learner-model" in suites:
+        from tutor.kt_data import load_answers
+
         for src in options.attempts:
             if src != "store":
-                load_attempts(src, options.columns or None)
+                load_answers(src, options.columns or None)
 
 
 def run_eval(

@@ -1,15 +1,24 @@
-"""Learner-model suite: how well BKT's P(correct) predicts held-out answers.
+"""Learner-model suite: how well each learner model's P(correct) predicts held-out answers.
 
-Datasets: simulated learners drawn from known BKT parameters (always), and any attempts log
-the user passes (``--attempts FILE`` with ``--columns learner=..,skill=..,correct=..,order=..``,
-or ``--attempts store`` for the configured learner store's counted attempts).
+Datasets (always the first two):
 
-Learners are split 80/20 (seeded) into training and held-out learners. BKT is fitted per skill
-by EM on the training learners (``tutor.kt.fit_skill``; skills with fewer than 20 training
-answers keep the ``[tutor]`` defaults); every held-out answer is predicted from the learner's
-earlier answers only. Compared: BKT fitted, BKT with the ``[tutor]`` defaults, each skill's
-training correct rate, and (simulated data) BKT with the true parameters. Reported: AUC,
-accuracy at 0.5, RMSE, expected calibration error and the reliability diagram.
+- ``simulated``: learners drawn from known BKT parameters (5 skills; ``--sim-learners`` per
+  split and skill), with the generating model as a ceiling ("BKT true params");
+- ``simulated-learners``: learners that are not BKT (``tutor.kt_sim``: ability, item
+  difficulty, learning, forgetting in time, multi-skill items; 5 x ``--sim-learners``
+  learners), with the simulator's own P(correct) as the ceiling;
+- any attempts log the user passes: ``--attempts FILE`` (CSV or JSONL mapped with ``--columns
+  learner=..,skill=..,correct=..[,order=..][,item=..][,time=..]``, or the three-line
+  count/skills/responses format; see ``tutor.kt_data``), or ``--attempts store`` for the
+  configured learner store's counted attempts.
+
+Learners are split 80/20 (seeded). On the training learners: BKT by EM per skill (skills under
+20 answers keep the ``[tutor]`` defaults), PFA and Best-LR (``tutor.kt_lr``), each skill's
+correct rate. Every held-out answer is predicted from the learner's earlier answers only; a
+multi-skill answer is scored once. Reported per model: AUC with a 95% bootstrap interval over
+held-out learners, accuracy at 0.5, RMSE, expected calibration error, the reliability diagram,
+the CPU time of the fit; and which predictor the tutor would choose (Best-LR or BKT, by AUC).
+The report keeps a seeded sample of the held-out sequences, not all of them.
 """
 
 from __future__ import annotations
@@ -22,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from evals import metrics as M
-from evals.datasets import load_attempts
 from evals.run import EvalRun, SuiteResult, file_tag
-from tutor import kt
+from tutor import kt, kt_models, kt_sim
+from tutor.kt_data import Answer, AnswerLog, answers_from_store, load_answers
 
 log = logging.getLogger(__name__)
 
@@ -36,213 +45,232 @@ SIM_SKILLS: dict[str, kt.BKTParams] = {
     "water-cycle": kt.BKTParams(prior=0.5, learn=0.15, guess=0.3, slip=0.1),
 }
 MIN_OBSERVATIONS = 20
+BOOTSTRAP = 200
+SAMPLE_SEQUENCES = 12
+SAMPLE_ANSWERS = 30
 
-Sequences = dict[str, dict[str, list[int]]]  # skill -> learner -> outcomes in time order
 
-
-def simulated(n_learners: int, seed: int) -> tuple[Sequences, Sequences]:
+def simulated(n_learners: int, seed: int) -> tuple[AnswerLog, AnswerLog]:
+    """BKT-generated learners: (train, test) logs, each learner practising every skill."""
     rng = np.random.default_rng(seed)
-    train: Sequences = {}
-    test: Sequences = {}
+    split: dict[str, list[Answer]] = {"train": [], "test": []}
     for skill, p in SIM_SKILLS.items():
-        for split, out in (("train", train), ("test", test)):
+        for name, out in split.items():
             lengths = rng.integers(5, 31, n_learners)
             sim = kt.simulate(p, n_learners, int(lengths.max()), rng=rng)
-            out[skill] = {
-                f"{split}-{i}": list(map(int, row[:n]))
-                for i, (row, n) in enumerate(zip(sim.correct, lengths, strict=True))
-            }
-    return train, test
-
-
-def from_rows(
-    rows: list[tuple[str, str, bool]], seed: int, salt: str
-) -> tuple[Sequences, Sequences]:
-    """Attempts in time order -> (train, test) split by learner (80/20, seeded)."""
-    learners = sorted({r[0] for r in rows})
-    random.Random(f"{seed}:{salt}").shuffle(learners)
-    n_test = max(1, round(0.2 * len(learners))) if len(learners) > 1 else 0
-    test_set = set(learners[:n_test])
-    train: Sequences = {}
-    test: Sequences = {}
-    for learner, skill, correct in rows:
-        out = test if learner in test_set else train
-        out.setdefault(skill, {}).setdefault(learner, []).append(int(bool(correct)))
-    return train, test
-
-
-def store_rows(config: Any) -> list[tuple[str, str, bool]]:
-    from tutor.builders import build_learner_store
-
-    store = build_learner_store(config)
-    try:
-        rows = []
-        for a in store.attempts(counted_only=True):
-            for skill in a.skills:
-                rows.append((str(a.learner_id), skill, a.correct))
-        return rows
-    finally:
-        store.close()
-
-
-def _fit_skills(
-    train: Sequences, defaults: kt.BKTParams
-) -> tuple[dict[str, kt.BKTParams], dict[str, Any]]:
-    """BKT fitted by EM per skill with enough training answers; ``(fitted, fit report)``."""
-    fitted: dict[str, kt.BKTParams] = {}
-    fit_info: dict[str, Any] = {}
-    for skill, by_learner in train.items():
-        seqs = [s for s in by_learner.values() if s]
-        n_obs = sum(len(s) for s in seqs)
-        if n_obs >= MIN_OBSERVATIONS:
-            r = kt.fit_skill(seqs, init=defaults)
-            fitted[skill] = r.params
-            fit_info[skill] = {
-                "params": r.params.to_dict(),
-                "observations": n_obs,
-                "converged": r.converged,
-            }
-        else:
-            fit_info[skill] = {
-                "params": defaults.to_dict(),
-                "observations": n_obs,
-                "note": "too few answers; defaults",
-            }
-    return fitted, fit_info
-
-
-def _training_rates(train: Sequences) -> tuple[dict[str, float], float]:
-    """Each skill's training correct rate, and the overall one (0.5 without training data)."""
-    rate = {
-        s: float(np.mean([x for seq in d.values() for x in seq])) for s, d in train.items() if d
-    }
-    overall = (
-        float(np.mean([x for d in train.values() for seq in d.values() for x in seq]))
-        if train
-        else 0.5
+            for i, (row, n) in enumerate(zip(sim.correct, lengths, strict=True)):
+                out.extend(Answer(f"{name}-{i}", (skill,), bool(c)) for c in row[:n])
+    train, test = (
+        AnswerLog.from_answers(sorted(v, key=lambda a: a.learner)) for v in split.values()
     )
-    return rate, overall
+    return train, test
 
 
-def _score_models(ys: list[int], preds: dict[str, list[float]]) -> dict[str, Any]:
-    """AUC, accuracy, RMSE, ECE and the reliability diagram of each model's predictions."""
-    y = np.asarray(ys)
-    out_models = {}
-    for m, pred in preds.items():
-        p = np.asarray(pred)
+def _bootstrap_auc(
+    y: np.ndarray, preds: dict[str, np.ndarray], bounds: np.ndarray, seed: int
+) -> dict[str, list[float]]:
+    """95% intervals of each model's AUC, resampling held-out learners with replacement."""
+    rng = np.random.default_rng(seed)
+    n_l = len(bounds) - 1
+    lengths = np.diff(bounds)
+    out: dict[str, list[float]] = {m: [] for m in preds}
+    for _ in range(BOOTSTRAP):
+        pick = rng.integers(0, n_l, n_l)
+        starts = np.repeat(bounds[pick], lengths[pick])
+        offs = np.arange(len(starts)) - np.repeat(
+            np.cumsum(lengths[pick]) - lengths[pick], lengths[pick]
+        )
+        idx = starts + offs
+        for m, p in preds.items():
+            out[m].append(kt.auc(y[idx], p[idx]))
+    return {m: [float(np.quantile(v, 0.025)), float(np.quantile(v, 0.975))] for m, v in out.items()}
+
+
+def _sample_sequences(test: AnswerLog, preds: dict[str, np.ndarray], seed: int) -> list[Any]:
+    bounds = test.learner_bounds()
+    picks = list(range(len(test.learners)))
+    random.Random(seed).shuffle(picks)
+    answers = test.answers()
+    out = []
+    for li in sorted(picks[:SAMPLE_SEQUENCES]):
+        lo, hi = int(bounds[li]), int(min(bounds[li + 1], bounds[li] + SAMPLE_ANSWERS))
+        out.append(
+            {
+                "learner": test.learners[li],
+                "answers": [
+                    {
+                        "skills": list(answers[i].skills),
+                        "item": answers[i].item,
+                        "y": int(test.correct[i]),
+                        "p": {m: round(float(p[i]), 3) for m, p in preds.items()},
+                    }
+                    for i in range(lo, hi)
+                ],
+            }
+        )
+    return out
+
+
+def evaluate(
+    train: AnswerLog,
+    test: AnswerLog,
+    defaults: kt.BKTParams,
+    *,
+    run: EvalRun | None = None,
+    extra: dict[str, np.ndarray] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Every model fitted on ``train``, scored on ``test``; ``extra``: more predictions of the
+    test answers (a ceiling)."""
+    progress = run.progress if run is not None else None
+    comp = kt_models.compare(
+        train, test, defaults, min_observations=MIN_OBSERVATIONS, progress=progress
+    )
+    preds = {**comp.preds, **(extra or {})}
+    y = comp.y
+    cis = _bootstrap_auc(y, preds, test.learner_bounds(), seed)
+    models: dict[str, dict[str, Any]] = {}
+    for m, p in preds.items():
         bins = M.reliability(y, p)
-        out_models[m] = {
+        models[m] = {
             "auc": kt.auc(y, p),
+            "auc_ci95": cis[m],
             "accuracy": M.binary_accuracy(y, p),
             "rmse": M.rmse(y, p),
             "ece": M.expected_calibration_error(bins),
             "reliability": bins,
+            "fit_cpu_s": round(comp.fit_seconds.get(m, 0.0), 3),
         }
-    return out_models
-
-
-def evaluate(
-    train: Sequences,
-    test: Sequences,
-    defaults: kt.BKTParams,
-    true: dict[str, kt.BKTParams] | None = None,
-) -> dict[str, Any]:
-    fitted, fit_info = _fit_skills(train, defaults)
-    rate, overall = _training_rates(train)
-    models = ["BKT fitted (EM)", "BKT defaults", "per-skill rate"] + (
-        ["BKT true params"] if true else []
-    )
-    preds: dict[str, list[float]] = {m: [] for m in models}
-    ys: list[int] = []
-    sequences = []
-    for skill, by_learner in sorted(test.items()):
-        names = sorted(by_learner)
-        seqs = [by_learner[n] for n in names]
-        p_fit = kt.predict_sequences(seqs, fitted.get(skill, defaults))
-        p_def = kt.predict_sequences(seqs, defaults)
-        p_true = kt.predict_sequences(seqs, true[skill]) if true and skill in true else None
-        for j, (name, seq) in enumerate(zip(names, seqs, strict=True)):
-            ys.extend(seq)
-            preds["BKT fitted (EM)"].extend(map(float, p_fit[j]))
-            preds["BKT defaults"].extend(map(float, p_def[j]))
-            preds["per-skill rate"].extend([rate.get(skill, overall)] * len(seq))
-            if p_true is not None:
-                preds["BKT true params"].extend(map(float, p_true[j]))
-            sequences.append(
-                {
-                    "skill": skill,
-                    "learner": name,
-                    "y": seq,
-                    "p": [round(float(x), 4) for x in p_fit[j]],
-                }
-            )
-    return {
-        "train_answers": int(sum(len(s) for d in train.values() for s in d.values())),
-        "test_answers": len(ys),
-        "test_sequences": len(sequences),
-        "skills": sorted(test),
-        "fit": fit_info,
-        "models": _score_models(ys, preds),
-        "sequences": sequences,
+    fit_info = {
+        s: {
+            "params": r.params.to_dict(),
+            "observations": r.n_observations,
+            "converged": r.converged,
+        }
+        for s, r in comp.bkt.items()
     }
+    chosen = kt_models.choose(
+        {"Best-LR": models["Best-LR"]["auc"], "BKT": models["BKT fitted (EM)"]["auc"]}
+    )
+    chosen = "Best-LR" if chosen == "Best-LR" else "BKT fitted (EM)"
+    return {
+        "train_answers": len(train),
+        "test_answers": len(test),
+        "test_learners": len(test.learners),
+        "skills": list(test.skills),
+        "fit": fit_info,
+        "models": models,
+        "chosen_predictor": chosen,
+        "sequences_sampled": _sample_sequences(test, preds, seed),
+    }
+
+
+def _true_bkt(test: AnswerLog) -> np.ndarray:
+    return kt_models.bkt_predict(test, SIM_SKILLS, kt.BKTParams())
+
+
+def _dataset(run: EvalRun, name: str, src: Any, defaults: kt.BKTParams) -> dict[str, Any] | str:
+    """The result for one dataset, or why it was skipped."""
+    opts = run.options
+    if src == "sim-bkt":
+        train, test = simulated(opts.sim_learners, opts.seed)
+        return evaluate(
+            train,
+            test,
+            defaults,
+            run=run,
+            extra={"BKT true params": _true_bkt(test)},
+            seed=opts.seed,
+        )
+    if src == "sim-learners":
+        data = kt_sim.simulate(kt_sim.SimConfig(n_learners=5 * opts.sim_learners), opts.seed)
+        train, test = data.log.split(opts.seed, "sim")
+        held = np.isin(data.log.learner, [data.log.learners.index(n) for n in test.learners])
+        return evaluate(
+            train,
+            test,
+            defaults,
+            run=run,
+            extra={"simulator (ceiling)": data.p_true[held]},
+            seed=opts.seed,
+        )
+    if src == "store":
+        from tutor.builders import build_learner_store
+
+        store = build_learner_store(run.config)
+        try:
+            attempts = store.attempts(counted_only=True)
+        finally:
+            store.close()
+        if not attempts:
+            return "no attempts"
+        answers = answers_from_store(attempts)
+    else:
+        answers = load_answers(src, opts.columns or None)
+    train, test = answers.split(opts.seed, file_tag(src) if src != "store" else "store")
+    if len(test) == 0 or len(train) == 0:
+        return "too few learners to hold any out"
+    return evaluate(train, test, defaults, run=run, seed=opts.seed)
 
 
 def run_learner_model(run: EvalRun) -> SuiteResult:
     res = SuiteResult("learner-model")
     opts = run.options
     defaults = kt.BKTParams.from_config(run.config.tutor)
-    datasets: list[tuple[str, str, Any]] = [("simulated", f"simulated@{opts.sim_learners}", None)]
+    datasets: list[tuple[str, str, Any]] = [
+        ("simulated", f"simulated@{opts.sim_learners}", "sim-bkt"),
+        ("simulated-learners", f"simulated-learners@{opts.sim_learners}", "sim-learners"),
+    ]
     for src in opts.attempts:
         if src == "store":
             datasets.append(("learner store", f"store@{run.store.hash}", "store"))
         else:
             datasets.append((Path(src).stem, file_tag(src), src))
     results: dict[str, Any] = {}
-    for name, tag, src in run.progress(datasets, len(datasets), "learner model"):
-        key = f"learner-model|{tag}"
+    for i, (name, tag, src) in enumerate(datasets, 1):
+        log.info("learner model: dataset %d/%d: %s", i, len(datasets), name)
+        key = f"learner-model|v2|{tag}"
         res.keys.append(key)
         if run.store.has(key):
-            results[name] = run.store.get(key)["result"]
+            rec = run.store.get(key)
+            results[name] = {**rec["result"], "fit_cpu_s": rec.get("seconds", {})}
             continue
-        if src is None:
-            train, test = simulated(opts.sim_learners, opts.seed)
-            result = evaluate(train, test, defaults, SIM_SKILLS)
-        else:
-            rows = (
-                store_rows(run.config)
-                if src == "store"
-                else [
-                    (r.learner, r.skill, r.correct)
-                    for r in load_attempts(src, opts.columns or None)
-                ]
-            )
-            if not rows:
-                res.skipped[name] = "no attempts"
-                continue
-            train, test = from_rows(rows, opts.seed, tag)
-            if not test:
-                res.skipped[name] = "too few learners to hold any out"
-                continue
-            result = evaluate(train, test, defaults)
-        run.store.add({"key": key, "suite": "learner-model", "dataset": name, "result": result})
-        results[name] = result
-    res.summary = {
-        "datasets": {
-            n: {k: v for k, v in r.items() if k != "sequences"} for n, r in results.items()
-        }
-    }
-    table_rows: list[list[Any]] = []
+        result = _dataset(run, name, src, defaults)
+        if isinstance(result, str):
+            res.skipped[name] = result
+            continue
+        # fit times vary run to run: outside the result (a rerun must give the same items)
+        times = {m: v.pop("fit_cpu_s") for m, v in result["models"].items()}
+        run.store.add(
+            {
+                "key": key,
+                "suite": "learner-model",
+                "dataset": name,
+                "result": result,
+                "seconds": times,
+            }
+        )
+        results[name] = {**result, "fit_cpu_s": times}
+    res.summary = {"datasets": results}
+    _table(res, results)
+    return res
+
+
+def _table(res: SuiteResult, results: dict[str, Any]) -> None:
+    rows: list[list[Any]] = []
     for name, r in results.items():
         for model, m in r["models"].items():
-            table_rows.append(
+            lo, hi = m["auc_ci95"]
+            rows.append(
                 [
                     name,
-                    model,
+                    model + (" ◀ chosen" if model == r["chosen_predictor"] else ""),
                     r["test_answers"],
-                    f"{m['auc']:.3f}",
+                    f"{m['auc']:.3f} [{lo:.3f}, {hi:.3f}]",
                     f"{m['accuracy']:.3f}",
                     f"{m['rmse']:.3f}",
                     f"{m['ece']:.3f}",
+                    f"{r['fit_cpu_s'][model]:.1f}" if r["fit_cpu_s"].get(model) else "-",
                 ]
             )
             slug = model.split(" (")[0].lower().replace(" ", "-")
@@ -252,8 +280,17 @@ def run_learner_model(run: EvalRun) -> SuiteResult:
             res.metric(f"{name}/{slug}/ece", m["ece"], False)
     res.table(
         "P(correct) on held-out learners",
-        ["dataset", "model", "held-out answers", "AUC", "accuracy", "RMSE", "ECE"],
-        table_rows,
-        "Each prediction uses only the learner's earlier answers on the skill.",
+        [
+            "dataset",
+            "model",
+            "held-out answers",
+            "AUC [95% CI]",
+            "accuracy",
+            "RMSE",
+            "ECE",
+            "fit CPU s",
+        ],
+        rows,
+        "Each prediction uses only the learner's earlier answers; AUC intervals: bootstrap over "
+        "held-out learners. ◀ chosen: the predictor the tutor would use (Best-LR or BKT, by AUC).",
     )
-    return res

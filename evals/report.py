@@ -196,7 +196,9 @@ def _reliability_plot(plt: Any, suites: dict[str, Any]) -> Any:
     fig, axes = plt.subplots(1, len(lm), figsize=(4.2 * len(lm), 4), squeeze=False)
     for ax, (name, r) in zip(axes[0], lm.items(), strict=True):
         ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
-        for model in ("BKT fitted (EM)", "BKT defaults"):
+        for model in ("BKT fitted (EM)", "BKT defaults", "Best-LR"):
+            if model not in r["models"]:
+                continue
             bins = [b for b in r["models"][model]["reliability"] if b["count"]]
             ax.plot([b["mean_p"] for b in bins], [b["observed"] for b in bins], "o-", label=model)
         ax.set_xlabel("predicted P(correct)")
