@@ -359,6 +359,8 @@ class TutorAgent:
                 round(outcome.mastery_before.get(skill, 0.0), 4),
                 round(outcome.mastery_after.get(skill, 0.0), 4),
                 round(m.p_correct, 4) if m else 0.0,
+                counted=outcome.counted,
+                hint_level=outcome.attempt.hint_level,
             )
 
     def _grade(self, ctx: _Ctx, opened: OpenProblem) -> Iterator[Event]:

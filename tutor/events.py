@@ -40,7 +40,20 @@ class MasteryChange:
     before: float
     after: float
     p_correct_next: float
+    counted: bool = True  # False: not the problem's first answer in the session (practice)
+    hint_level: int = 0  # hints the learner had before answering
     kind: str = "mastery"
+
+    def why_unmoved(self) -> str:
+        """Why the shown mastery (whole percents) did not move, or "" when it moved."""
+        if round(self.before * 100) != round(self.after * 100):
+            return ""
+        if not self.counted:
+            how = "a retry with a hint" if self.hint_level else "a retry"
+            return f"{how}: counts as practice (mastery moves on a problem's first answer only)"
+        if self.after >= 0.95:
+            return "already mastered: one more answer barely changes it"
+        return "a change of less than 1%"
 
 
 @dataclass

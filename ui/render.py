@@ -195,11 +195,15 @@ def grading_feedback(correct: bool, message: str, attempts: int) -> str:
     return head + ("\n\n" + chat_text(message) if message and not correct else "")
 
 
-def mastery_line(skill_name: str, before: float, after: float, p_next: float) -> str:
+def mastery_line(
+    skill_name: str, before: float, after: float, p_next: float, why_unmoved: str = ""
+) -> str:
+    """The card's mastery line; ``why_unmoved`` says why the shown value stayed put."""
     arrow = "▲" if after > before else ("▼" if after < before else "•")
+    why = f' <span class="fb-why">({esc(why_unmoved)})</span>' if why_unmoved else ""
     return (
         f'<div class="fb-mastery">{arrow} {esc(skill_name)}: mastery {before:.0%} → '
-        f"<b>{after:.0%}</b> · next-problem success {p_next:.0%}</div>"
+        f"<b>{after:.0%}</b>{why} · next-problem success {p_next:.0%}</div>"
     )
 
 

@@ -177,9 +177,10 @@ def render_event(event: Any, *, out: Any = None, err: Any = None) -> None:
         mark = "✓ correct" if event.correct else "✗ not yet"
         out.write(f"[{mark}: {event.code}, attempt {event.attempts}]\n")
     elif kind == "mastery":
+        why = event.why_unmoved()
         out.write(
-            f"[{event.skill}: mastery {event.before:.0%} → {event.after:.0%}, "
-            f"P(next correct) {event.p_correct_next:.0%}]\n"
+            f"[{event.skill}: mastery {event.before:.0%} → {event.after:.0%}"
+            f"{f' ({why})' if why else ''}, P(next correct) {event.p_correct_next:.0%}]\n"
         )
     elif kind == "sources":
         cited = [s for s in event.sources if s.cited] or event.sources

@@ -389,7 +389,7 @@ class StudentHandlers(HandlerBase):
                 item = self._solved_card(ev.item_id) or item
             return item, feedback
         line = render.mastery_line(
-            self._skill_name(ev.skill), ev.before, ev.after, ev.p_correct_next
+            self._skill_name(ev.skill), ev.before, ev.after, ev.p_correct_next, ev.why_unmoved()
         )
         return item, feedback + line
 

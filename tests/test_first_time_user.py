@@ -1,0 +1,61 @@
+"""What a first-time user hit (issue 16): each item as a test that failed before its fix."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from tutor.events import MasteryChange
+from tutor.testing.fake_lm import ScriptedGenerator
+from ui.app import build_blocks
+from ui.handlers import PAGE_OUTPUTS, TURN_OUTPUTS, Handlers
+from ui.testing import by_name, sample_context
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Handlers:
+    h = Handlers(sample_context(tmp_path, ScriptedGenerator("Let us look at it step by step.")))
+    build_blocks(h, 1)
+    return h
+
+
+def req(user: str) -> gr.Request:
+    return gr.Request(username=user)
+
+
+def test_the_card_says_why_mastery_did_not_move_after_a_hinted_answer(h: Handlers) -> None:
+    """It said "✅ Correct! … mastery 18% → 18%" after a wrong try, a hint and the right answer,
+    with no reason: only a problem's first answer moves mastery."""
+    ana = req("ana")
+    sid = by_name(h, PAGE_OUTPUTS, h.page_load(request=ana))["session_id"]
+    list(h.next_problem(sid, request=ana))
+    item = h.store.get_item("default", h.store.get_state(sid).item_id)
+    first = [by_name(h, TURN_OUTPUTS, o) for o in h.check("999", sid, request=ana)][-1]["card"]
+    assert "mastery" in first and "counts as practice" not in first  # the first answer moved it
+    list(h.hint(sid, request=ana))
+    card = [by_name(h, TURN_OUTPUTS, o) for o in h.check(item.answer.value, sid, request=ana)]
+    final = card[-1]["card"]
+    assert "Correct" in final
+    assert "a retry with a hint: counts as practice" in final
+
+
+def test_the_reasons_the_shown_mastery_stays_put() -> None:
+    moved = MasteryChange("fractions", 0.18, 0.42, 0.5)
+    assert moved.why_unmoved() == ""
+    assert (
+        "a retry: counts as practice"
+        in MasteryChange("f", 0.18, 0.18, 0.3, counted=False).why_unmoved()
+    )
+    assert "already mastered" in MasteryChange("f", 0.991, 0.993, 0.9).why_unmoved()
+    assert "less than 1%" in MasteryChange("f", 0.181, 0.183, 0.3).why_unmoved()
+
+
+def test_the_terminal_says_it_too() -> None:
+    from tutor.cli.chat import render_event
+
+    out = io.StringIO()
+    render_event(MasteryChange("fractions", 0.18, 0.18, 0.3, counted=False, hint_level=1), out=out)
+    assert "mastery 18% → 18% (a retry with a hint: counts as practice" in out.getvalue()
