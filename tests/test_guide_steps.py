@@ -264,3 +264,16 @@ def test_a_bare_wrong_answer_still_gets_the_bank_hint(store) -> None:
     store.set_state(sess.id, SessionState(item_id="ap-06"), learner_id=ana.id)
     text = seen(agent.respond(ana, sess, "10.5 m", mode="practice"))
     assert "Hint: The perimeter is two lengths plus two widths" in text
+
+
+def test_a_solution_without_calculations_still_has_its_final_answer(store) -> None:
+    bus = (
+        "The bus leaves at 8:00. He takes 30 minutes to reach the stop and left home at 7:50. "
+        "By how many minutes did he miss the bus?"
+    )
+    solution = "He arrived at 7:50 + 30 minutes = 8:20, so 8:20 - 8:00 = 20 minutes late.\n 20"
+    agent, gen, ana, sess = _open(store, bus, "20", solution)
+    work = "He had to be there at 8:00 and left at 7:50, so he missed it by 10 minutes."
+    text = seen(agent.respond(ana, sess, work, mode="guide"))
+    assert "Where does the 10 come from?" in text and gen.calls == []
+    assert "20" not in text

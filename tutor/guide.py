@@ -42,6 +42,7 @@ from tutor.verify.steps import (
     first_divergence,
     fmt,
     givens,
+    number,
     parse_work,
     solution_steps,
 )
@@ -203,16 +204,23 @@ def check_work(learner_text: str) -> Move:
 
 def known_solution(opened: OpenProblem | None, state: SessionState) -> list[Step]:
     """The steps of the open problem's solution: the session's ``extra["solution"]`` (a
-    dataset problem), a bank item's worked solution, or the steps of a problem the tutor
-    solved; [] when none is known."""
+    dataset problem; only its final answer when it states no calculation), a bank item's worked
+    solution, or the steps of a problem the tutor solved; [] when none is known."""
     extra = state.extra.get("solution") if state.extra else None
-    if isinstance(extra, str) and extra.strip():
-        return solution_steps(extra)
     if opened is None:
         return []
-    if opened.from_bank:
-        return solution_steps(opened.item.solution)
-    return equation_steps(opened.expression)
+    if isinstance(extra, str) and extra.strip():
+        steps = solution_steps(extra)
+    elif opened.from_bank:
+        steps = solution_steps(opened.item.solution)
+    else:
+        steps = equation_steps(opened.expression)
+    final = number(str(opened.item.answer.value))
+    if not steps and extra and final is not None:
+        # a worked solution whose steps are not written as calculations ("7:50 + 30 minutes =
+        # 8:20"): its final answer is still a value of the solution
+        steps = [Step("", final)]
+    return steps
 
 
 def guide_reply(
