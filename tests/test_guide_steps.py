@@ -277,3 +277,22 @@ def test_a_solution_without_calculations_still_has_its_final_answer(store) -> No
     text = seen(agent.respond(ana, sess, work, mode="guide"))
     assert "Where does the 10 come from?" in text and gen.calls == []
     assert "20" not in text
+
+
+@pytest.mark.parametrize(
+    "work",
+    [
+        "1 + " * 1000 + "1 = 1001",
+        "=1" * 2000,
+        "9" * 4000,
+        "1/0 = 5 and 0/0 = 1",
+        "5 x 5 x " * 300 + "= 3",
+        "divided 5 " + "by " * 1000,
+        "(" * 4000,
+        "1,000,000,000,000,000,000,000,000,000 * 99999999999999999999999999999 = 1",
+    ],
+)
+def test_hostile_work_never_breaks_a_move(work: str) -> None:
+    move = choose_move(SAM, solution_steps(SAM_SOLUTION), work[:4000])
+    assert move.text and "60" not in move.text
+    assert check_work(work[:4000]).text.startswith(CANNOT_CHECK)
