@@ -159,9 +159,12 @@ LEGAL_FILE_NAMES = [  # what a browser can send and a Linux file can be called
 ]
 
 
-def test_web_upload_writes_only_into_the_knowledge_base(h: Handlers, tmp_path: Path) -> None:
+def test_web_upload_writes_only_into_the_knowledge_base(
+    h: Handlers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     up = tmp_path / "gradio-upload-cache"
     up.mkdir()
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(up))  # handlers take only uploads
     paths = []
     for i, name in enumerate(LEGAL_FILE_NAMES):
         d = up / str(i)

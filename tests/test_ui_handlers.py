@@ -456,7 +456,10 @@ def test_learner_detail_notes_export_and_delete(h: Handlers) -> None:
         h.page_load(request=req("ana"))  # the account went with the learner
 
 
-def test_document_upload_reports_per_file(h: Handlers, tmp_path: Path) -> None:
+def test_document_upload_reports_per_file(
+    h: Handlers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # handlers take only uploads
     up = tmp_path / "uploads"
     up.mkdir()
     good = up / "decimals.md"
@@ -497,7 +500,10 @@ def test_document_upload_reports_per_file(h: Handlers, tmp_path: Path) -> None:
         h.add_documents([], request=req("mrs-k"))
 
 
-def test_item_bank_upload_shows_validation_errors(h: Handlers, tmp_path: Path) -> None:
+def test_item_bank_upload_shows_validation_errors(
+    h: Handlers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # handlers take only uploads
     d = tmp_path / "gradio-tmp-1234"
     d.mkdir()
     bad = d / "my_items.yaml"

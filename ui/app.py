@@ -78,6 +78,7 @@ def create_app(ctx: UIContext) -> Any:
     from tutor.errors import NotFoundError, PermissionDeniedError
     from ui.guard import authorize
     from ui.security import SecurityMiddleware
+    from ui.uploads import UploadGuard
 
     handlers = Handlers(ctx)
     blocks, _ = build_blocks(handlers, lm_concurrency(ctx.config))
@@ -125,6 +126,12 @@ def create_app(ctx: UIContext) -> Any:
         css=css,
         head=f"<script>{js}</script>",
     )
+    # Gradio checks that a request's file paths lie in its upload folder only in an app it
+    # launched (`has_launched`), not in a mounted one: without this a crafted request could make
+    # a handler read any server file (issue 16, V3; ui.uploads.check_uploaded checks again)
+    blocks.has_launched = True
+    # uploads: teachers only, within a quota and a cap, old files swept (ui.uploads)
+    app.add_middleware(UploadGuard, signin=ctx.signin, max_upload_mb=ctx.max_upload_mb)
     # outermost: foreign origins refused, CORS grants dropped, security headers (ui.security)
     app.add_middleware(SecurityMiddleware, allowed_origins=ctx.config.ui.allowed_origins)
     app.state.handlers = handlers

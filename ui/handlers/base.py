@@ -76,6 +76,12 @@ class HandlerBase:
 
 
 def _paths(files: Any) -> list[str]:
+    """The uploaded files' paths, each checked to lie in the upload folder (``ui.uploads``).
+
+    Gradio checks this itself only in an app it launched, not in one mounted as ours is, so a
+    crafted request could name any server file (issue 16, V3)."""
+    from ui.uploads import check_uploaded
+
     if not files:
         return []
     items = files if isinstance(files, (list, tuple)) else [files]
@@ -83,7 +89,7 @@ def _paths(files: Any) -> list[str]:
     for f in items:
         path = f if isinstance(f, str) else getattr(f, "name", None) or getattr(f, "path", None)
         if path:
-            out.append(str(path))
+            out.append(check_uploaded(str(path)))
     return out
 
 
