@@ -59,3 +59,17 @@ def test_the_terminal_says_it_too() -> None:
     out = io.StringIO()
     render_event(MasteryChange("fractions", 0.18, 0.18, 0.3, counted=False, hint_level=1), out=out)
     assert "mastery 18% → 18% (a retry with a hint: counts as practice" in out.getvalue()
+
+
+def test_delete_accepts_the_name_the_page_shows(h: Handlers) -> None:
+    """ "Delete" accepted only the internal name ``demo`` while the page showed "Demo student"."""
+    teacher = req("mrs-k")
+    lr = h.store.add_learner("demo", display_name="Demo student")
+    other = h.store.add_learner("zoe", display_name="Zoë K")
+    for wrong in ("", "Demo stud", "zoe", "Zoë K"):
+        with pytest.raises(gr.Error, match="(?i)nothing was deleted.*'Demo student' or 'demo'"):
+            h.delete_learner(lr.id, wrong, request=teacher)
+    h.delete_learner(lr.id, "  demo   STUDENT ", request=teacher)
+    assert all(s.learner.id != lr.id for s in h.store.list_learners())
+    h.delete_learner(other.id, "Zoë K (zoe)", request=teacher)  # the picker's label works too
+    assert all(s.learner.id != other.id for s in h.store.list_learners())

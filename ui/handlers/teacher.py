@@ -64,7 +64,8 @@ class TeacherHandlers(HandlerBase):
 
     def _class_outputs(self) -> dict[Any, Any]:
         ov = prog.class_overview(self.store, self.collection)
-        return self._out(class_heatmap=render.heatmap(ov), class_risk=render.at_risk(ov))
+        note = f'<p class="risk-predictor">Predicted success by {render.esc(ov.predictor)}.</p>'
+        return self._out(class_heatmap=render.heatmap(ov), class_risk=note + render.at_risk(ov))
 
     @teacher
     def class_view(self, p: Principal) -> dict[Any, Any]:
@@ -240,10 +241,9 @@ class TeacherHandlers(HandlerBase):
     def delete_learner(self, p: Principal, learner_id: Any, confirm: str) -> dict[Any, Any]:
         gr = _gr()
         lr = self._learner(learner_id)
-        if (confirm or "").strip() != lr.name:
-            raise InputError(
-                f"nothing was deleted: type the learner's name {lr.name!r} exactly to confirm"
-            )
+        if not _confirms(confirm, lr):
+            shown = f"{lr.display_name!r} or {lr.name!r}" if lr.display_name else repr(lr.name)
+            raise InputError(f"nothing was deleted: type the learner's name {shown} to confirm")
         counts = self.store.delete_learner(lr.id)
         log.warning("teacher %s deleted learner %d (%s)", p.username, lr.id, counts)
         n = sum(counts.values())
@@ -404,3 +404,14 @@ class TeacherHandlers(HandlerBase):
             f"and {report.n_skills} skills into the course.</div>"
         )
         return self._out(items_status=status, bank_table=self._bank_table(), item_files=None)
+
+
+def _confirms(typed: str | None, learner: Any) -> bool:
+    """Whether ``typed`` names ``learner`` as the page shows it: the display name, the learner
+    name or the picker's "Display (name)" label; case and extra spaces do not matter."""
+
+    def norm(text: str) -> str:
+        return " ".join(text.split()).casefold()
+
+    names = {learner.name, learner.display_name, f"{learner.display_name} ({learner.name})"}
+    return bool(norm(typed or "")) and norm(typed or "") in {norm(n) for n in names if n}

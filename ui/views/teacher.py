@@ -92,7 +92,7 @@ def _learner_column(c: dict[str, Any]) -> None:
         with gr.Group(elem_id="danger-zone"):
             c["delete_confirm"] = gr.Textbox(
                 label="Delete all of this learner's data (cannot be undone)",
-                placeholder="type the learner's name to confirm",
+                placeholder="type the learner's name, as shown above, to confirm",
             )
             c["delete_btn"] = gr.Button("Delete learner", variant="stop", size="sm")
 
