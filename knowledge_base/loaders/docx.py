@@ -12,13 +12,63 @@ from knowledge_base.loaders.blocks import Block, BlockKind, Builder, collapse
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _M = "{http://schemas.openxmlformats.org/officeDocument/2006/math}"
 
+# Zip bombs (issue 16, V5): a 31 KB .docx unpacked to hundreds of MB of XML and cost a minute of
+# CPU. A .docx is read only when its zip directory keeps within these (real documents, pictures
+# included, are far inside them). Python's zipfile stops a member at its declared size, so the
+# declared sizes bound what is unpacked.
+MAX_ZIP_MEMBERS = 2000
+MAX_UNZIPPED_BYTES = 256 * 1024 * 1024  # all members together
+MAX_XML_BYTES = 32 * 1024 * 1024  # one XML part (the document's text is one)
+MAX_RATIO = 100  # unpacked / packed, for members over RATIO_FLOOR
+RATIO_FLOOR = 1024 * 1024
+
+
+def check_zip(data: bytes, name: str) -> None:
+    """Refuse a zip-based file that would unpack to too much: LoadError with the limit."""
+    import zipfile
+
+    try:
+        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as e:
+        raise LoadError(name, f"is not a readable .docx file ({e})") from None
+    if len(infos) > MAX_ZIP_MEMBERS:
+        raise LoadError(
+            name,
+            f"has {len(infos)} parts inside, over the {MAX_ZIP_MEMBERS} a document may have; "
+            "it looks like a zip bomb, not a Word document",
+        )
+    total = sum(i.file_size for i in infos)
+    if total > MAX_UNZIPPED_BYTES:
+        raise LoadError(
+            name,
+            f"unpacks to {total / 2**20:.0f} MB, over the {MAX_UNZIPPED_BYTES / 2**20:.0f} MB "
+            "limit for a .docx; split the document",
+        )
+    for i in infos:
+        if i.filename.lower().endswith((".xml", ".rels")) and i.file_size > MAX_XML_BYTES:
+            raise LoadError(
+                name,
+                f"has a {i.file_size / 2**20:.0f} MB part ({i.filename}), over the "
+                f"{MAX_XML_BYTES / 2**20:.0f} MB limit for one part of a .docx; split the document",
+            )
+        if i.file_size > RATIO_FLOOR and i.file_size > MAX_RATIO * max(1, i.compress_size):
+            raise LoadError(
+                name,
+                f"has a part ({i.filename}) compressed {i.file_size // max(1, i.compress_size)} "
+                f"to 1, over the {MAX_RATIO} to 1 a document has; it looks like a zip bomb",
+            )
+
 
 def parse_docx(data: bytes, name: str) -> tuple[str, list[Block], str]:
     """Word .docx -> blocks: ``Heading N`` / ``Title`` styles become headings, list paragraphs
-    list items, table rows table rows; page numbers where the file records page breaks."""
+    list items, table rows table rows; page numbers where the file records page breaks.
+
+    The zip is checked first (``check_zip``): a zip bomb is refused before anything is unpacked.
+    """
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
+    check_zip(data, name)
     try:
         d = docx.Document(io.BytesIO(data))
     except (PackageNotFoundError, KeyError, ValueError) as e:
