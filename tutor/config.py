@@ -115,6 +115,10 @@ class TutorConfig:
     bkt_learn: float = 0.15
     bkt_guess: float = 0.2
     bkt_slip: float = 0.1
+    # Next-item difficulty when a predictor is fitted (``tutor learners fit-kt`` chose Best-LR):
+    # the item whose predicted P(correct) is nearest this (a desirable difficulty: hard enough
+    # to learn from, easy enough to succeed at most of the time).
+    target_p_correct: float = 0.7
     # SQLAlchemy URL of the learner store; empty = SQLite file in the data dir.
     database_url: str = ""
 
@@ -125,7 +129,14 @@ class TutorConfig:
             )
         if self.max_message_chars <= 0:
             raise ConfigError(f"tutor.max_message_chars must be > 0, got {self.max_message_chars}")
-        for name in ("bkt_prior", "bkt_learn", "bkt_guess", "bkt_slip", "mastery_threshold"):
+        for name in (
+            "bkt_prior",
+            "bkt_learn",
+            "bkt_guess",
+            "bkt_slip",
+            "mastery_threshold",
+            "target_p_correct",
+        ):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"tutor.{name} must be a probability within 0..1, got {v}")

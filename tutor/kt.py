@@ -35,7 +35,7 @@ not once per skill. Best-LR (``tutor.kt_lr``) sums the features of the answer's 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -468,6 +468,7 @@ class Selection:
     p_correct: float
     target_difficulty: int
     reason: str  # "lowest mastery, prerequisites mastered" | "review" | ...
+    predictor: str = "BKT"  # what p_correct comes from ("Best-LR": the item's own prediction)
 
 
 def target_difficulty(p_correct_next: float, params: BKTParams) -> int:
@@ -490,6 +491,8 @@ def select_next_item(
     threshold: float = 0.95,
     exclude: Collection[str] = (),
     default: BKTParams | None = None,
+    score_items: Callable[[list[Item]], list[float]] | None = None,
+    target_p_correct: float = 0.7,
 ) -> Selection | None:
     """Choose the next practice item.
 
@@ -497,7 +500,9 @@ def select_next_item(
     lowest mastery whose prerequisites are all mastered (a prerequisite without any item cannot
     be practised and does not block); ties go to the order of ``skills``. When every skill is
     mastered: the least mastered one, for review. The item: not in ``exclude`` (recent items)
-    when possible, with the difficulty closest to ``target_difficulty(P(correct))``.
+    when possible, with the difficulty closest to ``target_difficulty(P(correct))``; with
+    ``score_items`` (a predictor's P(correct) of each candidate item for this learner), the item
+    whose predicted P(correct) is nearest ``target_p_correct`` (a desirable difficulty).
     ``mastery`` maps skill -> P(learned); a missing skill starts at its prior.
     """
     if not items:
@@ -505,7 +510,21 @@ def select_next_item(
     sel = _select(items, skills, mastery, params, threshold, set(exclude), default)
     if sel is None and exclude:
         sel = _select(items, skills, mastery, params, threshold, set(), default)
-    return sel
+    if sel is None or score_items is None:
+        return sel
+    ex = set(exclude)
+    cands = [it for it in items if sel.skill in it.skills and it.id not in ex] or [
+        it for it in items if sel.skill in it.skills
+    ]
+    ps = score_items(cands)
+    k = min(
+        range(len(cands)),
+        key=lambda i: (abs(ps[i] - target_p_correct), cands[i].difficulty, i),
+    )
+    reason = f"{sel.reason}; item: predicted P(correct) nearest {target_p_correct:.2f}"
+    return Selection(
+        cands[k], sel.skill, sel.p_mastery, ps[k], sel.target_difficulty, reason, "Best-LR"
+    )
 
 
 def _select(

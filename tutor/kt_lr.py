@@ -26,7 +26,7 @@ a few seconds (``benchmarks/learner_model.py``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -251,11 +251,20 @@ class LRModel:
 
     def predict_next(self, history: list[Answer], candidates: list[Answer]) -> list[float]:
         """P(correct) of each candidate answer (same learner) right after ``history``."""
-        out = []
-        for c in candidates:
-            log = AnswerLog.from_answers([*history, c])
-            out.append(float(self.predict(log)[-1]))
-        return out
+        return self.predict_next_batch([(history, c) for c in candidates])
+
+    def predict_next_batch(self, cases: list[tuple[list[Answer], Answer]]) -> list[float]:
+        """P(correct) of each case's candidate right after its history, in one matrix: every
+        case becomes its own learner (history, then the candidate)."""
+        if not cases:
+            return []
+        rows: list[Answer] = []
+        for k, (hist, cand) in enumerate(cases):
+            rows += [replace(a, learner=f"case-{k}") for a in hist]
+            rows.append(replace(cand, learner=f"case-{k}"))
+        log = AnswerLog.from_answers(rows)
+        ends = log.learner_bounds()[1:] - 1
+        return [float(x) for x in self.predict(log)[ends]]
 
     def to_dict(self) -> dict[str, Any]:
         return {

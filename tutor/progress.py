@@ -9,7 +9,7 @@ the prior, which is low by design.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 DEFAULT_RISK_THRESHOLD = 0.5  # P(correct on the next item) below this on a practised skill
@@ -47,6 +47,8 @@ class ClassOverview:
     cells: dict[tuple[int, str], SkillProgress] = field(default_factory=dict)
     at_risk: list[AtRisk] = field(default_factory=list)
     threshold: float = DEFAULT_RISK_THRESHOLD
+    # what "predicted success" comes from: BKT, or the predictor fit-kt chose (and why)
+    predictor: str = "BKT"
 
 
 def learner_progress(store: Any, learner_id: int, collection: str) -> list[SkillProgress]:
@@ -67,21 +69,46 @@ def learner_progress(store: Any, learner_id: int, collection: str) -> list[Skill
 def class_overview(
     store: Any, collection: str, *, threshold: float = DEFAULT_RISK_THRESHOLD
 ) -> ClassOverview:
-    """Mastery of every learner on every skill of the collection, and who is at risk."""
+    """Mastery of every learner on every skill of the collection, and who is at risk.
+
+    Predicted success on a practised skill comes from the course's chosen predictor when
+    ``tutor learners fit-kt`` chose Best-LR (P(correct) on a next item of the skill), else from
+    BKT; ``ClassOverview.predictor`` says which. Mastery is always BKT's.
+    """
     skills = store.skills(collection)
     ov = ClassOverview(collection, [(s.id, s.name) for s in skills.values()], [], {}, [], threshold)
+    stored = store.predictor(collection) if hasattr(store, "predictor") else None
+    lr = stored.lr if stored is not None else None
+    ov.predictor = stored.label if stored is not None else "BKT (no predictor fitted yet)"
+    per_learner = []
     for stats in store.list_learners():
-        lr = stats.learner
-        ov.learners.append((lr.id, lr.display_name or lr.name, stats.last_active_at))
-        rows = learner_progress(store, lr.id, collection)
-        for r in rows:
-            ov.cells[(lr.id, r.skill)] = r
-        practised = [r for r in rows if r.practised]
-        weak = sorted((r for r in practised if r.p_correct < threshold), key=lambda r: r.p_correct)
-        if weak:
-            mean = sum(r.p_correct for r in practised) / len(practised)
-            ov.at_risk.append(
-                AtRisk(lr.id, lr.display_name or lr.name, weak, mean, stats.last_active_at)
+        lr_ = stats.learner
+        ov.learners.append((lr_.id, lr_.display_name or lr_.name, stats.last_active_at))
+        per_learner.append((stats, learner_progress(store, lr_.id, collection)))
+    if lr is not None:
+        practised = {
+            st.learner.id: [r.skill for r in rows if r.practised] for st, rows in per_learner
+        }
+        ps = store.skill_p_correct({k: v for k, v in practised.items() if v}, lr)
+        per_learner = [
+            (
+                st,
+                [
+                    replace(r, p_correct=ps[(st.learner.id, r.skill)]) if r.practised else r
+                    for r in rows
+                ],
             )
+            for st, rows in per_learner
+        ]
+    for stats, rows in per_learner:
+        lid = stats.learner.id
+        name = stats.learner.display_name or stats.learner.name
+        for r in rows:
+            ov.cells[(lid, r.skill)] = r
+        done = [r for r in rows if r.practised]
+        weak = sorted((r for r in done if r.p_correct < threshold), key=lambda r: r.p_correct)
+        if weak:
+            mean = sum(r.p_correct for r in done) / len(done)
+            ov.at_risk.append(AtRisk(lid, name, weak, mean, stats.last_active_at))
     ov.at_risk.sort(key=lambda a: (a.weak[0].p_correct, a.mean_p_correct))
     return ov

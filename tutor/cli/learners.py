@@ -44,7 +44,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     x.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     x.set_defaults(func=cmd_learners_delete)
     x = lsub.add_parser(
-        "fit-kt", parents=[common], help="fit BKT parameters per skill from the attempts log"
+        "fit-kt",
+        parents=[common],
+        help="fit BKT per skill and the course's P(correct) predictor from an attempts log",
     )
     x.add_argument(
         "--min-attempts",
@@ -52,6 +54,20 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         default=20,
         help="skills with fewer graded attempts keep their parameters (default 20)",
     )
+    x.add_argument(
+        "--attempts",
+        metavar="FILE",
+        default=None,
+        help="a past attempts log (CSV/JSONL, or the three-line KT format) instead of the "
+        "store's own attempts",
+    )
+    x.add_argument(
+        "--columns",
+        default="",
+        help="column mapping for --attempts, e.g. learner=user_id,skill=skill_id,"
+        "correct=correct,order=order_id,item=problem_id,time=timestamp",
+    )
+    _collection_option(x)
     x.set_defaults(func=cmd_learners_fit_kt)
 
     # -- items
@@ -174,22 +190,52 @@ def cmd_learners_delete(args: argparse.Namespace, config: Any) -> int:
 
 
 def cmd_learners_fit_kt(args: argparse.Namespace, config: Any) -> int:
+    from tutor.kt_data import answers_from_store, load_answers
+
     store = _store(config)
-    fits = store.fit_kt(min_observations=args.min_attempts)
-    if not fits:
+    coll = config.kb.collection
+    if args.attempts:
+        log = load_answers(args.attempts, args.columns or None)
+        source = str(args.attempts)
+    else:
+        attempts = store.attempts(counted_only=True)
+        if not attempts:
+            print(
+                f"no skill has {args.min_attempts} graded attempts yet; the defaults stay in use",
+                file=sys.stderr,
+            )
+            return 0
+        log, source = answers_from_store(attempts), "learner store"
+    rep = store.fit_learner_models(
+        log, collection=coll, min_observations=args.min_attempts, source=source
+    )
+    if not rep.bkt:
         print(
-            f"no skill has {args.min_attempts} graded attempts yet; the defaults stay in use",
+            f"no skill has {args.min_attempts} graded attempts yet; the BKT defaults stay in use",
             file=sys.stderr,
         )
-        return 0
-    print(
-        f"{'skill':24} {'prior':>6} {'learn':>6} {'guess':>6} {'slip':>6} {'learners':>8} {'attempts':>8}"
-    )
-    for s, r in sorted(fits.items()):
+    else:
+        print(
+            f"{'skill':24} {'prior':>6} {'learn':>6} {'guess':>6} {'slip':>6} {'learners':>8} {'attempts':>8}"
+        )
+    for s, r in sorted(rep.bkt.items()):
         p = r.params
         print(
             f"{s:24} {p.prior:>6.3f} {p.learn:>6.3f} {p.guess:>6.3f} {p.slip:>6.3f} "
             f"{r.n_sequences:>8} {r.n_observations:>8}"
+        )
+    pred = store.predictor(coll)
+    print(
+        f"{rep.n_answers} answers of {rep.n_learners} learners ({source}); predictor for "
+        f"collection {coll!r}: {pred.label if pred else rep.chosen}",
+        file=sys.stderr,
+    )
+    if rep.unknown_skills:
+        shown = ", ".join(rep.unknown_skills[:8]) + (" ..." if len(rep.unknown_skills) > 8 else "")
+        print(
+            f"warning: {len(rep.unknown_skills)} skills of the log are not in the course's "
+            f"bank ({shown}); their parameters are stored but no item uses them",
+            file=sys.stderr,
         )
     return 0
 

@@ -13,6 +13,7 @@ other's history.
 - ``profiles``: learners and their profiles
 - ``sessions``: sessions, messages and the agent's session state
 - ``practice``: attempts, mastery, predictions and BKT parameters (rules in ``rules``, pure)
+- ``predictors``: the course's learner-performance predictor (Best-LR or BKT), fitted by fit-kt
 - ``banks``: item banks per collection
 - ``accounts``: user accounts and web sign-in sessions
 - ``privacy``: export and deletion of one learner's data
@@ -99,6 +100,7 @@ class LearnerStore(LearnersMixin, SessionsMixin, PracticeMixin, AccountsMixin, P
         *,
         bkt_defaults: kt.BKTParams | None = None,
         mastery_threshold: float = 0.95,
+        target_p_correct: float = 0.7,
         fallback_bank: Bank | Callable[[], Bank] | None = None,
         kdf_n: int = SCRYPT_N,
         auto_migrate: bool = True,
@@ -108,6 +110,7 @@ class LearnerStore(LearnersMixin, SessionsMixin, PracticeMixin, AccountsMixin, P
         self.engine = make_engine(url, echo=echo)
         self.bkt_defaults = bkt_defaults or kt.BKTParams()
         self.mastery_threshold = mastery_threshold
+        self.target_p_correct = target_p_correct
         self.kdf_n = kdf_n
         self._fallback = fallback_bank
         self._fallback_bank = None
@@ -131,6 +134,7 @@ class LearnerStore(LearnersMixin, SessionsMixin, PracticeMixin, AccountsMixin, P
             config.database_url,
             bkt_defaults=kt.BKTParams.from_config(t),
             mastery_threshold=t.mastery_threshold,
+            target_p_correct=t.target_p_correct,
             fallback_bank=fallback,
             **kwargs,
         )

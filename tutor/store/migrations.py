@@ -214,6 +214,22 @@ def m007_auth_sessions(conn: sa.Connection) -> None:
     ).create(conn)
 
 
+@migration
+def m008_kt_predictors(conn: sa.Connection) -> None:
+    md = sa.MetaData()
+    sa.Table(
+        "kt_predictors",
+        md,
+        sa.Column("collection", sa.String(100), primary_key=True),
+        sa.Column("chosen", sa.String(40), nullable=False),
+        sa.Column("model", sa.Text, nullable=True),
+        sa.Column("heldout", sa.Text, nullable=False),
+        sa.Column("source", sa.Text, nullable=False, server_default=""),
+        sa.Column("n_answers", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("fitted_at", _ts(), nullable=False),
+    ).create(conn)
+
+
 def applied_migrations(conn: sa.Connection) -> list[str]:
     if not sa.inspect(conn).has_table("schema_migrations"):
         return []

@@ -15,8 +15,8 @@ from tutor.errors import InputError
 from tutor.grading import GradeResult
 from tutor.items import Item
 from tutor.store import schema as S
-from tutor.store.banks import BanksMixin
 from tutor.store.base import inserted_id
+from tutor.store.predictors import PredictorsMixin
 from tutor.store.records import (
     DEFAULT_COLLECTION,
     MAX_MESSAGE_CHARS,
@@ -31,9 +31,9 @@ from tutor.store.records import (
 from tutor.store.rules import SkillStanding, apply_attempt, attempt_counts
 
 
-class PracticeMixin(BanksMixin):
+class PracticeMixin(PredictorsMixin):
     """Attempts, mastery and knowledge tracing (part of ``LearnerStore``; built on the banks,
-    which hold the items and skills practised)."""
+    which hold the items and skills practised, and the course's predictor)."""
 
     # -- attempts and mastery ----------------------------------------------------------------
 
@@ -321,12 +321,16 @@ class PracticeMixin(BanksMixin):
         recent: int = 5,
     ) -> kt.Selection | None:
         """The next practice item for the learner (``kt.select_next_item``). By default the
-        items of the learner's last ``recent`` attempts are avoided when others fit."""
+        items of the learner's last ``recent`` attempts are avoided when others fit. When the
+        course's chosen predictor is Best-LR (``tutor learners fit-kt``), the item is the one
+        whose predicted P(correct) is nearest ``target_p_correct`` (``[tutor]``)."""
         bank = self.bank(collection)
         if exclude is None:
             last = self.attempts(learner_id)[-recent:] if recent else []
             exclude = {a.item_id for a in last}
         m = self.mastery(learner_id)
+        pred = self.predictor(collection)
+        lr = pred.lr if pred is not None else None
         return kt.select_next_item(
             bank.items,
             bank.skills,
@@ -335,6 +339,8 @@ class PracticeMixin(BanksMixin):
             threshold=self.mastery_threshold,
             exclude=set(exclude),
             default=self.bkt_defaults,
+            score_items=(lambda its: self.item_p_correct(learner_id, its, lr)) if lr else None,
+            target_p_correct=self.target_p_correct,
         )
 
 

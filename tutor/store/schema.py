@@ -150,6 +150,19 @@ kt_params = sa.Table(
     sa.Column("fitted_at", TS, nullable=False),
 )
 
+# the learner-performance predictor chosen for a course (``tutor learners fit-kt``)
+kt_predictors = sa.Table(
+    "kt_predictors",
+    metadata,
+    sa.Column("collection", sa.String(100), primary_key=True),
+    sa.Column("chosen", sa.String(40), nullable=False),  # "Best-LR" | "BKT"
+    sa.Column("model", JSONText, nullable=True),  # tutor.kt_lr.LRModel.to_dict()
+    sa.Column("heldout", JSONText, nullable=False),  # model -> held-out AUC
+    sa.Column("source", sa.Text, nullable=False, server_default=""),
+    sa.Column("n_answers", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("fitted_at", TS, nullable=False),
+)
+
 users = sa.Table(
     "users",
     metadata,
