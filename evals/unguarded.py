@@ -50,9 +50,10 @@ this module imports neither ``tutor.grading`` nor ``tutor.guard`` (a test reads 
   written anywhere in the gold solution (its givens, step results and constants) nor 100 (a
   percentage written as a fraction), or the
   stated result of a false ``a op b = c`` claim (``evals.arithmetic``), whichever comes first.
-  The reply locates the mistake when it states that number. It cannot see a reference in words
-  ("your first step", "where you halved the money"), a wrong choice of quantities whose values
-  all appear in the solution, or a right value reached by another route than the gold one (it
+  The reply locates the mistake when it states that number and affirms nothing ("Exactly!
+  ... is indeed 17" names the wrong 17 but locates no mistake). It cannot see a reference in
+  words ("your first step", "where you halved the money"), a wrong choice of quantities whose
+  values all appear in the solution, or a right value reached by another route than the gold one (it
   reads as wrong); a reply that repeats every number of the student also counts. It does not
   apply without a worked solution or when the student's message has no wrong quantity.
 
@@ -285,12 +286,12 @@ def first_wrong_quantity(ctx: DialogueContext) -> Fraction | None:
 
 
 def mistake_located(text: str, ctx: DialogueContext) -> bool | None:
-    """True when ``text`` states the student's first wrong quantity; None when there is none
-    to locate (no worked solution, or nothing wrong in the student's last message)."""
+    """True when ``text`` states the student's first wrong quantity and affirms nothing; None
+    when there is none to locate (no worked solution, or nothing wrong in the student's last message)."""
     wrong = first_wrong_quantity(ctx)
     if wrong is None:
         return None
-    return wrong in numbers(text)
+    return wrong in numbers(text) and not affirming_sentences(text)
 
 
 def score_unguarded(text: str, ctx: DialogueContext) -> dict[str, Any]:

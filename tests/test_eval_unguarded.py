@@ -292,6 +292,7 @@ def test_the_first_wrong_quantity_is_the_first_number_outside_problem_and_soluti
         ("Where does the $5 come from?", True),
         ("You said he had 5 dollars left. How did you get 5.00?", True),
         ("Let's start with how much he spent on gumballs.", False),
+        ("Exactly, he had $5 left!", False),  # names it, but affirms it
         ("How much change did he have? Remember he spent $2 on gumballs.", False),
         ("", False),
     ],

@@ -296,3 +296,13 @@ def test_hostile_work_never_breaks_a_move(work: str) -> None:
     move = choose_move(SAM, solution_steps(SAM_SOLUTION), work[:4000])
     assert move.text and "60" not in move.text
     assert check_work(work[:4000]).text.startswith(CANNOT_CHECK)
+
+
+def test_a_false_sum_that_lands_on_the_answer_is_named_without_its_result(store) -> None:
+    raft = "A raft holds 21 people, or 7 fewer with life jackets. How many fit if 8 wear them?"
+    solution = "21 - 7 = 14\n14 / 7 = 2\n8 / 2 = 4\n21 - 4 = 17\n 17"
+    agent, gen, ana, sess = _open(store, raft, "17", solution)
+    work = "So 21 - 7 = 14 people fit without jackets, and 8 + 14 = 17 people fit with jackets."
+    text = seen(agent.respond(ana, sess, work, mode="guide"))
+    assert "Let's check one calculation in your work: 8 + 14." in text
+    assert "17" not in text and gen.calls == []

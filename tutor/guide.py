@@ -70,6 +70,7 @@ class Move:
     kind: str
     text: str
     quantity: str = ""
+    plain: str = ""  # the move without the learner's numbers, for when they state the answer
 
 
 def _quote(clause: str, written: str) -> str:
@@ -125,11 +126,12 @@ def _located(
         quote = ""  # never write a false equation back, not even as a quote
     if d.kind == "arithmetic" and d.step is not None:
         expr = _show(d.step.expression)
+        ask = f"Let's check one calculation in your work: {expr}. Work it out again, one step at a time."
         return Move(
             "focus",
-            f"Let's check one calculation in your work: {expr}. Work it out again, one step at "
-            f"a time. What do you get, and does it match the {d.written} you wrote?",
+            f"{ask} What do you get, and does it match the {d.written} you wrote?",
             d.written,
+            f"{ask} What do you get?",
         )
     if escalate:
         return Move(
@@ -250,6 +252,7 @@ def guide_reply(
         return None  # the learner's own problem, nothing to locate: the (gated) LM guides on
     from tutor.grading import mentions_answer
 
-    if mentions_answer(move.text, opened.item):
-        return None  # e.g. the learner's quoted words state the answer: the ladder instead
-    return move.text
+    for text in (move.text, move.plain):
+        if text and not mentions_answer(text, opened.item):
+            return text
+    return None  # e.g. the learner's quoted words state the answer: the ladder instead
