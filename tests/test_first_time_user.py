@@ -73,3 +73,42 @@ def test_delete_accepts_the_name_the_page_shows(h: Handlers) -> None:
     assert all(s.learner.id != lr.id for s in h.store.list_learners())
     h.delete_learner(other.id, "Zoë K (zoe)", request=teacher)  # the picker's label works too
     assert all(s.learner.id != other.id for s in h.store.list_learners())
+
+
+LIBRARY_NOISE = """
+import logging, sys, warnings
+from pathlib import Path
+from tutor.cli.common import log_to_file, setup_logging
+setup_logging(int(sys.argv[1]), False)
+log_to_file(Path(sys.argv[2]))
+sys.stdout.write("tutor> ")
+# what a model loading at the first message printed into the answer
+logging.getLogger("bitsandbytes.backends.cpu.ops").warning("Hugging Face Hub is in offline mode")
+logging.getLogger("kernels._internals.hf_hub").warning("Skipping publisher trust check")
+warnings.warn("a library's UserWarning")
+logging.getLogger("tutor.lm.hf").warning("our own warning")
+logging.getLogger("torch").error("a library error")
+print("Plants need light.")
+"""
+
+
+@pytest.mark.parametrize("verbose", [0, 1])
+def test_library_warnings_go_to_the_log_not_into_answers(tmp_path: Path, verbose: int) -> None:
+    """bitsandbytes' "offline mode" warnings printed inside terminal answers after ``tutor>``."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "logs" / "tutor.log"
+    r = subprocess.run(
+        [sys.executable, "-c", LIBRARY_NOISE, str(verbose), str(log)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert r.stdout == "tutor> Plants need light.\n"
+    kept = log.read_text(encoding="utf-8")
+    for line in ("offline mode", "publisher trust", "UserWarning", "our own", "library error"):
+        assert line in kept
+    assert "our own warning" in r.stderr and "a library error" in r.stderr
+    shown = "offline mode" in r.stderr and "UserWarning" in r.stderr
+    assert shown == bool(verbose)  # -v shows library chatter on the terminal too

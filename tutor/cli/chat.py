@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any, cast
 
-from tutor.cli.common import add_lm_options
+from tutor.cli.common import add_lm_options, log_to_file
 from tutor.errors import InputError, TutorError
 from tutor.services import MODES
 
@@ -102,6 +102,7 @@ def cmd_ask(args: argparse.Namespace, config: Any) -> int:
         raise InputError(
             'the question is empty; pass the question as text: tutor ask "What is 3/4 of 8?"'
         )
+    log_to_file(config.paths.home_dir / "logs" / "tutor.log")
     gen = build_generator(config)
     messages = [
         {"role": "system", "content": args.system or DEFAULT_SYSTEM},
@@ -112,6 +113,8 @@ def cmd_ask(args: argparse.Namespace, config: Any) -> int:
 
 
 def cmd_chat(args: argparse.Namespace, config: Any) -> int:
+    # library warnings (a model loading at the first message) go to the log, not the answer
+    log_to_file(config.paths.home_dir / "logs" / "tutor.log")
     if not args.raw:
         return _agent_chat(args, config)
     from tutor.builders import build_generator

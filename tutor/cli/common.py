@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.handlers
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 CommandFn = Callable[[argparse.Namespace, Any], int | None]
@@ -94,18 +96,64 @@ def add_lm_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+OUR_LOGGERS = ("tutor", "knowledge_base", "finetune", "evals", "ui")
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+def _ours_or_errors(record: logging.LogRecord) -> bool:
+    """The terminal's filter without ``-v``: the project's records, and errors from anyone."""
+    return record.levelno >= logging.ERROR or record.name.split(".")[0] in OUR_LOGGERS
+
+
 def setup_logging(verbosity: int, quiet: bool) -> None:
-    """Log level of the project's loggers from ``-v``/``-q``; library chatter only with ``-v``."""
+    """Log level of the project's loggers from ``-v``/``-q``; library chatter only with ``-v``.
+
+    Without ``-v``, warnings from libraries (bitsandbytes' "offline mode", Python
+    ``warnings``) stay off the terminal, where they landed inside the tutor's answers; the
+    commands that answer (``chat``, ``ask``, ``serve``) keep them in the log file
+    (``log_to_file``).
+    """
     level = logging.ERROR if quiet else (logging.DEBUG if verbosity >= 2 else logging.INFO)
-    logging.basicConfig(
-        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    for name in ("tutor", "knowledge_base", "finetune", "evals", "ui"):
+    root = logging.getLogger()
+    configured = bool(root.handlers)  # by an embedding program (or pytest): leave them be
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, stream=sys.stderr)
+    if not configured:
+        logging.captureWarnings(True)  # Python warnings become records of 'py.warnings'
+        if verbosity < 1:
+            for handler in root.handlers:
+                handler.addFilter(_ours_or_errors)
+    for name in OUR_LOGGERS:
         logging.getLogger(name).setLevel(level)
     if verbosity < 1:
         # transformers/hub chatter goes to stderr only with -v
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
+class _LogFile(logging.handlers.RotatingFileHandler):
+    """The data dir's log file: opened at the first record; a write that fails (a full disk,
+    a read-only dir) is dropped rather than printed into the terminal."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
+def log_to_file(path: Path) -> Path:
+    """Keep every warning and error (libraries' included) in ``path`` (1 MB, 2 old files
+    kept); replaces the log file a previous call set."""
+    root = logging.getLogger()
+    for h in [h for h in root.handlers if isinstance(h, _LogFile)]:
+        root.removeHandler(h)
+        h.close()
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return path  # nowhere to write: the terminal's filter still applies
+    handler = _LogFile(path, maxBytes=2**20, backupCount=2, encoding="utf-8", delay=True)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(asctime)s " + LOG_FORMAT))
+    root.addHandler(handler)
+    return path
 
 
 def resolve_config(args: argparse.Namespace) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tutor.cli.common import add_lm_options
+from tutor.cli.common import add_lm_options, log_to_file
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -58,6 +58,7 @@ def cmd_serve(args: argparse.Namespace, config: Any) -> int:
     from ui.server import serve
 
     make_private_dirs(config)
+    log_to_file(config.paths.home_dir / "logs" / "tutor.log")
     return serve(config)
 
 
