@@ -23,7 +23,8 @@ SUITE_HELP = {
     "simulation": "the tutor with a simulated student for up to k turns: success@k, telling@k",
     "grounding": "explain-mode answers: statements supported by cited passages, citation validity",
     "keyfacts": "explain-mode answers: key facts right (must/must_not patterns), honest 'not covered' out of course",
-    "learner-model": "AUC/accuracy/RMSE/calibration of BKT's P(correct) on held-out attempts",
+    "learner-model": "P(correct) of BKT, PFA, Best-LR and baselines on held-out learners: AUC "
+    "(bootstrap CI), accuracy, RMSE, calibration",
     "judge-calibration": "agreement of the rules and the LM judge with human labels (MRBench form)",
     "all": "retrieval, pedagogy, simulation, grounding, keyfacts and learner-model (+ judge-calibration with --calibration-data)",
 }
@@ -173,12 +174,14 @@ def _learner_model_options(p: argparse.ArgumentParser) -> None:
         action="append",
         metavar="FILE",
         default=None,
-        help="attempts log (CSV with header, or JSONL), or 'store' for the learner store; repeatable",
+        help="attempts log (CSV with header, JSONL, or the three-line count/skills/responses KT "
+        "format), or 'store' for the learner store; repeatable",
     )
     lm.add_argument(
         "--columns",
         default="",
-        help="column mapping, e.g. learner=user_id,skill=kc,correct=correct,order=timestamp",
+        help="column mapping, e.g. learner=user_id,skill=kc,correct=correct,order=timestamp"
+        " (optional roles: item, time)",
     )
     lm.add_argument(
         "--sim-learners",
