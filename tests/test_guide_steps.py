@@ -306,3 +306,16 @@ def test_a_false_sum_that_lands_on_the_answer_is_named_without_its_result(store)
     text = seen(agent.respond(ana, sess, work, mode="guide"))
     assert "Let's check one calculation in your work: 8 + 14." in text
     assert "17" not in text and gen.calls == []
+
+
+def test_asking_for_help_gets_the_next_step_not_the_models_guess(store) -> None:
+    agent, gen, ana, sess = _open(store, SAM, "60", SAM_SOLUTION)
+    text = seen(
+        agent.respond(ana, sess, "I'm not sure. I still think the weekend was 30.", mode="guide")
+    )
+    assert "The 30 doesn't come from the problem's numbers" in text and gen.calls == []
+    assert "work out 8 × 5" in text and "40" not in text and "60" not in text
+    # a bank item keeps its own hint ladder
+    store.set_state(sess.id, SessionState(item_id="ap-06"), learner_id=ana.id)
+    text = seen(agent.respond(ana, sess, "I'm stuck", mode="guide"))
+    assert text.startswith("Hint: ") and gen.calls == []

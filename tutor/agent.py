@@ -42,7 +42,7 @@ from tutor.events import (
     TextReset,
 )
 from tutor.grading import GradeResult, grade
-from tutor.guide import guide_reply
+from tutor.guide import guide_reply, help_reply
 from tutor.lm.base import Generator, Message
 from tutor.modes import computable_problem, detect_intent
 from tutor.problems import diagnose, scaffold, solve
@@ -435,9 +435,9 @@ class TutorAgent:
             ctx.sess.id, replace(state, hint_level=level), learner_id=ctx.lrn.id
         )
         turn.meta["hint_level"] = level
-        hint = bank_hint(item, level)
-        if hint:
-            yield from self._say(turn, f"{prefix}Hint: {hint}")
+        hint = help_reply(opened, ctx.state, ctx.text, ctx.history, bank_hint(item, level))
+        if hint:  # the bank's hint, else the guide move for a learner asking for help
+            yield from self._say(turn, f"{prefix}{hint}")
             return
         if prefix:
             yield turn.say(prefix)

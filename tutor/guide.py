@@ -12,7 +12,7 @@ the tutor solved itself, or a dataset problem's worked solution kept in the sess
   learner's words and ask where it comes from (or, when the learner computed it, what it
   stands for);
 - ``hint``: the same quantity was already probed in the tutor's last turn, or the learner asked
-  for help: say that it does not come from the problem's numbers and give the next step of the
+  for help (``help_reply``, when the problem has no hint of its own in the bank): say that it does not come from the problem's numbers and give the next step of the
   solution as an operation on numbers the learner already has ("work out 40 × .05"), never
   its value;
 - ``plan``: no quantity to check: what the question asks, which numbers, which operation first.
@@ -256,3 +256,17 @@ def guide_reply(
         if text and not mentions_answer(text, opened.item):
             return text
     return None  # e.g. the learner's quoted words state the answer: the ladder instead
+
+
+def help_reply(
+    opened: OpenProblem | None,
+    state: SessionState,
+    learner_text: str,
+    history: Sequence[Any],
+    bank_hint: str,
+) -> str:
+    """What a request for help on an open problem gets: the bank's hint (``"Hint: ..."``) when
+    there is one, else the guide move escalated to the next step of the solution, else ""."""
+    if bank_hint:
+        return f"Hint: {bank_hint}"
+    return guide_reply(opened, state, learner_text, history, asked_help=True) or ""
