@@ -32,7 +32,8 @@ TABLES: dict[str, tuple[str, str, str]] = {
     "simulation": ("eval-base", "simulation", "Simulated tutoring"),
     "retrieval": ("eval-base", "retrieval", "Retrieval: dense vs BM25 vs hybrid"),
     "grounding": ("eval-base", "grounding", "Grounding of explain-mode answers"),
-    "learner-model": ("eval-base", "learner-model", "P(correct) on held-out learners"),
+    # issue 17: its own run (BKT, PFA, Best-LR, baselines; bootstrap intervals)
+    "learner-model": ("eval-learner-model", "learner-model", "P(correct) on held-out learners"),
     "runs": ("eval-base", "*", "runs"),
     # issue 13's measures, on a small run of the pedagogy, simulation and keyfacts suites
     "issue13-pedagogy-unguarded": (
