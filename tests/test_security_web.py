@@ -35,7 +35,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     )
     app = create_app(ctx)
     with ServerThread(app) as srv:
-        srv.ctx = ctx
+        srv.ctx, srv.app = ctx, app
         srv.own = f"http://127.0.0.1:{srv.port}"
         srv.evil = f"http://127.0.0.1:{free_port()}"  # another port on the same machine
         yield srv
@@ -163,3 +163,51 @@ def test_every_answer_carries_the_security_headers(server: Any) -> None:
         assert r.headers["x-content-type-options"] == "nosniff"
         assert r.headers["x-frame-options"] == "DENY"
         assert r.headers["referrer-policy"] == "same-origin"
+
+
+# -- V12: answer streams belong to their user -------------------------------------------------
+
+
+def student(server: Any, name: str) -> dict[str, str]:
+    r = httpx.post(server.url + "login", data={"username": name, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return {COOKIE: r.cookies[COOKIE]}
+
+
+def fn_index(server: Any, api_name: str) -> int:
+    blocks = server.app.state.blocks
+    return next(i for i, f in blocks.fns.items() if f.api_name == api_name)
+
+
+def sse(server: Any, path: str, jar: dict[str, str]) -> tuple[int, str]:
+    with httpx.stream("GET", server.url + path, cookies=jar, timeout=30) as r:
+        return r.status_code, "".join(r.iter_text())
+
+
+def test_another_user_cannot_read_a_queue_stream(server: Any) -> None:
+    ana, ben = student(server, "ana"), student(server, "ben")
+    join = {"data": [], "fn_index": fn_index(server, "page_load"), "session_hash": "ana-tab-1"}
+    r = httpx.post(server.url + "gradio_api/queue/join", json=join, cookies=ana)
+    assert r.status_code == 200, r.text
+    # ben knows the hash: he can neither read its stream nor join events to it
+    code, text = sse(server, "gradio_api/queue/data?session_hash=ana-tab-1", ben)
+    assert code == 403 and "Ana" not in text
+    r = httpx.post(server.url + "gradio_api/queue/join", json=join, cookies=ben)
+    assert r.status_code == 403
+    # ana reads her own
+    code, text = sse(server, "gradio_api/queue/data?session_hash=ana-tab-1", ana)
+    assert code == 200 and "Ana" in text and "process_completed" in text
+    # a hash no one has used yet cannot be waited on
+    code, _ = sse(server, "gradio_api/queue/data?session_hash=someone-later", ben)
+    assert code == 403
+
+
+def test_another_user_cannot_read_an_api_result(server: Any) -> None:
+    ana, ben = student(server, "ana"), student(server, "ben")
+    r = httpx.post(server.url + "gradio_api/call/page_load", json={"data": []}, cookies=ana)
+    assert r.status_code == 200
+    event = r.json()["event_id"]
+    code, text = sse(server, f"gradio_api/call/page_load/{event}", ben)
+    assert code == 403 and "Ana" not in text
+    code, text = sse(server, f"gradio_api/call/page_load/{event}", ana)
+    assert code == 200 and "Ana" in text

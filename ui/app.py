@@ -78,6 +78,7 @@ def create_app(ctx: UIContext) -> Any:
     from tutor.errors import NotFoundError, PermissionDeniedError
     from ui.guard import authorize
     from ui.security import SecurityMiddleware
+    from ui.streams import StreamGuard
     from ui.uploads import UploadGuard
 
     handlers = Handlers(ctx)
@@ -132,6 +133,8 @@ def create_app(ctx: UIContext) -> Any:
     blocks.has_launched = True
     # uploads: teachers only, within a quota and a cap, old files swept (ui.uploads)
     app.add_middleware(UploadGuard, signin=ctx.signin, max_upload_mb=ctx.max_upload_mb)
+    # answer streams: each session hash and event id belongs to the user who started it
+    app.add_middleware(StreamGuard, signin=ctx.signin)
     # outermost: foreign origins refused, CORS grants dropped, security headers (ui.security)
     app.add_middleware(SecurityMiddleware, allowed_origins=ctx.config.ui.allowed_origins)
     app.state.handlers = handlers
