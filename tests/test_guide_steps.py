@@ -319,3 +319,18 @@ def test_asking_for_help_gets_the_next_step_not_the_models_guess(store) -> None:
     store.set_state(sess.id, SessionState(item_id="ap-06"), learner_id=ana.id)
     text = seen(agent.respond(ana, sess, "I'm stuck", mode="guide"))
     assert text.startswith("Hint: ") and gen.calls == []
+
+
+def test_a_word_problem_posed_in_guide_mode_is_planned_and_its_arithmetic_checked(store) -> None:
+    gen = ScriptedGenerator("Great job, that's right! 10 x 2 = 25. Which totals do you add?")
+    agent = TutorAgent(gen, store, None, AgentSettings(min_score=0.05))
+    ana = store.add_learner("ana")
+    sess = agent.start_session(ana)
+    text = seen(agent.respond(ana, sess, SAM, mode="guide"))
+    assert text == f"{CANNOT_CHECK} {PLAN}" and gen.calls == []
+    text = seen(agent.respond(ana, sess, "8 x 5 = 40 and 10 x 2 = 25", mode="guide"))
+    assert text.startswith("Your calculation 8 × 5 = 40 checks out. Check 10 × 2 again")
+    assert CANNOT_CHECK not in text and gen.calls == []
+    # a message without calculations goes to the model, through the sentence gate
+    text = seen(agent.respond(ana, sess, "The question asks for all the crates", mode="guide"))
+    assert gen.calls and text.strip() == "Which totals do you add?"

@@ -17,9 +17,12 @@ the tutor solved itself, or a dataset problem's worked solution kept in the sess
   its value;
 - ``plan``: no quantity to check: what the question asks, which numbers, which operation first.
 
-For a problem with no known answer (``state.problem`` without ``state.answer``) the reply says
-that the tutor cannot check the final answer, checks the arithmetic of each calculation the
-learner wrote, and asks planning questions.
+For a problem with no known answer (``state.problem`` without ``state.answer``, or a word
+problem the learner poses in guide mode, ``is_word_problem``) the reply says that the tutor
+cannot check the final answer, checks the arithmetic of each calculation the learner wrote, and
+asks planning questions; while that reply is among the tutor's last three turns, each message
+with calculations gets their verdicts and "what will you work out next?" (other messages go to
+the LM, through the sentence gate).
 
 A move never states the final answer or a value of the solution the learner has not written
 (the leak check of ``tutor.grading`` runs on it as well); it only repeats the learner's own words
@@ -60,6 +63,7 @@ PLAN = (
     "Let's plan it first. What does the question ask you to find? Which numbers from the "
     "problem will you need, and what would you do with them first?"
 )
+NEXT = "What will you work out next, and why does the question need it?"
 
 
 @dataclass(frozen=True)
@@ -189,10 +193,30 @@ def choose_move(
     return Move("plan", PLAN)
 
 
-def check_work(learner_text: str) -> Move:
-    """The reply for a problem with no known answer: the verdict on each calculation the learner
-    wrote (computed here), then the planning questions."""
-    lines = [CANNOT_CHECK]
+_QUESTION = re.compile(
+    r"\?\s*$|\b(?:how (?:many|much|long|far|old)|what is|what was|find|calculate|work out)\b", re.I
+)
+
+
+def is_word_problem(text: str) -> bool:
+    """A message that poses a word problem: a question of ten words or more with at least two
+    numbers in digits ("Sam sold 8 crates on each of 5 days ... How many did he sell?")."""
+    words = re.findall(r"[A-Za-z']+", text or "")
+    nums = re.findall(r"\d+(?:[.,]\d+)?", text or "")
+    return len(words) >= 10 and len(nums) >= 2 and bool(_QUESTION.search(text or ""))
+
+
+def _in_word_problem(history: Sequence[Any]) -> bool:
+    """Whether the tutor said, in its last three turns, that it cannot check this problem."""
+    said = [m for m in history if m.get("role") == "assistant"][-3:]
+    return any(str(m.get("content", "")).startswith(CANNOT_CHECK) for m in said)
+
+
+def check_work(learner_text: str, *, first: bool = True) -> Move:
+    """The reply for a problem with no known answer: (on the first turn) that the tutor cannot
+    check the final answer, the verdict on each calculation the learner wrote (computed here),
+    then the planning questions (on later turns: what to work out next)."""
+    lines = [CANNOT_CHECK] if first else []
     for step in parse_work(learner_text).steps:
         expr = _show(step.expression)
         stated = fmt(step.stated if step.stated is not None else step.value)
@@ -200,7 +224,7 @@ def check_work(learner_text: str) -> Move:
             lines.append(f"Your calculation {expr} = {stated} checks out.")
         else:
             lines.append(f"Check {expr} again: it doesn't give {stated}.")
-    lines.append(PLAN)
+    lines.append(PLAN if first else NEXT)
     return Move("check", " ".join(lines))
 
 
@@ -241,6 +265,10 @@ def guide_reply(
     if opened is None:
         if state.problem and not state.answer and not state.item_id:
             return check_work(learner_text).text
+        if is_word_problem(learner_text):  # a word problem the tutor cannot solve
+            return check_work(learner_text).text
+        if _in_word_problem(history) and parse_work(learner_text).steps:
+            return check_work(learner_text, first=False).text
         return None
     solution = known_solution(opened, state)
     if not solution:
