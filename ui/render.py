@@ -93,8 +93,12 @@ def when(ts: str | None) -> str:
 def sources_html(sources: Sequence[tuple[int, str, str, bool]]) -> str:
     """Sources under an answer: ``(index, citation, passage, cited)``; each passage expands.
 
-    Shows the cited passages when the answer cites any, else every retrieved one. One HTML block
-    without blank lines, so Markdown leaves it whole; every value is escaped.
+    Shows the cited passages when the answer cites any, else every retrieved one. The frame
+    (``<details>``, citation, badge) is HTML with every value escaped; each passage inside it is
+    Markdown, set off by blank lines, so the Chatbot renders it exactly like an answer: inert
+    (``chat_text``), bold and lists as Markdown, formulas by KaTeX (before, the passage was
+    escaped into the HTML with ``<br>`` for its line breaks, which showed raw ``**`` and broke
+    every multi-line formula).
     """
     if not sources:
         return ""
@@ -103,14 +107,31 @@ def sources_html(sources: Sequence[tuple[int, str, str, bool]]) -> str:
     title = "Sources" if cited else "Related course material"
     items = []
     for index, citation, passage, was_cited in shown:
-        text = math(esc(_passage_body(passage))).replace("\n", "<br>")
         badge = '<span class="src-cited">cited</span>' if was_cited else ""
         items.append(
             f'<details class="src"><summary><span class="src-n">[{index}]</span> '
-            f"{esc(citation)}{badge}</summary>"
-            f'<div class="src-passage">{text}</div></details>'
+            f'{esc(citation)}{badge}</summary><div class="src-passage">\n\n'
+            f"{passage_markdown(passage)}\n\n</div></details>"
         )
-    return f'<div class="tutor-sources"><div class="src-title">{title}</div>{"".join(items)}</div>'
+    return (
+        f'<div class="tutor-sources"><div class="src-title">{title}</div>\n\n'
+        + "\n\n".join(items)
+        + "\n\n</div>"
+    )
+
+
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", re.M)
+
+
+def passage_markdown(passage: str) -> str:
+    """A passage as Markdown to show inside its source: the answers' path (``chat_text``), its
+    headings as bold lines (the citation names the section), and a code fence the chunker cut
+    open closed again, so it cannot swallow the rest of the block."""
+    text = _HEADING.sub(lambda m: f"**{m.group(1)}**" if m.group(1) else "", _passage_body(passage))
+    text = chat_text(text)
+    if len(re.findall(r"^\s{0,3}```", text, re.M)) % 2:
+        text += "\n```"
+    return text
 
 
 def turn_error(message: str) -> str:
