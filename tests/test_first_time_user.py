@@ -112,3 +112,73 @@ def test_library_warnings_go_to_the_log_not_into_answers(tmp_path: Path, verbose
     assert "our own warning" in r.stderr and "a library error" in r.stderr
     shown = "offline mode" in r.stderr and "UserWarning" in r.stderr
     assert shown == bool(verbose)  # -v shows library chatter on the terminal too
+
+
+def _kb_config(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from knowledge_base import KnowledgeBase
+    from knowledge_base.testing import HashEmbedder
+    from tests.test_kb_store import write_course
+    from tutor.config import load_config
+
+    config = load_config(env={"TUTOR_HOME": str(tmp_path / "home")})
+    emb = HashEmbedder()
+    kb = KnowledgeBase.open(config.paths.kb_dir, emb, show_progress=False)
+    kb.add(write_course(tmp_path / "course"))
+    kb.close()
+    return config, emb
+
+
+def test_start_up_loads_the_model_and_the_embedder_at_once(tmp_path: Path) -> None:
+    """The first question paid 7-10 s for the embedder, loaded only then; the model loaded
+    before it, one after the other. Both now load in parallel at start-up, with progress."""
+    import threading
+
+    from knowledge_base import KnowledgeBase
+    from tutor.startup import load_models
+
+    config, emb = _kb_config(tmp_path)
+    both = threading.Barrier(2, timeout=10)  # each load waits for the other: only in parallel
+    threads = set()
+
+    def model(cfg):  # type: ignore[no-untyped-def]
+        threads.add(threading.current_thread().name)
+        both.wait()
+        return ScriptedGenerator("hi")
+
+    def kb(cfg):  # type: ignore[no-untyped-def]
+        threads.add(threading.current_thread().name)
+        both.wait()
+        return KnowledgeBase.open(cfg.paths.kb_dir, emb, show_progress=False)
+
+    out = io.StringIO()
+    gen, loaded = load_models(config, out=out, build_generator=model, build_knowledge_base=kb)
+    assert isinstance(gen, ScriptedGenerator) and len(threads) == 2
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("loading the model (hf: ") and "and the embedder" in lines[0]
+    assert {ln.split()[0] for ln in lines[1:3]} == {"model", "embedder"}
+    assert all("ready in " in ln and ln.endswith(" s") for ln in lines[1:])
+    assert lines[-1].startswith("ready in ")
+    assert emb.calls >= 1  # the embedder ran once at start-up: the first question pays nothing
+    assert loaded.store._indexes  # and the course's vector index is open
+    loaded.close()
+
+
+def test_a_failed_load_at_start_up_raises_its_error(tmp_path: Path) -> None:
+    from knowledge_base import KnowledgeBase
+    from tutor.errors import ModelNotFoundError
+    from tutor.startup import load_models
+
+    config, emb = _kb_config(tmp_path)
+
+    def model(cfg):  # type: ignore[no-untyped-def]
+        raise ModelNotFoundError("no model named 'nope'")
+
+    with pytest.raises(ModelNotFoundError, match="nope"):
+        load_models(
+            config,
+            out=io.StringIO(),
+            build_generator=model,
+            build_knowledge_base=lambda cfg: KnowledgeBase.open(
+                cfg.paths.kb_dir, emb, show_progress=False
+            ),
+        )

@@ -118,8 +118,11 @@ def serve(config: Any) -> int:
         raise InputError(
             f"port {ui.port} on {ui.host} is in use; pass --port N (or stop the other app)"
         )
-    print(f"loading the tutor ({config.lm.backend}: {config.lm.model})…", file=sys.stderr)
-    ctx = build_context(config)
+    from tutor.startup import load_models
+
+    # the model and the embedder load at once, with progress here (not at the first question)
+    generator, kb = load_models(config)
+    ctx = build_context(config, generator=generator, kb=kb)
     n_docs = len(ctx.kb.list_documents(ctx.collection)) if ctx.kb is not None else 0
     if n_docs == 0:
         log.warning(
