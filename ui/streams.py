@@ -7,9 +7,10 @@ another's session hash or event id could read that user's answers.
 
 ``StreamGuard`` binds each session hash and event id to the signed-in user who used it first
 (``queue/join``, ``call/<api>``) and refuses (403) every later use by another user: joining,
-reading the stream, cancelling, the heartbeat, and reading an API call's result. A stream asked
-for before any event was started on it is refused too, so no one can wait on a hash that
-someone else will use. The map keeps the most recent ``MAX_ENTRIES``.
+reading the stream, cancelling, the heartbeat, and reading an API call's result. A hash no
+one has used yet passes to Gradio, which answers ``session_not_found`` and closes the stream (so
+no one can wait on a hash that someone else will use; a replica that did not start an event
+answers this way too, docs/operations.md). The map keeps the most recent ``MAX_ENTRIES``.
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ class Owners:
                 self._owner.popitem(last=False)
             return True
 
-    def holds(self, key: str, user: str) -> bool:
+    def allows(self, key: str, user: str) -> bool:
+        """Whether ``user`` may use ``key``: it holds it, or no one does yet."""
         with self._lock:
-            return self._owner.get(key) == user
+            return self._owner.get(key, user) == user
 
     def __len__(self) -> int:
         return len(self._owner)
@@ -97,7 +99,7 @@ class StreamGuard:
 
     async def _check(self, scope: Any, receive: Any, send: Any, key: str) -> None:
         user = await self._user(scope)
-        if user is not None and not self.owners.holds(key, user):
+        if user is not None and not self.owners.allows(key, user):
             await self._refuse(scope, receive, send)
             return
         await self.app(scope, receive, send)  # a signed-out request gets Gradio's own 401
@@ -127,7 +129,7 @@ class StreamGuard:
             ok = (
                 self.owners.claim(key, user)
                 if route == "/queue/join"
-                else self.owners.holds(key, user)
+                else self.owners.allows(key, user)
             )
             if session and not ok:
                 await self._refuse(scope, receive, send)
