@@ -161,3 +161,40 @@ def test_users_add_on_a_full_disk_says_so_and_writes_nothing(
         learners = {s.learner.name for s in store.list_learners()}
         assert learners == users - {"mrs-k"}  # no learner without its account, nor the reverse
         store.close()
+
+
+def test_sign_in_on_a_full_disk_or_a_deleted_store_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16, V10 and V8 at the door: ``POST /login`` answered a bare 500 on a full disk.
+    Now 503 with the reason; the attempt does not count as a failed password."""
+    import httpx
+
+    from tests.test_disk_full import fill
+    from tests.test_faults import small_disk
+    from tutor.testing.fake_lm import ScriptedGenerator
+    from ui.app import create_app
+    from ui.testing import PASSWORD, ServerThread, sample_context
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    with small_disk(tmp_path / "disk", "16m") as disk:
+        ctx = sample_context(disk, ScriptedGenerator("hi"))
+        right = {"username": "ana", "password": PASSWORD}
+        with ServerThread(create_app(ctx)) as srv:
+            fill(disk, 0)
+            for _ in range(12):  # more than the failure limit: none of these counts as one
+                r = httpx.post(srv.url + "login", data=right, headers={"accept": "text/html"})
+                assert r.status_code == 503, r.text[:300]
+                assert "Cannot sign in now: no room left on the disk" in r.text
+                assert "Traceback" not in r.text and str(disk) not in r.text
+            (disk / "filler").unlink()
+            assert httpx.post(srv.url + "login", data=right).status_code == 200
+            db = ctx.config.paths.home_dir / "learners.sqlite"
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+            r = httpx.post(srv.url + "login", data=right)
+            assert r.status_code == 503 and "was deleted while the tutor was running" in r.text
+        ctx.store.close()  # type: ignore[attr-defined]
+        if ctx.kb is not None:
+            ctx.kb.close()

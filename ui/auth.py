@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
+from knowledge_base.errors import StoreError
 from tutor.errors import NotFoundError, PermissionDeniedError
 from ui.limiter import FailureLimiter
 
@@ -254,21 +255,31 @@ class SignIn:
                 f"Too many failed sign-ins. Try again in about {minutes} minutes.",
             )
         user = None
-        if username and password and len(username) <= 64:
-            # scrypt is CPU-heavy on purpose: a class signing in at once takes turns, so
-            # chats already running keep their CPU
-            async with self._slots():
-                user = await run_in_threadpool(self.store.authenticate, username, password)
-        if user is None:
+        try:
+            if username and password and len(username) <= 64:
+                # scrypt is CPU-heavy on purpose: a class signing in at once takes turns, so
+                # chats already running keep their CPU
+                async with self._slots():
+                    user = await run_in_threadpool(self.store.authenticate, username, password)
+            token = None
+            if user is not None:
+                token = await run_in_threadpool(
+                    self.store.create_auth_session,
+                    user.id,
+                    hours=self.session_hours,
+                    address=address,
+                )
+        except StoreError as e:  # a full disk, the store file gone: say so, not a bare 500
+            self.limiter.release(stamp, *keys)  # not the user's failure
+            log.error("sign-in from %s failed: %s", address, e)
+            return self._refuse(wants_html, username, 503, f"Cannot sign in now: {e}.")
+        if user is None or token is None:
             await asyncio.sleep(self.delay_s)  # the same delay for every kind of failure
             log.info("failed sign-in from %s", address)
             log.debug("failed user name: %r", username[:64])
             return self._refuse(wants_html, username, 401, WRONG)
         self.limiter.release(stamp, *keys)
         self.limiter.clear(keys[0])
-        token = await run_in_threadpool(
-            self.store.create_auth_session, user.id, hours=self.session_hours, address=address
-        )
         log.info("%s (user %d) signed in from %s", user.role, user.id, address)
         return self._signed_in(request, token, user.username, user.role, wants_html)
 
