@@ -178,15 +178,21 @@ def test_leak_guard_vs_raw_model_on_telling(tmp_path: Path, dialogues: Path, con
     # ... the agent's leak guard withholds it (retry, then the fallback hint)
     assert systems["agent"]["telling_rate"] == 0.0
     agent_items = [r for r in items(rep, "pedagogy") if r["system"] == "agent"]
-    assert all(r["leaks_blocked"] == 2 for r in agent_items)
     assert all(r["mode"] == "guide" for r in agent_items)
-    assert all("0.75" in r["lm_outputs"][0] or "5/6" in r["lm_outputs"][0] for r in agent_items)
+    # d2's student shows work and the worked solution is known: the guide's move locates the
+    # mistake without the LM (issue 13, item 4); the other two go to the LM and its guard
+    located = next(r for r in agent_items if r["context_id"] == "d2")
+    assert "You worked out 8 + 8 and got 16" in located["response"]
+    assert located["lm_outputs"] == [] and located["leaks_blocked"] == 0
+    generated = [r for r in agent_items if r["context_id"] != "d2"]
+    assert len(generated) == 2 and all(r["leaks_blocked"] == 2 for r in generated)
+    assert all("0.75" in r["lm_outputs"][0] or "5/6" in r["lm_outputs"][0] for r in generated)
     # the human reference turns are scored too, without any generation
     assert systems["reference"]["n"] == 3 and systems["reference"]["telling_rate"] == 0.0
     m = rep["metrics"]
     assert m["pedagogy/raw/telling_rate"] == {"value": 1.0, "higher_is_better": False}
     assert m["pedagogy/agent/revealing_answer/desired_rules"]["value"] == 1.0
-    # the agent saw the seeded history and the open problem
+    # the models saw the seeded history and the open problem
     prompt = next(c for c in gen.calls if "Walk me through" in json.dumps(c))
     assert "Sam ate 2/8" in prompt[0]["content"] and prompt[-1]["content"].startswith(
         "I added 2 + 4"
@@ -252,7 +258,7 @@ def test_resume_skips_done_items_and_refuses_another_config(
     out = tmp_path / "run"
     first = ScriptedGenerator("What do you notice first?")
     rep1 = run_eval(opts(out, dialogues), config, generator=first)
-    assert len(first.calls) == 6  # 3 contexts x (agent, raw)
+    assert len(first.calls) == 5  # 3 contexts x (agent, raw), less d2's agent (a guide move)
     again = ScriptedGenerator("What do you notice first?")
     rep2 = run_eval(opts(out, dialogues), config, generator=again)
     assert again.calls == [] and rep2["resumed_items"] == 9
@@ -261,7 +267,7 @@ def test_resume_skips_done_items_and_refuses_another_config(
     with pytest.raises(InputError, match="made with another config"):
         run_eval(opts(out, dialogues, seed=1), config, generator=again)
     run_eval(opts(out, dialogues, seed=1, overwrite=True), config, generator=again)
-    assert len(again.calls) == 6
+    assert len(again.calls) == 5
 
 
 def test_interrupted_run_keeps_partial_results_and_resumes(

@@ -239,9 +239,25 @@ def _left_side(tokens: list[tuple[str, str]], eq: int) -> tuple[list[str], int] 
     return (parts, start) if len(parts) >= 3 else None
 
 
-def _right_side(tokens: list[tuple[str, str]], eq: int) -> int:
+def _right_side(tokens: list[tuple[str, str]], eq: int) -> tuple[Fraction | None, list[int]]:
+    """The value stated after the ``=`` at ``eq`` (a number, or a fraction ``6/8`` not followed
+    by more arithmetic) and the token indexes it uses."""
     k = eq + 1
-    return k if k < len(tokens) and tokens[k][0] == "num" else -1
+    if k >= len(tokens) or tokens[k][0] != "num":
+        return None, []
+    value = number(tokens[k][1])
+    frac = tokens[k + 1 : k + 4]
+    if (
+        value is not None
+        and len(frac) >= 2
+        and frac[0] == ("op", "/")
+        and frac[1][0] == "num"
+        and not (len(frac) == 3 and frac[2][0] == "op" and frac[2][1] in "+-*/")
+    ):
+        den = number(frac[1][1])
+        if den:
+            return value / den, [k, k + 2]
+    return value, [k]
 
 
 def _claims(text: str) -> list[tuple[Step, set[int]]]:
@@ -252,16 +268,16 @@ def _claims(text: str) -> list[tuple[Step, set[int]]]:
         if kind != "op" or val != "=":
             continue
         left = _left_side(tokens, eq)
-        r = _right_side(tokens, eq)
-        if left is None or r < 0:
+        stated, right = _right_side(tokens, eq)
+        if left is None or stated is None:
             continue
         parts, start = left
         expression = " ".join(p.replace("$", "") for p in parts)
-        value, stated = evaluate(expression), number(tokens[r][1])
-        if value is None or stated is None:
+        value = evaluate(expression)
+        if value is None:
             continue
         operands = tuple(v for p in parts[0::2] if (v := number(p)) is not None)
-        used = {i for i in range(start, eq) if tokens[i][0] == "num"} | {r}
+        used = {i for i in range(start, eq) if tokens[i][0] == "num"} | set(right)
         out.append((Step(expression, value, text.strip(), operands, stated), used))
     return out
 
