@@ -167,3 +167,53 @@ def test_simulator_has_ability_difficulty_and_forgetting() -> None:
     # harder bank difficulty -> lower correct rate
     diff = np.array([data.bank_difficulty[log.items[i]] for i in log.item])
     assert log.correct[diff == 1].mean() > log.correct[diff == 5].mean() + 0.2
+
+
+def test_bkt_skills_fitted_in_parallel_equal_the_serial_fit() -> None:
+    log = kt_sim.simulate(kt_sim.SimConfig(n_learners=80, n_skills=3), seed=6).log
+    seen: list[str] = []
+
+    def progress(it, total, desc):
+        seen.append(f"{desc}/{total}")
+        return it
+
+    one = kt_models.fit_bkt(log, restarts=1, max_iter=30)
+    two = kt_models.fit_bkt(log, restarts=1, max_iter=30, workers=2, progress=progress)
+    assert set(one) == set(two) == set(log.skills) and seen == ["BKT per skill/3"]
+    for s in one:
+        assert one[s].params == two[s].params
+
+
+def test_the_eval_reports_every_model_on_a_three_line_log(tmp_path: Path) -> None:
+    from evals.learner_model import SAMPLE_ANSWERS, SAMPLE_SEQUENCES, evaluate
+
+    data = kt_sim.simulate(kt_sim.SimConfig(n_learners=150), seed=9)
+    bounds = data.log.learner_bounds()
+    ans = data.log.answers()
+    lines = []
+    for i in range(len(data.log.learners)):
+        rows = ans[bounds[i] : bounds[i + 1]]
+        lines += [
+            str(len(rows)),
+            ",".join("_".join(a.skills) for a in rows),
+            ",".join(str(int(a.correct)) for a in rows),
+        ]
+    f = tmp_path / "kt.txt"
+    f.write_text("\n".join(lines) + "\n")
+    train, test = load_answers(f).split(0, "x")
+    r = evaluate(train, test, kt.BKTParams())
+    assert set(r["models"]) == {
+        "BKT fitted (EM)",
+        "BKT defaults",
+        "PFA",
+        "Best-LR",
+        "learner running rate",
+        "per-skill rate",
+    }
+    for m in r["models"].values():
+        lo, hi = m["auc_ci95"]
+        assert lo <= m["auc"] <= hi and hi - lo < 0.15
+    assert r["chosen_predictor"] in ("Best-LR", "BKT fitted (EM)")
+    seqs = r["sequences_sampled"]
+    assert len(seqs) == min(SAMPLE_SEQUENCES, len(test.learners))
+    assert all(len(s["y"]) <= SAMPLE_ANSWERS and len(s["p"]["PFA"]) == len(s["y"]) for s in seqs)
