@@ -112,7 +112,10 @@ def test_parallel_guesses_cannot_pass_the_limit(tmp_path: Path) -> None:
         threads = [threading.Thread(target=guess, args=(i,)) for i in range(30)]
         for t in threads:
             t.start()
-        time.sleep(0.15)  # every guess has arrived; the first ones are still being checked
+        # every guess has been checked or refused (the first ones may still be in the check)
+        deadline = time.monotonic() + 30
+        while len(checked) + codes.count(429) < 30 and time.monotonic() < deadline:
+            time.sleep(0.02)
         right = httpx.post(srv.url + "login", data={"username": "mrs-k", "password": PASSWORD})
         for t in threads:
             t.join()
