@@ -86,6 +86,12 @@ def test_fit_kt_attempts_round_trips_into_the_tutor(
     want = store.skill_p_correct({lr.id: list(risky)}, pred.lr)
     assert risky and all(risky[s] == pytest.approx(want[(lr.id, s)]) for s in risky)
 
+    # a refit by another process replaces the cached predictor here
+    other = store_of(tutor_home)
+    other.set_predictor("default", "BKT", None, {"BKT": 0.7, "Best-LR": 0.6})
+    assert store.predictor("default").chosen == "BKT"
+    assert store.next_item(lr.id, "default").predictor == "BKT"
+
 
 def test_fit_kt_without_a_predictor_keeps_bkt_and_says_so(
     tutor_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -165,5 +165,6 @@ def compare(
 
 
 def choose(aucs: Mapping[str, float]) -> str:
-    """The predictor the tutor uses: Best-LR when its held-out AUC is at least BKT's, else BKT."""
-    return BEST_LR_NAME if aucs.get(BEST_LR_NAME, 0.0) >= aucs.get(BKT_NAME, 0.0) else BKT_NAME
+    """The predictor the tutor uses: Best-LR when its held-out AUC is higher than BKT's, else
+    BKT (a tie, e.g. a held-out set with one class only, keeps the interpretable model)."""
+    return BEST_LR_NAME if aucs.get(BEST_LR_NAME, 0.0) > aucs.get(BKT_NAME, 0.0) else BKT_NAME

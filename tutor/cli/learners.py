@@ -151,7 +151,8 @@ def cmd_learners_show(args: argparse.Namespace, config: Any) -> int:
     if sel is not None:
         print(
             f"\nnext item: {sel.item.id} ({sel.skill}, difficulty {sel.item.difficulty}, "
-            f"target {sel.target_difficulty}): {sel.reason}"
+            f"target {sel.target_difficulty}, P(correct) {sel.p_correct:.2f} by {sel.predictor}): "
+            f"{sel.reason}"
         )
     return 0
 

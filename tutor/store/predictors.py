@@ -69,14 +69,24 @@ class PredictorsMixin(BanksMixin):
     target_p_correct: float = 0.7
 
     def predictor(self, collection: str = DEFAULT_COLLECTION) -> StoredPredictor | None:
+        """The course's stored predictor (None: never fitted). The parsed model is cached per
+        process until its ``fitted_at`` changes (a refit by any process)."""
+        t = S.kt_predictors
         with self._read() as conn:
-            row = conn.execute(
-                sa.select(S.kt_predictors).where(S.kt_predictors.c.collection == collection)
-            ).first()
+            stamp = conn.execute(
+                sa.select(t.c.fitted_at).where(t.c.collection == collection)
+            ).scalar_one_or_none()
+            if stamp is None:
+                return None
+            cache: dict[str, StoredPredictor] = self.__dict__.setdefault("_predictor_cache", {})
+            hit = cache.get(collection)
+            if hit is not None and hit.fitted_at == stamp:
+                return hit
+            row = conn.execute(sa.select(t).where(t.c.collection == collection)).first()
         if row is None:
             return None
         model = kt_lr.LRModel.from_dict(row.model) if row.model else None
-        return StoredPredictor(
+        cache[collection] = StoredPredictor(
             collection,
             row.chosen,
             model,
@@ -85,6 +95,7 @@ class PredictorsMixin(BanksMixin):
             row.n_answers,
             row.fitted_at,
         )
+        return cache[collection]
 
     def set_predictor(
         self,
