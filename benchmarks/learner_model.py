@@ -170,6 +170,19 @@ def realistic_part(args: argparse.Namespace, rec: Recorder) -> None:
     ]
     print("\nFitting on all answers (CPU seconds, one process):\n")
     print(rec.table("fit_cpu", ["model", "answers", "CPU s"], rows, align="lrr"))
+    rows = []
+    for skill, r in sorted(fits.items()):
+        p = r.params
+        bound = [n for n, v in (("guess", p.guess), ("slip", p.slip)) if v >= kt.MAX_GUESS - 1e-9]
+        rows.append(
+            [
+                skill,
+                f"{p.prior:.2f} / {p.learn:.3f} / {p.guess:.2f} / {p.slip:.2f}",
+                ", ".join(bound) or "-",
+            ]
+        )
+    print("\nBKT fitted on these learners (prior / learn / guess / slip):\n")
+    print(rec.table("realistic_params", ["skill", "fitted", "at the 0.3 bound"], rows))
     rec.meta(
         sim_answers=len(data.log),
         sim_learners=len(data.log.learners),
