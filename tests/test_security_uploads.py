@@ -112,6 +112,7 @@ def test_a_server_path_is_not_taken_as_an_upload(server: Any) -> None:
     fd = {"path": r.json()[0], "orig_name": "leaves.md", "meta": {"_type": "gradio.FileData"}}
     answer = call(server, teacher, "add_documents", [[fd]])
     assert "event: complete" in answer and "leaves.md" in json.dumps(answer)
+    assert not Path(r.json()[0]).exists()  # read into the course: the upload is gone
 
 
 def test_check_uploaded(tmp_path: Path) -> None:

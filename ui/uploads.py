@@ -13,7 +13,8 @@ Issue 16 found three holes, closed here:
   each user may send ``QUOTA_FACTOR`` × ``ui.max_upload_mb`` an hour (429 past it); and the
   upload folder as a whole stays under ``CAP_FACTOR`` × ``ui.max_upload_mb`` (507 past it).
   With the default 50 MB: 1 GB a request, 500 MB an hour per teacher, 1 GB on disk.
-- **Leftovers.** Files older than ``KEEP_S`` (uploads already added or never used, the empty
+- **Leftovers.** The handlers delete the uploads they have read (``discard_uploads``); files
+  older than ``KEEP_S`` (uploads already added or never used, the empty
   temporary files of rejected uploads) are deleted at start-up and, at most once a minute,
   before an upload.
 """
@@ -60,6 +61,22 @@ def check_uploaded(path: str, root: Path | None = None) -> str:
             f"not a file uploaded to this app: {Path(path).name}; choose it with the upload button"
         )
     return path
+
+
+def discard_uploads(paths: list[str], root: Path | None = None) -> None:
+    """Delete uploaded files a handler has used (only inside the upload folder), and their
+    folders when left empty."""
+    root = root or upload_root()
+    for path in paths:
+        p = Path(path)
+        if root not in p.resolve().parents:
+            continue
+        try:
+            p.unlink(missing_ok=True)
+            if p.parent != root and not any(p.parent.iterdir()):
+                p.parent.rmdir()
+        except OSError:
+            continue
 
 
 def sweep(root: Path, keep_s: float = KEEP_S, now: float | None = None) -> int:

@@ -16,6 +16,7 @@ from ui import render
 from ui.auth import Principal
 from ui.guard import teacher
 from ui.handlers.base import HandlerBase, _gr, _paths, _upload_name
+from ui.uploads import discard_uploads
 
 log = logging.getLogger(__name__)
 
@@ -319,6 +320,7 @@ class TeacherHandlers(HandlerBase):
             log.info("teacher %s added documents: %s", p.username, report.summary())
             _gr().Info(report.summary())
         table = render.table(render.INGEST_HEADERS, render.ingest_rows(results))
+        discard_uploads(paths)  # read or refused: the copies in the upload folder go now
         return {**self._out(ingest_table=table, doc_files=None), **self._docs_outputs()}
 
     @teacher
@@ -403,6 +405,7 @@ class TeacherHandlers(HandlerBase):
             f'<div class="fb fb-ok">✅ Loaded {report.n_items} items ({report.n_replaced} replaced) '
             f"and {report.n_skills} skills into the course.</div>"
         )
+        discard_uploads(paths)  # loaded: the copies in the upload folder go now
         return self._out(items_status=status, bank_table=self._bank_table(), item_files=None)
 
 
