@@ -1,0 +1,140 @@
+"""Cached start of the tutor: seconds until the first question can be answered at full speed.
+
+Each sample is a fresh Python process (imports, model and embedder from a warm disk cache),
+interleaved over rounds:
+
+- ``one after the other`` (before issue 16): the model loads, then the knowledge base, and the
+  embedder loads at the first search, as the first student's question used to pay it;
+- ``at once``: ``tutor.startup.load_models`` loads both in two threads, then the same search;
+- ``tutor serve, first page``: ``tutor serve`` from its start until ``/login`` answers 200 (the
+  app listens once both are loaded), and the ``ready in N s`` it prints.
+
+The data dir is a temporary one: the sample course (``data/curriculum``) added with the bundled
+embedder, the models linked from ``--models`` (default ``.tutor/models``).
+
+    python benchmarks/startup.py [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+
+from results import ROOT, Recorder, summary  # noqa: E402
+
+QUESTION = "How do I add fractions with different denominators?"
+SEQUENTIAL = f"""
+from tutor.builders import build_generator, build_knowledge_base
+from tutor.config import load_config
+import os
+config = load_config(env=os.environ)
+build_generator(config)
+build_knowledge_base(config).search({QUESTION!r}, k=4)
+print("READY", flush=True)
+"""
+PARALLEL = f"""
+import io
+from tutor.config import load_config
+from tutor.startup import load_models
+import os
+config = load_config(env=os.environ)
+_, kb = load_models(config, out=io.StringIO())
+kb.search({QUESTION!r}, k=4)
+print("READY", flush=True)
+"""
+
+
+def timed_script(code: str, env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert "READY" in out.stdout, out.stderr[-2000:]
+    return time.perf_counter() - t0
+
+
+def timed_serve(env: dict[str, str], port: int) -> tuple[float, float]:
+    """(seconds until /login answers 200, the 'ready in N s' the server printed)."""
+    t0 = time.perf_counter()
+    cmd = [sys.executable, "-m", "tutor", "serve", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"tutor serve exited: {proc.stderr.read() if proc.stderr else ''}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        first_page = time.perf_counter() - t0
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    m = re.search(r"^ready in ([\d.]+) s", err or "", re.M)
+    return first_page, float(m.group(1)) if m else float("nan")
+
+
+def make_home(models: Path) -> Path:
+    home = Path(tempfile.mkdtemp(prefix="tutor-startup-"))
+    (home / "models").symlink_to(models.resolve())
+    env = {**os.environ, "TUTOR_HOME": str(home)}
+    subprocess.run(
+        [sys.executable, "-m", "tutor", "kb", "add", str(ROOT / "data" / "curriculum")],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return home
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--models", type=Path, default=ROOT / ".tutor" / "models")
+    ap.add_argument("--port", type=int, default=7911)
+    args = ap.parse_args()
+    rec = Recorder("startup", args)
+    home = make_home(args.models)
+    env = {**os.environ, "TUTOR_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    timed_script(PARALLEL, env)  # warm the disk cache; not counted
+    seq: list[float] = []
+    par: list[float] = []
+    page: list[float] = []
+    ready: list[float] = []
+    for _ in range(args.rounds):
+        seq.append(timed_script(SEQUENTIAL, env))
+        par.append(timed_script(PARALLEL, env))
+        p, r = timed_serve(env, args.port)
+        page.append(p)
+        ready.append(r)
+    rows = []
+    for name, xs in (
+        ("one after the other (before): model, then embedder at the first question", seq),
+        ("at once (now): load_models, then the first question", par),
+        ("`tutor serve` (now): start to the sign-in page", page),
+        ("`tutor serve` (now): its own 'ready in N s' (model and embedder)", ready),
+    ):
+        rec.latency(name, xs, unit="s")
+        s = summary(xs)
+        rows.append([name, f"{s['p50']:.1f}", f"{s['min']:.1f}", f"{s['max']:.1f}", s["n"]])
+    rec.meta(model_dir=str(args.models), home=str(home), question=QUESTION)
+    print(
+        rec.table("start", ["cached start", "median s", "min s", "max s", "n"], rows, align="lrrrr")
+    )
+    rec.write()
+
+
+if __name__ == "__main__":
+    main()
