@@ -260,10 +260,12 @@ class StudentHandlers(HandlerBase):
         chat_key = self.components.get("chat")
         last: list[dict[str, Any]] | None = None
         try:
-            for out in run():
-                if chat_key is not None and chat_key in out:
-                    last = out[chat_key]
-                yield out
+            # closing: Stop closes this generator, and that must reach the turn at once
+            with contextlib.closing(run()) as outs:
+                for out in outs:
+                    if chat_key is not None and chat_key in out:
+                        last = out[chat_key]
+                    yield out
         except TutorError as e:
             if isinstance(e, PermissionDeniedError):
                 raise
