@@ -48,6 +48,19 @@ TABLES: dict[str, tuple[str, str, str]] = {
     ),
     "issue13-keyfacts": ("eval-issue13", "keyfacts", "Explain key-fact correctness"),
     "issue13-runs": ("eval-issue13", "*", "runs"),
+    # guide mode that locates the mistake (issue 13, item 4), pedagogy and simulation
+    "guide-pedagogy-unguarded": (
+        "eval-guide",
+        "pedagogy",
+        "Measures the leak guard does not decide",
+    ),
+    "guide-simulation": ("eval-guide", "simulation", "Simulated tutoring (up to"),
+    "guide-simulation-unguarded": (
+        "eval-guide",
+        "simulation",
+        "Simulated tutoring: measures the leak guard does not decide",
+    ),
+    "guide-runs": ("eval-guide", "*", "runs"),
 }
 
 _BLOCK = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
