@@ -72,6 +72,12 @@ def build_context(
     from ui.handlers import UIContext
 
     store = store if store is not None else build_learner_store(config)
+    if generator is None and kb is None:
+        from tutor.startup import load_models
+
+        # both at once, with progress in the terminal (the embedder no longer loads at the
+        # first question)
+        generator, kb = load_models(config)
     kb = kb if kb is not None else build_knowledge_base(config)
     generator = generator if generator is not None else build_generator(config)
     agent = build_agent(config, generator=generator, store=store, kb=kb)
@@ -118,11 +124,7 @@ def serve(config: Any) -> int:
         raise InputError(
             f"port {ui.port} on {ui.host} is in use; pass --port N (or stop the other app)"
         )
-    from tutor.startup import load_models
-
-    # the model and the embedder load at once, with progress here (not at the first question)
-    generator, kb = load_models(config)
-    ctx = build_context(config, generator=generator, kb=kb)
+    ctx = build_context(config)  # the model and the embedder load at once, with progress
     n_docs = len(ctx.kb.list_documents(ctx.collection)) if ctx.kb is not None else 0
     if n_docs == 0:
         log.warning(
