@@ -259,13 +259,12 @@ class StudentHandlers(HandlerBase):
         learner's session, the store gone) is still raised."""
         chat_key = self.components.get("chat")
         last: list[dict[str, Any]] | None = None
+        outs = run()
         try:
-            # closing: Stop closes this generator, and that must reach the turn at once
-            with contextlib.closing(run()) as outs:
-                for out in outs:
-                    if chat_key is not None and chat_key in out:
-                        last = out[chat_key]
-                    yield out
+            for out in outs:
+                if chat_key is not None and chat_key in out:
+                    last = out[chat_key]
+                yield out
         except TutorError as e:
             if isinstance(e, PermissionDeniedError):
                 raise
@@ -275,6 +274,11 @@ class StudentHandlers(HandlerBase):
                 raise e from None
             chat.append({"role": "assistant", "content": render.turn_error(user_message(e))})
             yield self._out(chat=chat)
+        finally:
+            # Stop closes this generator: that must reach the running turn at once
+            close = getattr(outs, "close", None)
+            if close is not None:
+                close()
 
     def _chat_with(self, p: Principal, session_id: str, typed: str) -> list[dict[str, Any]]:
         """The session's chat as stored, and ``typed`` as the learner's next message."""
