@@ -198,3 +198,26 @@ def test_sign_in_on_a_full_disk_or_a_deleted_store_says_so(
         ctx.store.close()  # type: ignore[attr-defined]
         if ctx.kb is not None:
             ctx.kb.close()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_the_first_command_creates_the_data_dir_owner_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``make run`` starts with ``tutor kb add``, which made the data dir 0755 before any store
+    or upload folder existed; every command now creates a missing data dir 0700."""
+    from tests.test_kb_store import write_course
+    from tutor.cli import main
+
+    home = tmp_path / "fresh-home"
+    monkeypatch.setenv("TUTOR_HOME", str(home))
+    import tutor.builders
+    from knowledge_base.testing import HashEmbedder
+
+    monkeypatch.setattr(tutor.builders, "build_embedder", lambda config: HashEmbedder())
+    old = os.umask(0o022)
+    try:
+        assert main(["kb", "add", str(write_course(tmp_path / "course"))]) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700

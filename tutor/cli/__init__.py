@@ -24,6 +24,7 @@ from tutor.cli.common import (
     CommandFn,
     add_lm_options,
     common_parser,
+    private_home,
     resolve_config,
     setup_logging,
 )
@@ -81,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(getattr(args, "verbose", 0) or 0, getattr(args, "quiet", False))
     try:
         config = resolve_config(args)
+        private_home(config)
         return int(args.func(args, config) or 0)
     except TutorError as e:
         print(f"error: {e}", file=sys.stderr)

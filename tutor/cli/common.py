@@ -9,6 +9,7 @@ stay instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import logging.handlers
 import os
@@ -154,6 +155,14 @@ def log_to_file(path: Path) -> Path:
     handler.setFormatter(logging.Formatter("%(asctime)s " + LOG_FORMAT))
     root.addHandler(handler)
     return path
+
+
+def private_home(config: Any) -> None:
+    """Create the data dir owner-only (0700) when it does not exist yet, whichever command comes
+    first (``make run`` starts with ``tutor kb add``): it will hold chats and password hashes.
+    An existing one keeps its mode; one that cannot be made is left to the command to report."""
+    with contextlib.suppress(OSError):
+        config.paths.home_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def resolve_config(args: argparse.Namespace) -> Any:
