@@ -195,7 +195,9 @@ class Student:
     def cycle(self, n: int, qs: list[str], deadline: float) -> None:
         def ask(i: int) -> None:
             q = f"{qs[(self.index * 7 + n * 3 + i) % len(qs)]} (ref {marker(self.index, self.turns)})"
-            self.turn("question", "/send", q, "explain", self.sid, sent=q)
+            # guide mode: the model's reply (naming the question) streams; explain would quote
+            # the course and drop the fake model's sentences
+            self.turn("question", "/send", q, "guide", self.sid, sent=q)
 
         ask(0)
         self.pause()

@@ -60,14 +60,14 @@ def sentences(text: str) -> list[str]:
 
 def _is_claim(sentence: str) -> bool:
     s = sentence.strip()
-    if s.endswith("?") or s.startswith(NOT_COVERED_PREFIX) or s.startswith("#"):
-        return False
+    if s.endswith(("?", ":")) or s.startswith(NOT_COVERED_PREFIX) or s.startswith("#"):
+        return False  # a question, a lead-in ("Here is what your course says:"), the notice
     return len(re.findall(r"[A-Za-z]{2,}", strip_citations(s))) >= 3  # not a bare formula
 
 
 def statements(answer: str) -> list[str]:
-    """The answer's claims: its sentences minus questions, headings, bare formulas and the
-    fixed not-covered notice."""
+    """The answer's claims: its sentences minus questions, lead-ins ending in a colon, headings,
+    bare formulas and the fixed not-covered notice."""
     return [s for s in sentences(answer) if _is_claim(s)]
 
 

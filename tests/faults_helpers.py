@@ -65,10 +65,8 @@ def echo(messages: list[dict[str, Any]]) -> str:
 
 
 def reply_to(question: str) -> str:
-    """The whole reply the tutor gives (no course documents here, so it says so first)."""
-    from tutor.agent import NOT_COVERED
-
-    return NOT_COVERED + echo([{"role": "user", "content": question}])
+    """The whole reply the tutor gives: the model's, streamed (guide mode, no problem open)."""
+    return echo([{"role": "user", "content": question}])
 
 
 def flat(chat: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -160,7 +158,9 @@ class Learner:
         return card
 
     def ask(self, question: str, **kw: Any) -> None:
-        self.turn("/send", question, "explain", self.sid, sent=question, **kw)
+        # guide mode: the model's reply streams (explain mode would answer a question the
+        # course does not cover with the fixed notice alone, and nothing would stream)
+        self.turn("/send", question, "guide", self.sid, sent=question, **kw)
 
     def practise(self) -> None:
         from ui.handlers import NEXT_MESSAGE

@@ -123,7 +123,7 @@ def test_not_a_not_covered_notice(text: str) -> None:
 
 
 def test_the_agents_notice_counts_as_not_covered() -> None:
-    from tutor.agent import NOT_COVERED
+    from tutor.explain import NOT_COVERED_REPLY as NOT_COVERED
 
     assert K.says_not_covered(NOT_COVERED)
 

@@ -348,11 +348,18 @@ def test_grounding_supported_answers(tmp_path: Path, dialogues: Path, config) ->
         o, config, generator=ScriptedGenerator(copy_first_passage), embedder=HashEmbedder()
     )
     s = rep["suites"]["grounding"]["summary"]
-    assert s["answers"] == 3 and s["statements"] >= 3
-    assert s["supported_by_cited"] == 1.0 and s["citation_validity"] == 1.0
+    assert s["answers"] == 3 and s["citation_validity"] == 1.0
     assert s["calibration"]["pairs"] > 100 and s["calibration"]["balanced_accuracy"] > 0.8
+    answered = [r for r in items(rep, "grounding") if r["sources"]]
+    assert answered  # the hashing embedder's word-overlap rule covers at least one question
     for rec in items(rep, "grounding"):
-        assert rec["mode"] == "explain" and rec["sources"] and rec["sources"][0]["cited"]
+        assert rec["mode"] == "explain"
+        if not rec["sources"]:  # not covered: the notice alone, no claim
+            assert rec["claims"] == [] and rec["answer"].startswith("Your course material")
+            continue
+        # the model's copy of passage [1] was kept, cited, and is supported by what it cites
+        copied = [c for c in rec["claims"] if c["text"].strip(" .[]1") in rec["lm_output"]]
+        assert any(c["sim_cited"] > 0.99 for c in copied) and rec["sources"][0]["cited"]
 
 
 def test_grounding_invented_citations_and_unsupported_claims(
@@ -362,9 +369,14 @@ def test_grounding_invented_citations_and_unsupported_claims(
     gen = ScriptedGenerator("Bananas are purple and sing loudly at night [9].")
     rep = run_eval(o, config, generator=gen, embedder=HashEmbedder())
     s = rep["suites"]["grounding"]["summary"]
-    assert s["lm_citation_validity"] == 0.0 and s["lm_citations"] == 3
-    assert s["citations"] == 0 and s["citation_validity"] is None  # the filter removed [9]
-    assert s["supported_by_cited"] == 0.0 and s["supported_by_retrieved"] == 0.0
+    recs = items(rep, "grounding")
+    asked = [r for r in recs if r["lm_output"]]  # covered questions: the model was asked
+    # the model's own output: an invented citation and an unsupported claim...
+    assert asked and s["lm_citation_validity"] == 0.0 and s["lm_citations"] == len(asked)
+    # ...neither of which reached the student: the answers quote the course and cite what they
+    # quote; the claim was dropped (no passage sentence supports it)
+    assert all("Bananas" not in r["answer"] and "[9]" not in r["answer"] for r in recs)
+    assert s["citation_validity"] == 1.0 and s["citations"] >= len(asked)
 
 
 def test_retrieval_metrics_on_a_hand_checked_corpus(

@@ -74,7 +74,9 @@ def test_markup_never_runs_in_the_browser(server: Any) -> None:
             page.fill("#msg textarea", MESSAGE)
             page.press("#msg textarea", "Enter")
             page.wait_for_function(
-                "() => document.querySelector('#chat').innerText.includes('bold')",
+                # the course's hostile sentence is quoted (the model's unsupported markup is
+                # dropped); either way nothing of it may run
+                "() => document.querySelector('#chat').innerText.includes('grow with light')",
                 timeout=30_000,
             )
             assert page.evaluate(EVIL) == [] and page.evaluate("window.__pwned") is None

@@ -137,8 +137,8 @@ def req(username: str | None) -> gr.Request:
 def h(tmp_path: Path) -> Handlers:
     reply = (
         'See [this link](javascript:window.__pwned=1) and <img src=x onerror="window.__pwned=2"> '
-        "<script>window.__pwned=3</script> about plants [1]."
-    )
+        "<script>window.__pwned=3</script> what do plants need [1]?"
+    )  # a question: explain mode shows the model's first question (it states nothing)
     h = Handlers(sample_context(tmp_path, ScriptedGenerator(reply)))
     build_blocks(h, 1)  # binds the components the handlers return values for
     return h
@@ -213,7 +213,11 @@ def test_messages_and_replies_are_stored_verbatim_and_shown_inert(h: Handlers) -
     bot = [m["content"] for m in chat if m["role"] == "assistant"]
     # stored exactly as typed / generated
     stored = h.store.messages(sid)
-    assert stored[-2].content == HOSTILE_MESSAGE and "onerror" in stored[-1].content
+    # (the course does not cover a message that is mostly markup: the reply is the notice)
+    assert (
+        stored[-2].content == HOSTILE_MESSAGE
+        and stored[-1].content == bot[-1].split('<div class="tutor-sources">')[0].strip()
+    )
     # shown: no tag can open (the text stays readable), in the live turn and after a reload
     assert not TAG.search(user) and "&lt;script" in user and "click me" in user
     assert not any(TAG.search(m.split('<div class="tutor-sources">')[0]) for m in bot)

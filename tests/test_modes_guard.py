@@ -162,3 +162,12 @@ def test_known_misconceptions_are_named_without_the_answer(expression, answer, s
     text = diagnose(expression, answer)
     assert (says in text) if says else text == ""
     assert solve(expression).answer not in text
+
+
+def test_a_mixed_number_is_a_whole_plus_a_fraction():
+    from tutor.problems import solve
+
+    # "2 1/3" was read as 2 × 1/3 = 2/3, so "7/3" would have been graded wrong
+    assert solve("2 1/3").answer == "7/3"
+    assert solve("2 1/3 + 1 1/2").answer == "23/6"
+    assert solve("2 * 1/3").answer == "2/3" and solve("1/2 / 1/4").answer == "2"

@@ -43,7 +43,7 @@ def test_an_error_in_one_turn_stays_in_that_turn(h: Handlers, gen: ScriptedGener
     gen.stream = failing  # type: ignore[method-assign]
     outs = [
         by_name(h, TURN_OUTPUTS, o)
-        for o in h.send("And why green?", "explain", sid, request=req("ana"))
+        for o in h.send("And why green?", "guide", sid, request=req("ana"))
     ]
     chat = outs[-1]["chat"]
     assert chat[: len(before)] == before

@@ -169,7 +169,8 @@ def test_sign_in_is_refused_after_too_many_failures(tmp_path: Path) -> None:
 def test_streamed_answer(server: Any) -> None:
     c = client(server, "ana")
     sid = session_id(c)
-    job = c.submit("How do plants make glucose?", "auto", sid, api_name="/send")
+    # guide mode: the model's tokens stream as generated (explain shows checked sentences)
+    job = c.submit("How do plants make glucose?", "guide", sid, api_name="/send")
     answers = []
     for out in job:
         chat = out[0]
@@ -241,7 +242,7 @@ def test_concurrent_chats_keep_histories_apart(server: Any) -> None:
         try:
             for i in range(3):
                 job = clients[u].submit(
-                    f"question {i} from {u}-marker{i}", "auto", sids[u], api_name="/send"
+                    f"question {i} from {u}-marker{i}", "guide", sids[u], api_name="/send"
                 )
                 for out in job:
                     seen[u] += [p["text"] for m in out[0] for p in m["content"]]

@@ -32,9 +32,9 @@ pytestmark = pytest.mark.browser
 
 REPLY = (
     "Plants make glucose from carbon dioxide and water, using light energy that chlorophyll "
-    "captures [1]. In symbols: $6CO_2 + 6H_2O \\rightarrow C_6H_{12}O_6 + 6O_2$. "
-    "Which of these ingredients do you think comes from the air?"
-)
+    "captures [1]. In $6CO_2 + 6H_2O \\rightarrow C_6H_{12}O_6 + 6O_2$, "
+    "which of these ingredients do you think comes from the air?"
+)  # explain mode shows the supported sentence and the model's first question
 
 
 def _browser_or_skip() -> Any:
@@ -149,8 +149,9 @@ def test_student_signs_in_and_sees_a_streamed_answer(
     # HTML typed into the chat is shown as text and never runs
     page.fill("#msg textarea", '<img src=x onerror="window.__pwned=1"> is that right?')
     page.press("#msg textarea", "Enter")
-    page.wait_for_function(
-        "() => document.querySelectorAll('#chat .tutor-sources').length >= 2", timeout=30_000
+    page.wait_for_function(  # the course does not cover it: the notice, with no sources
+        "() => document.querySelector('#chat').innerText.includes(\"doesn't cover this\")",
+        timeout=30_000,
     )
     assert page.evaluate("window.__pwned") is None
     assert '<img src=x onerror="window.__pwned=1"> is that right?' in page.inner_text("#chat")

@@ -112,7 +112,9 @@ def is_skip(value: object) -> bool:
 def test_streaming_is_cumulative_and_ends_with_sources(h: Handlers, gen: ScriptedGenerator) -> None:
     gen.token_delay = 0.05  # slower than the UI's update interval: every token is its own step
     sid = page(h, "ana")["session_id"]
-    outs = turn(h, "ana", "How do plants make glucose?", sid)
+    # guide mode: the model's words stream as they come (explain mode shows a sentence only
+    # after its grounding check: tests/test_explain.py)
+    outs = turn(h, "ana", "How do plants make glucose?", sid, mode="guide")
     first = outs[0]["chat"]
     assert first[-1] == {"role": "user", "content": "How do plants make glucose?"}
     assert outs[0]["card"] == render.PRACTICE_EMPTY  # the card is sent too, as a value
@@ -143,7 +145,7 @@ def test_fast_tokens_are_sent_together_with_nothing_lost(
 ) -> None:
     gen.reply = " ".join(f"w{i}" for i in range(400))  # no delay: far faster than STREAM_EVERY
     sid = page(h, "ana")["session_id"]
-    outs = turn(h, "ana", "Tell me about photosynthesis", sid)
+    outs = turn(h, "ana", "Tell me about photosynthesis", sid, mode="guide")
     assert len(outs) < 100  # 400 tokens, coalesced
     answer = outs[-1]["chat"][1]["content"]
     assert answer.split() == [f"w{i}" for i in range(400)]
@@ -153,7 +155,7 @@ def test_fast_tokens_are_sent_together_with_nothing_lost(
 def test_history_survives_a_new_server_process(tmp_path: Path, gen: ScriptedGenerator) -> None:
     h1 = bound(sample_context(tmp_path / "a", gen))
     sid = page(h1, "ana")["session_id"]
-    final = turn(h1, "ana", "How do plants make glucose?", sid)[-1]["chat"]
+    final = turn(h1, "ana", "How do plants make glucose?", sid, mode="guide")[-1]["chat"]
     # a second app over the same database (a restart) shows the same session and chat
     from ui.server import build_context
 
@@ -297,7 +299,7 @@ def test_stop_keeps_what_was_shown(h: Handlers, gen: ScriptedGenerator) -> None:
     gen.reply = " ".join(f"word{i}" for i in range(200))
     gen.token_delay = 0.05
     sid = page(h, "ana")["session_id"]
-    stream = h.send("Tell me about photosynthesis", "explain", sid, request=req("ana"))
+    stream = h.send("Tell me about photosynthesis", "guide", sid, request=req("ana"))
     shown = ""
     for i, out in enumerate(stream):
         chat = by_name(h, TURN_OUTPUTS, out)["chat"]
@@ -329,7 +331,7 @@ def test_stop_button_ends_the_running_turn(h: Handlers, gen: ScriptedGenerator) 
     started = threading.Event()
 
     def consume() -> None:
-        for o in turn_iter(h, "ana", "Tell me about photosynthesis", sid):
+        for o in turn_iter(h, "ana", "Tell me about photosynthesis", sid, mode="guide"):
             outs.append(o)
             if len(outs) > 5:
                 started.set()

@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from tutor import safety
@@ -41,6 +41,7 @@ from tutor.events import (
     TextDelta,
     TextReset,
 )
+from tutor.explain import ExplainSettings, explain_turn
 from tutor.grading import GradeResult, grade
 from tutor.guide import guide_reply, help_reply
 from tutor.lm.base import Generator, Message
@@ -48,7 +49,7 @@ from tutor.modes import computable_problem, detect_intent
 from tutor.problems import diagnose, scaffold, solve
 from tutor.prompts import HINT_LADDER, LearnerSummary, ProblemState, PromptPassage, build_messages
 from tutor.protocols import KnowledgeBaseLike, PassageLike
-from tutor.services import check_mode, open_problem
+from tutor.services import check_mode, learner_summary, open_problem
 from tutor.turns import (
     OpenProblem,
     Turn,
@@ -70,7 +71,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NOT_COVERED = "Your course material doesn't cover this, so I have no source to cite. "
 GENERIC_HINT = "Let's take it one step at a time. What is the first thing you would do?"
 MAX_LADDER = len(HINT_LADDER) - 1  # the last rung is the full solution
 
@@ -87,6 +87,7 @@ class AgentSettings:
     top_k: int = 4
     min_score: float = 0.25
     max_new_tokens: int = 256
+    explain: ExplainSettings = field(default_factory=ExplainSettings)
 
     @classmethod
     def from_config(cls, config: Config) -> AgentSettings:
@@ -100,6 +101,9 @@ class AgentSettings:
             top_k=kb.top_k,
             min_score=kb.min_score,
             max_new_tokens=config.lm.max_new_tokens,
+            explain=ExplainSettings(
+                t.cover_threshold, t.support_threshold, t.quote_sentences, t.general_knowledge
+            ),
         )
 
 
@@ -479,7 +483,7 @@ class TutorAgent:
     def _generate(self, ctx: _Ctx, *, problem: ProblemState | None = None) -> Iterator[Event]:
         turn, opened, state = ctx.turn, ctx.opened, ctx.state
         t0 = time.perf_counter()
-        summary = self._learner_summary(ctx.lrn, ctx.sess.collection)
+        summary = learner_summary(self.store, ctx.lrn, ctx.sess.collection)
         turn.add_time("profile_ms", t0)
         # an answer or a hint request says little on its own: search with the problem
         query = (
@@ -493,9 +497,22 @@ class TutorAgent:
             problem = ProblemState(
                 problem=opened.item.prompt, attempts=state.attempts, hint_level=state.hint_level
             )
-        if mode == "explain" and not passages:
-            yield turn.say(NOT_COVERED)
         prompt_passages = [PromptPassage(i + 1, p.citation, p.text) for i, p in enumerate(passages)]
+        if mode == "explain":  # grounded by construction: tutor.explain
+            yield from explain_turn(
+                generator=self.generator,
+                turn=turn,
+                question=ctx.text,
+                passages=passages,
+                embedder=getattr(self.kb, "embedder", None),
+                settings=self.settings.explain,
+                prompt=lambda cited: self._prompt(
+                    ctx, mode, summary, prompt_passages if cited else [], problem, False
+                ),
+                opened=opened if self.settings.leak_guard else None,
+                cancel=ctx.cancel,
+            )
+            return
         if not (yield from self._checked_reply(ctx, mode, summary, prompt_passages, problem)):
             fallback = bank_hint(opened.item, max(state.hint_level, 1)) if opened else ""
             yield turn.say(f"Hint: {fallback}" if fallback else GENERIC_HINT)
@@ -570,27 +587,6 @@ class TutorAgent:
             for m in msgs
             if m.role in ("user", "assistant") and m.content
         ]
-
-    def _learner_summary(self, lrn: Learner, collection: str) -> LearnerSummary:
-        profile = self.store.get_profile(lrn.id)
-        mastery = self.store.mastery(lrn.id)
-        skills = self.store.skills(collection)
-        practised = [m for m in mastery.values() if m.n_attempts > 0]
-
-        def name(s: str) -> str:
-            return skills[s].name if s in skills else s
-
-        weakest = sorted((m for m in practised if not m.mastered), key=lambda m: m.p_mastery)[:2]
-        strongest = sorted(practised, key=lambda m: -m.p_mastery)[:2]
-        return LearnerSummary(
-            name=lrn.display_name or lrn.name,
-            grade_level=profile.grade_level,
-            language=profile.language,
-            goals=profile.goals,
-            preferences=profile.preferences,
-            weakest=[(name(m.skill), m.p_mastery) for m in weakest],
-            strongest=[(name(m.skill), m.p_mastery) for m in strongest if m not in weakest],
-        )
 
     def _open_problem(self, collection: str, state: SessionState) -> OpenProblem | None:
         return open_problem(self.store, collection, state)  # the rule the UI's card shows too

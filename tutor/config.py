@@ -121,6 +121,18 @@ class TutorConfig:
     target_p_correct: float = 0.7
     # SQLAlchemy URL of the learner store; empty = SQLite file in the data dir.
     database_url: str = ""
+    # Explain mode (``tutor.explain``). The course covers a question when a sentence of the
+    # retrieved passages is this close to it (cosine); an LM sentence is shown only when a
+    # passage sentence supports it at ``support_threshold``. 0 = the values calibrated for the
+    # bundled all-MiniLM-L6-v2 (0.52 and 0.75, docs/evals.md "Coverage"); for another embedder
+    # without values set here, word-overlap rules decide instead.
+    cover_threshold: float = 0.0
+    support_threshold: float = 0.0
+    # How many of the passages' best sentences an explanation quotes (with their [n]).
+    quote_sentences: int = 4
+    # Off: a question the course does not cover gets "your course material doesn't cover this"
+    # and nothing else. On: the LM's own answer, marked as unsourced (a strong model only).
+    general_knowledge: bool = False
 
     def __post_init__(self) -> None:
         if self.solution_after_attempts < 0:
@@ -129,6 +141,8 @@ class TutorConfig:
             )
         if self.max_message_chars <= 0:
             raise ConfigError(f"tutor.max_message_chars must be > 0, got {self.max_message_chars}")
+        if not 1 <= self.quote_sentences <= 10:
+            raise ConfigError(f"tutor.quote_sentences must be 1..10, got {self.quote_sentences}")
         for name in (
             "bkt_prior",
             "bkt_learn",
@@ -136,6 +150,8 @@ class TutorConfig:
             "bkt_slip",
             "mastery_threshold",
             "target_p_correct",
+            "cover_threshold",
+            "support_threshold",
         ):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:

@@ -61,8 +61,10 @@ def solve(expression: str, statement: str = "") -> KnownProblem | None:
     # shifts (1 << 10**10), factorials and other letters never reach it
     if not _ALLOWED.fullmatch(expr):
         return None
+    # a mixed number "2 1/3" is 2 + 1/3, not 2 × 1/3
+    mixed = re.sub(r"(?<![\d./)])(\d+)\s+(\d+)\s*/\s*(\d+)(?![\d.(/])", r"(\1+\2/\3)", expr)
     # a learner writes 1/2 / 1/4 meaning (1/2) ÷ (1/4): keep simple fractions together
-    parsed_expr = re.sub(r"(?<![\d.)])(\d+)\s*/\s*(\d+)(?![\d.(])", r"(\1/\2)", expr)
+    parsed_expr = re.sub(r"(?<![\d.)])(\d+)\s*/\s*(\d+)(?![\d.(])", r"(\1/\2)", mixed)
     # a problem written in decimals (and no fractions) gets its answer in decimals
     decimal = "." in expr and "/" not in expr
     try:

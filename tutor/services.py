@@ -8,6 +8,8 @@
   use, validating the files, and loading them into a course.
 - ``open_problem``: the open problem of a session (a bank item, or a problem the learner brought
   that the tutor could solve), or None.
+- ``learner_summary``: what the prompt says about the learner (profile, weakest and strongest
+  skills).
 
 The UI (``ui.handlers``), the CLI (``tutor.cli``) and the agent call these; none of them keeps
 its own copy.
@@ -26,6 +28,8 @@ from tutor.errors import InputError, NotFoundError
 
 if TYPE_CHECKING:  # the rest is imported where it is used: the CLI imports this module early
     from tutor.items import Bank, Skill
+    from tutor.prompts import LearnerSummary
+    from tutor.store.protocol import TutorStore
     from tutor.store.records import AddItemsReport, Learner, SessionState, User
     from tutor.turns import OpenProblem
 
@@ -149,3 +153,28 @@ def open_problem(store: Any, collection: str, state: SessionState) -> OpenProble
             expression=expression,
         )
     return None
+
+
+def learner_summary(store: TutorStore, lrn: Learner, collection: str) -> LearnerSummary:
+    """The learner as the prompt describes them: profile, two weakest and two strongest skills."""
+    from tutor.prompts import LearnerSummary
+
+    profile = store.get_profile(lrn.id)
+    mastery = store.mastery(lrn.id)
+    skills = store.skills(collection)
+    practised = [m for m in mastery.values() if m.n_attempts > 0]
+
+    def name(s: str) -> str:
+        return skills[s].name if s in skills else s
+
+    weakest = sorted((m for m in practised if not m.mastered), key=lambda m: m.p_mastery)[:2]
+    strongest = sorted(practised, key=lambda m: -m.p_mastery)[:2]
+    return LearnerSummary(
+        name=lrn.display_name or lrn.name,
+        grade_level=profile.grade_level,
+        language=profile.language,
+        goals=profile.goals,
+        preferences=profile.preferences,
+        weakest=[(name(m.skill), m.p_mastery) for m in weakest],
+        strongest=[(name(m.skill), m.p_mastery) for m in strongest if m not in weakest],
+    )

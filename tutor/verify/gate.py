@@ -7,7 +7,10 @@ stream out earlier only while nothing in it can start a claim or a judgement. At
   replaced by the verdict line (once per reply) or by nothing;
 - a sentence with an arithmetic claim that is false or cannot be verified trips the gate
   (``tripped``; the agent withdraws the reply and regenerates once with a stricter instruction)
-  or, with ``drop_bad_math`` (the regeneration), is dropped.
+  or, with ``drop_bad_math`` (the regeneration), is dropped;
+- with a grounding check (explain mode, ``tutor.explain``): a statement no passage sentence
+  supports is dropped (``"unsupported"``), a supported one gets its passage's ``[n]``
+  (``"cite"``, the marker as the detail) in place of any marker the LM wrote.
 
 So no judgement word, number or equation the student reads has failed a check: from the first
 risky word on, text is released only after the check.
@@ -56,6 +59,7 @@ class GateReport:
     false_claims: int = 0
     unverified_claims: int = 0
     sentences_dropped: int = 0
+    unsupported: int = 0
     check_ms: float = 0.0
     withheld: list[str] = field(default_factory=list)  # for logs and tests; never shown
 
@@ -92,10 +96,12 @@ class SentenceGate:
         *,
         drop_bad_math: bool = False,
         check: Callable[[str, VerifyContext], tuple[str, str]] = check_sentence,
+        early: bool = True,
     ):
         self.ctx = ctx
         self.drop_bad_math = drop_bad_math
         self.check = check
+        self.early = early  # False: nothing of a sentence shows before its check
         self.pending = ""  # the held rest of the current sentence
         self.shown = ""  # the start of the current sentence, already released
         self.retract = 0
@@ -130,7 +136,7 @@ class SentenceGate:
     def _early(self) -> str:
         """The words of the unfinished sentence that carry no risk yet."""
         cut = max(self.pending.rfind(" "), self.pending.rfind("\n"))
-        if cut < 0:
+        if cut < 0 or not self.early:
             return ""
         candidate = self.pending[: cut + 1]
         if _RISK.search(_CITATION.sub("", self.shown + candidate)):
@@ -145,15 +151,25 @@ class SentenceGate:
         if not sentence.strip():
             return tail
         t0 = time.perf_counter()
+        detail = ""
         try:
-            verdict, _detail = self.check(sentence, self.ctx)
+            verdict, detail = self.check(sentence, self.ctx)
         except Exception:  # a checker bug must not crash the turn: the sentence is unverified
             verdict = "unverified"
         finally:
             self.report.check_ms += (time.perf_counter() - t0) * 1000
         if verdict == "ok":
             return tail
+        if verdict == "cite":  # supported: the supporting passage's marker, not the LM's
+            body = _CITATION.sub("", tail).rstrip()
+            end = len(body.rstrip(".!?:;\"')"))
+            return f"{body[:end].rstrip()} {detail}{body[end:]}{_trailing_space(tail)}"
         self.report.withheld.append(sentence.strip())
+        if verdict == "unsupported":
+            self.report.unsupported += 1
+            self.report.sentences_dropped += 1
+            self.retract += len(shown)
+            return ""
         if verdict == "judgement":
             self.report.judgements_withdrawn += 1
             self.retract += len(shown)

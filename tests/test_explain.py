@@ -1,0 +1,227 @@
+"""Explain mode is grounded by construction (issue 13, item 3): scripted models that invent
+facts, write false arithmetic, cite the wrong passage or answer what the course does not cover,
+against a real knowledge base (hashing embedder: the lexical rules decide) and, for the
+calibrated path, a fixed-vector embedder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from knowledge_base import KnowledgeBase
+from knowledge_base.testing import HashEmbedder
+from tutor.agent import AgentSettings, TutorAgent
+from tutor.explain import (
+    NOT_COVERED_REPLY,
+    QUOTE_LEAD,
+    UNSOURCED_NOTE,
+    ExplainSettings,
+    calibrated,
+    grounded_check,
+)
+from tutor.items import load_default_bank
+from tutor.store import LearnerStore
+from tutor.testing.fake_lm import ScriptedGenerator
+from tutor.verify import SentenceGate, VerifyContext
+from tutor.verify.grounding import (
+    CHECK_QUESTIONS,
+    Grounding,
+    content_keys,
+    passage_sentences,
+)
+
+UNITS = (
+    "# Units\n\n## Length\n\nA kilometre is 1000 metres, so 3.5 km is 3,500 m. "
+    "To change kilometres to metres, multiply by 1000.\n"
+)
+PLANTS = (
+    "# Photosynthesis\n\n## What a plant needs\n\nPlants make glucose from carbon dioxide and "
+    "water using light energy captured by chlorophyll in the leaves. Oxygen is given off as a "
+    "by-product.\n"
+)
+
+
+@pytest.fixture
+def kb(tmp_path: Path) -> KnowledgeBase:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "units.md").write_text(UNITS)
+    (docs / "plants.md").write_text(PLANTS)
+    kb = KnowledgeBase.open(tmp_path / "kb", HashEmbedder(), show_progress=False)
+    kb.add([docs], collection="default")
+    return kb
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LearnerStore:
+    return LearnerStore(
+        f"sqlite:///{tmp_path / 'learners.sqlite'}", fallback_bank=load_default_bank, kdf_n=2
+    )
+
+
+def ask(store, kb, reply, question, **explain):
+    gen = ScriptedGenerator(reply)
+    settings = AgentSettings(min_score=0.05, explain=ExplainSettings(**explain))
+    agent = TutorAgent(gen, store, kb, settings)
+    ana = store.add_learner(f"ana{len(store.list_learners())}")
+    events = list(agent.respond(ana, agent.start_session(ana), question, mode="explain"))
+    text = ""
+    for e in events:
+        text = "" if e.kind == "reset" else text + (e.text if e.kind == "text" else "")
+    return text, events, gen
+
+
+def test_invented_facts_are_dropped_and_the_course_is_quoted(store, kb):
+    text, events, _ = ask(
+        store,
+        kb,
+        "Photosynthesis happens in the roots at night. Plants make glucose from light and "
+        "water [2]. Trees are the oldest living things on Earth.",
+        "How do plants make glucose?",
+    )
+    assert text.startswith(QUOTE_LEAD)
+    assert "Plants make glucose from carbon dioxide and water" in text  # the course's words
+    assert "roots at night" not in text and "oldest living" not in text  # invented: dropped
+    # the supported LM sentence stays, with its supporting passage's marker, not the LM's [2]
+    plants = next(s for s in events[-2].sources if "Photosynthesis" in s.citation)
+    assert f"Plants make glucose from light and water [{plants.index}]" in text
+    assert plants.cited and all(not s.cited for s in events[-2].sources if s is not plants)
+    assert text.rstrip().endswith("?")  # it closes with a question that checks understanding
+    done = events[-1]
+    assert done.text == text
+
+
+def test_false_conversion_is_never_shown(store, kb):
+    text, *_ = ask(
+        store,
+        kb,
+        "So 3.5 km = 3.5 m. A kilometre is 1000 metres.",
+        "How many metres are in 3.5 kilometres?",
+    )
+    assert "3,500 m" in text  # quoted from the course
+    assert "= 3.5 m" not in text
+
+
+def test_a_question_the_course_does_not_cover_gets_the_notice_and_nothing_else(store, kb):
+    text, events, gen = ask(
+        store, kb, "A logarithm is the inverse of an exponent [1].", "What is a logarithm?"
+    )
+    assert text == NOT_COVERED_REPLY
+    assert not gen.calls  # nothing generated, so nothing made up
+    assert events[-2].kind == "sources" and events[-2].sources == []
+
+
+def test_general_knowledge_answers_marked_as_unsourced_and_still_checked(store, kb):
+    text, events, gen = ask(
+        store,
+        kb,
+        "A logarithm undoes an exponent. For example 2 + 2 = 5. It is used for big numbers.",
+        "What is a logarithm?",
+        general_knowledge=True,
+    )
+    assert text.startswith(UNSOURCED_NOTE) and "undoes an exponent" in text
+    assert "2 + 2 = 5" not in text  # the arithmetic check still applies
+    assert events[-2].sources == [] and len(gen.calls) == 1
+    assert "[" not in gen.calls[0][0]["content"].split("Reference passages")[-1][:1]
+
+
+def test_only_one_question_is_kept(store, kb):
+    text, *_ = ask(
+        store,
+        kb,
+        "What do plants need to make glucose? Isn't that right? Why are leaves green?",
+        "How do plants make glucose?",
+    )
+    assert "What do plants need to make glucose?" in text
+    assert "that right" not in text and "Why are leaves green?" not in text
+
+
+def test_a_looping_model_shows_no_repeated_sentence(store, kb):
+    text, *_ = ask(store, kb, "Plants make glucose from light. " * 6, "How do plants make glucose?")
+    assert text.count("Plants make glucose from light") <= 1
+
+
+# -- the grounding functions ----------------------------------------------------------------
+
+
+def test_passage_sentences_drop_headings_images_tables_and_markup():
+    text = (
+        "# Title\n\n## Section\n\n**Like terms** have the same variable part: 4x and x.\n\n"
+        "*[Image: a diagram of terms]*\n\n| a | b |\n|---|---|\n\n- Combine like terms by "
+        "adding their coefficients.\n\nShort Label\n\nThe sum is 5x. This is called "
+        "combining like terms.\n"
+    )
+    sentences = passage_sentences(text)
+    assert sentences == [
+        "Like terms have the same variable part: 4x and x.",
+        "Combine like terms by adding their coefficients.",
+        "The sum is 5x. This is called combining like terms.",
+    ]
+
+
+class FixedEncoder:
+    """Vectors by keyword, so cosines are known: 'fraction' texts point one way, 'cell'
+    texts another."""
+
+    name = "sentence-transformers/all-MiniLM-L6-v2"
+
+    def encode(self, texts):
+        out = []
+        for t in texts:
+            t = t.lower()
+            v = np.array(
+                [("fraction" in t) + ("denominator" in t), "cell" in t, 0.2], dtype=np.float32
+            )
+            out.append(v)
+        return np.stack(out)
+
+
+def test_calibrated_coverage_decides_by_the_closest_sentence():
+    passages = ["A fraction has a numerator and a denominator. The denominator counts parts."]
+    enc = FixedEncoder().encode
+    assert Grounding("What is the denominator of a fraction?", passages, enc).covered
+    assert not Grounding("What is a cell membrane?", passages, enc).covered
+
+
+def test_support_needs_the_numbers_of_the_statement_in_the_passage():
+    g = Grounding("How many metres in a kilometre?", [UNITS])
+    assert g.support("A kilometre is 1000 metres.") is not None
+    assert g.support("A kilometre is 100 metres.") is None  # 100 is not in the passage
+    assert g.support("Bananas are rich in potassium.") is None
+
+
+def test_the_quote_never_states_an_open_problems_answer():
+    g = Grounding("How do I change km to m?", [UNITS])
+    core = g.core(4, avoid=lambda s: "3,500" in s)
+    assert core and all("3,500" not in c.text for c in core)
+
+
+def test_the_gate_check_cites_and_drops():
+    g = Grounding("How do plants make glucose?", [UNITS, PLANTS])
+    gate = SentenceGate(VerifyContext(), drop_bad_math=True, check=grounded_check(g), early=False)
+    out = gate.feed("Plants make glucose using light [1]. The moon is cheese. ") + gate.finish()
+    assert out.startswith("Plants make glucose using light [2].")
+    assert "cheese" not in out and gate.report.unsupported == 1
+
+
+def test_a_checker_error_leaves_the_sentence_unshown():
+    def broken(sentence, ctx):
+        raise RuntimeError("checker bug")
+
+    gate = SentenceGate(VerifyContext(), drop_bad_math=True, check=broken, early=False)
+    assert gate.feed("Anything at all. ") + gate.finish() == ""
+
+
+def test_thresholds_are_the_calibrated_ones_only_for_the_bundled_embedder():
+    enc, cover, support = calibrated(FixedEncoder(), ExplainSettings())
+    assert enc is not None and (cover, support) == (0.52, 0.75)
+    assert calibrated(HashEmbedder(), ExplainSettings())[0] is None  # lexical rules
+    enc, cover, _ = calibrated(HashEmbedder(), ExplainSettings(cover_threshold=0.4))
+    assert enc is not None and cover == 0.4
+
+
+def test_check_questions_are_questions_and_content_keys_skip_stop_words():
+    assert all(q.endswith("?") for q in CHECK_QUESTIONS)
+    assert content_keys("What are like terms?") == ["like", "term"]
