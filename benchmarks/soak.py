@@ -22,7 +22,9 @@ What a student records is what it saw: the chat of each session as the server la
 
 Time to first token (TTFT) is taken on the client, from submitting a question to the first
 output holding answer text; it counts the course questions only (their answers come from the
-LM; practice turns answer with fixed text).
+LM; practice turns answer with fixed text). A question asked while a practice problem is still
+open in that session is a follow-up: guide mode answers it with a move on that problem (a
+template), so neither its marker nor its TTFT is checked.
 
     python benchmarks/soak.py --students 50 --minutes 5
     python benchmarks/soak.py --students 8 --seconds 20 --embedder hash   # what the test runs
@@ -196,8 +198,10 @@ class Student:
         def ask(i: int) -> None:
             q = f"{qs[(self.index * 7 + n * 3 + i) % len(qs)]} (ref {marker(self.index, self.turns)})"
             # guide mode: the model's reply (naming the question) streams; explain would quote
-            # the course and drop the fake model's sentences
-            self.turn("question", "/send", q, "guide", self.sid, sent=q)
+            # the course and drop the fake model's sentences. With a practice problem still
+            # open, guide mode answers with a move on that problem (a template) instead.
+            kind = "follow-up" if self.sessions[self.sid].get("problem") else "question"
+            self.turn(kind, "/send", q, "guide", self.sid, sent=q)
 
         ask(0)
         self.pause()
@@ -212,6 +216,7 @@ class Student:
         _, card = self.turn("practice", "/next_problem", self.sid, sent=NEXT_MESSAGE)
         if "No problem open" in card or "no practice items" in card:
             raise AssertionError(f"{self.name}: no practice problem was served")
+        self.sessions[self.sid]["problem"] = True
         solved = False
         for answer in WRONG_ANSWERS:
             self.pause()
@@ -219,6 +224,7 @@ class Student:
             self.sessions[self.sid]["attempts"].append(answer)  # graded: acknowledged
             if "✅" in card:  # right by chance: the problem is closed
                 solved = True
+                self.sessions[self.sid]["problem"] = False
                 break
         if not solved:
             self.pause()
@@ -278,7 +284,9 @@ def clients(url: str, names: list[str], seconds: float, think: float, conn: Any)
     ready = threading.Semaphore(0)
     start = threading.Event()
     clock: dict[str, float] = {}
-    qs = questions(64)
+    # questions without numbers: guide mode answers a question holding a calculation with a
+    # move on that problem (a template), not with the model's reply naming the question
+    qs = [q for q in questions(64) if not any(c.isdigit() for c in q)]
 
     def one(i: int, name: str) -> None:
         s = Student(url, name, i, think, seed=i)
