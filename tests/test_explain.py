@@ -185,6 +185,29 @@ def test_calibrated_coverage_decides_by_the_closest_sentence():
     assert not Grounding("What is a cell membrane?", passages, enc).covered
 
 
+def test_questions_exercises_and_echoes_of_the_question_neither_cover_nor_are_quoted():
+    enc = FixedEncoder().encode
+    q = "What is the denominator of a fraction?"
+    cannot = [
+        "Problem: Find the denominator of the fraction 3/4.",
+        "What is the denominator of this fraction?",
+        "(a) the denominator of a fraction; (b) the numerator of a fraction.",
+        "The denominator of a fraction.",
+    ]
+    assert not Grounding(q, [" ".join(cannot)], enc).covered
+    g = Grounding(
+        q, [" ".join(cannot) + " The denominator counts the equal parts of a whole."], enc
+    )
+    assert g.covered
+    assert [c.text for c in g.core(4)] == ["The denominator counts the equal parts of a whole."]
+    # support still finds a worked example's sentence for a statement the model wrote
+    ex = Grounding(
+        "How do I change km to m?", ["Example: a kilometre is 1000 metres, so 3.5 km is 3,500 m."]
+    )
+    assert not ex.covered
+    assert ex.support("A kilometre is 1000 metres.") is not None
+
+
 def test_support_needs_the_numbers_of_the_statement_in_the_passage():
     g = Grounding("How many metres in a kilometre?", [UNITS])
     assert g.support("A kilometre is 1000 metres.") is not None

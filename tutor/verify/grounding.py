@@ -7,7 +7,9 @@ An explanation is built from what the retrieved passages say, not from what the 
   to it (cosine of the embedder's vectors at least ``cover_threshold``). A passage-level score
   cannot decide this: a chunk that mentions a topic in passing scores like one that explains it
   ("What are like terms?" 0.358 against "Pythagorean theorem" 0.389 on the sample course);
-  the sentence that answers scores far apart (docs/evals.md, "Coverage").
+  the sentence that answers scores far apart (docs/evals.md, "Coverage"). A sentence that
+  cannot answer anything (a question, an exercise's prompt, the question's own words again:
+  ``answers_something``) neither covers nor is quoted.
 - ``Grounding.core``: the sentences that answer it best, to quote with their ``[n]``;
 - ``Grounding.support``: the source sentence that supports a statement: cosine at least
   ``support_threshold``, every number of the statement in that passage (or the question), and
@@ -78,6 +80,23 @@ def numbers_in(text: str) -> set[str]:
     return {n.replace(",", "") for n in _NUMBER.findall(text)}
 
 
+# a sentence that cannot answer a question however close it is: an exercise's prompt, a
+# worked example's label line, a lettered list of answers in one sentence ("(a) noble gas;
+# (b) chalcogen; ...")
+_EXERCISE = re.compile(
+    r"^\s*(?:Problem|Exercise|Try [Ii]t|Example|Solution)\b|^\s*(?:\(a\)|ⓐ)[^.]*(?:\(b\)|ⓑ)"
+)
+
+
+def answers_something(sentence: str, question: str) -> bool:
+    """Whether ``sentence`` can be part of an answer to ``question``: it is not a question
+    itself, not an exercise or a worked example's label, and it says something beyond the
+    question's own words ("Convert a percent to a decimal." answers nothing)."""
+    if sentence.rstrip().endswith("?") or _EXERCISE.match(sentence):
+        return False
+    return bool(set(content_keys(sentence)) - set(content_keys(question)))
+
+
 _LEAD = re.compile(r"^(?:This|That|These|Those|It|They|So|Then|Thus|Here|For example|Such)\b")
 
 
@@ -146,7 +165,12 @@ class Grounding:
         self.passage_numbers = [numbers_in(p) for p in passages]
         self._vectors: np.ndarray | None = None
         self.scores = self._score_question()
-        self.best = float(self.scores.max()) if len(self.scores) else 0.0
+        # coverage and quotes come from the sentences that can answer; support may use any
+        self.answering = np.array(
+            [answers_something(s, question) for _, s in self.sentences], dtype=bool
+        )
+        answering = self.scores[self.answering]
+        self.best = float(answering.max()) if len(answering) else 0.0
         # the order of the quoted sentences: closeness plus the share of the question's words
         # a sentence holds (the closest sentence is often the section's title sentence)
         focus = content_keys(question)
@@ -184,7 +208,7 @@ class Grounding:
     # -- decisions ------------------------------------------------------------------------
     @property
     def covered(self) -> bool:
-        """The passages hold a sentence that answers the question."""
+        """The passages hold a sentence that answers the question (``answers_something``)."""
         threshold = self.cover_threshold if self.encode is not None else LEXICAL_COVER
         return bool(self.sentences) and self.best >= threshold
 
@@ -200,7 +224,7 @@ class Grounding:
         for i in map(int, order):
             if len(out) >= n or self.scores[i] < 0.5 * self.best:
                 break
-            if i in used:
+            if i in used or not self.answering[i]:
                 continue
             passage, text = self.sentences[i]
             if avoid is not None and avoid(text):
