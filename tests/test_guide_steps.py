@@ -334,3 +334,18 @@ def test_a_word_problem_posed_in_guide_mode_is_planned_and_its_arithmetic_checke
     # a message without calculations goes to the model, through the sentence gate
     text = seen(agent.respond(ana, sess, "The question asks for all the crates", mode="guide"))
     assert gen.calls and text.strip() == "Which totals do you add?"
+
+
+def test_a_question_about_something_else_is_answered_and_the_problem_stays_open(store) -> None:
+    agent, gen, ana, sess = _open(store, SAM, "60", SAM_SOLUTION)
+    gen.reply = "Light scatters in the air. Which colour scatters most?"
+    text = seen(agent.respond(ana, sess, "why is the sky blue?", mode="guide"))
+    assert gen.calls, "the question went to a template move instead of being answered"
+    assert "Where does" not in text and "work out" not in text
+    assert store.get_state(sess.id).problem == SAM
+    # work on the problem, a question with numbers, and a help request still get the moves
+    calls = len(gen.calls)
+    text = seen(agent.respond(ana, sess, SAM_WORK, mode="guide"))
+    assert "Where does the 3 come from?" in text and len(gen.calls) == calls
+    text = seen(agent.respond(ana, sess, "what do I do first?", mode="guide"))
+    assert len(gen.calls) == calls, "a help request is the hint path's, not the model's"

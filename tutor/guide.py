@@ -206,6 +206,13 @@ def is_word_problem(text: str) -> bool:
     return len(words) >= 10 and len(nums) >= 2 and bool(_QUESTION.search(text or ""))
 
 
+def is_other_question(text: str) -> bool:
+    """A question that shows no work on the open problem ("why is the sky blue?"): it ends
+    with a question mark and has no number or calculation in it. A move on the problem would
+    leave it unanswered; help requests ("what do I do first?") are the hint path's."""
+    return (text or "").rstrip().endswith("?") and not parse_work(text).items
+
+
 def _in_word_problem(history: Sequence[Any]) -> bool:
     """Whether the tutor said, in its last three turns, that it cannot check this problem."""
     said = [m for m in history if m.get("role") == "assistant"][-3:]
@@ -273,6 +280,8 @@ def guide_reply(
     solution = known_solution(opened, state)
     if not solution:
         return None
+    if not asked_help and not graded and is_other_question(learner_text):
+        return None  # a question, not work on the problem: the (gated) LM answers; it stays open
     if graded and not parse_work(learner_text).steps:
         return None  # a bare answer: the grader's verdict and the hint ladder say enough
     move = choose_move(opened.item.prompt, solution, learner_text, history, asked_help=asked_help)
