@@ -365,7 +365,7 @@ def test_replicas_share_sign_in_chat_and_attempts_on_postgresql(replicas: Replic
     on_a = client(a, token=token)
     sid = on_a.predict(api_name="/page_load")[2]
     q1 = "How do plants make their food?"
-    chat, _ = on_a.predict(q1, "explain", sid, api_name="/send")
+    chat, _ = on_a.predict(q1, "guide", sid, api_name="/send")
     assert echo([{"role": "user", "content": q1}]) in message_text(chat[-1]["content"])
     on_a.predict(sid, api_name="/next_problem")
     _, card = on_a.predict("999", sid, api_name="/check")
@@ -385,7 +385,7 @@ def test_replicas_share_sign_in_chat_and_attempts_on_postgresql(replicas: Replic
     _, card = on_b.predict(right, sid, api_name="/check")
     assert "✅" in card
     q2 = "And why is the sky blue?"
-    chat, _ = on_b.predict(q2, "explain", sid, api_name="/send")
+    chat, _ = on_b.predict(q2, "guide", sid, api_name="/send")
     assert echo([{"role": "user", "content": q2}]) in message_text(chat[-1]["content"])
 
     with LearnerStore(replicas.db_url, kdf_n=2) as store:
@@ -550,7 +550,7 @@ def test_behind_nginx_with_tls_sticky_routing_and_a_replica_lost(
         c = client(proxy.https, token=token, ssl_verify=False)
         sessions[name] = c.predict(api_name="/page_load")[2]
         q = f"What is a fraction, asks {name}?"
-        job = c.submit(q, "explain", sessions[name], api_name="/send")
+        job = c.submit(q, "guide", sessions[name], api_name="/send")
         partials = {message_text(out[0][-1]["content"]) for out in job if len(out[0]) >= 2}
         assert len(partials) >= 3, "the answer arrived in one piece: the proxy buffered it"
         assert echo([{"role": "user", "content": q}]) in message_text(
@@ -566,7 +566,7 @@ def test_behind_nginx_with_tls_sticky_routing_and_a_replica_lost(
         c = client(proxy.https, token=token, ssl_verify=False)
         assert c.predict(api_name="/page_load")[2] == sessions[name]
         q = f"And a decimal, asks {name}?"
-        chat, _ = c.predict(q, "explain", sessions[name], api_name="/send")
+        chat, _ = c.predict(q, "guide", sessions[name], api_name="/send")
         assert echo([{"role": "user", "content": q}]) in message_text(chat[-1]["content"])
     with LearnerStore(replicas.db_url, kdf_n=2) as store:
         for name in students:
