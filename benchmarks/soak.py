@@ -6,13 +6,13 @@ The app is the one ``tutor serve`` builds (``ui_common.build``: the sample cours
 accounts) on a loopback port; the LM is the OpenAI-compatible ``ScriptedServer`` in its own
 process with fixed token timing, whose reply names the marker of the question it answers (so an
 answer shown to the wrong student, or stored in the wrong session, is caught). The students run
-in another process, one ``gradio_client`` thread each, like ``ui_load.py``. Each repeats a cycle
-until the time is up: two course questions, a practice problem (``/next_problem``, up to two
-wrong answers through ``/check``, then "show me the full solution"), every other cycle a new
-session, and one more question.
+in another process, one ``gradio_client`` thread each, like ``ui_load.py``. Each repeats until
+the time is up: two course questions, a practice problem (``/next_problem``, up to two wrong
+answers through ``/check``, then "show me the full solution"), every other cycle a new session,
+and one more question.
 
-What a student records is what it saw: the chat of each session as the server last sent it
-(``/send`` streams the whole chat). Checked after the run, on a fresh connection to the store:
+A student records what it saw: each session's chat as the server last sent it (``/send``
+streams the whole chat). Checked after the run, on a fresh connection to the store:
 
 - ``PRAGMA integrity_check`` of the SQLite file is ``ok``;
 - per session, the stored messages rendered as the app renders a reloaded chat
@@ -21,10 +21,9 @@ What a student records is what it saw: the chat of each session as the server la
 - every session belongs to its student, and the store holds no other user messages.
 
 Time to first token (TTFT) is taken on the client, from submitting a question to the first
-output holding answer text; it counts the course questions only (their answers come from the
-LM; practice turns answer with fixed text). A question asked while a practice problem is still
-open in that session is a follow-up: guide mode answers it with a move on that problem (a
-template), so neither its marker nor its TTFT is checked.
+output holding answer text, for course questions only (practice turns answer with fixed text).
+A question asked while a practice problem is open in that session is a follow-up: its reply
+may be a move on that problem (a template), so neither its marker nor its TTFT is checked.
 
     python benchmarks/soak.py --students 50 --minutes 5
     python benchmarks/soak.py --students 8 --seconds 20 --embedder hash   # what the test runs
@@ -499,28 +498,19 @@ def soak(
     }
 
 
-SOAK_COLUMNS = [
-    "students",
-    "minutes",
-    "turns",
-    "turns/s",
-    "TTFT p50 (ms)",
-    "p95",
-    "p99",
-    "max",
-    "turn p95 (s)",
-    "errors",
-    "messages sent / stored",
-    "replies stored",
-    "attempts stored",
-    "all stored",
-]
+SOAK_COLUMNS = (
+    "students,minutes,turns,turns/s,TTFT p50 (ms),p95,p99,max,turn p95 (s),errors,"
+    "messages sent / stored,replies stored,attempts stored,all stored"
+).split(",")
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.0f}"
 
 
 def soak_row(r: dict[str, Any]) -> list[str]:
     """The summary row of a soak under ``SOAK_COLUMNS``."""
     t, s = r["ttft_s"], r["store"]
-    ms = lambda x: f"{x * 1000:,.0f}"  # noqa: E731
     return [
         str(r["students"]),
         f"{round(r['seconds'] / 60, 2):g}",
@@ -541,7 +531,6 @@ def soak_row(r: dict[str, Any]) -> list[str]:
 
 def report(r: dict[str, Any]) -> str:
     t, s = r["ttft_s"], r["store"]
-    ms = lambda x: f"{x * 1000:,.0f}"  # noqa: E731
     lines = [
         f"Soak: {r['students']} students x {round(r['seconds'] / 60, 2):g} min (wall {r['wall_s']} s), "
         f"think time {r['think_s']:g} s (mean), embedder {r['embedder']}, "
@@ -555,10 +544,7 @@ def report(r: dict[str, Any]) -> str:
         f"{s['sessions']} (unverifiable after an error: {s['unverifiable']}); SQLite "
         f"integrity_check: {s['integrity']}.",
     ]
-    for e in r["errors"][:10]:
-        lines.append(f"error: {e}")
-    for p in s["problems"][:10]:
-        lines.append(f"store: {p}")
+    lines += [f"error: {e}" for e in r["errors"][:10]] + [f"store: {p}" for p in s["problems"][:10]]
     return "\n".join(lines)
 
 
