@@ -61,6 +61,10 @@ TABLES: dict[str, tuple[str, str, str]] = {
         "Simulated tutoring: measures the leak guard does not decide",
     ),
     "guide-runs": ("eval-guide", "*", "runs"),
+    # explain mode grounded by construction (issue 13, item 3): keyfacts (all) and grounding
+    "explain-keyfacts": ("eval-explain", "keyfacts", "Explain key-fact correctness"),
+    "explain-grounding": ("eval-explain", "grounding", "Grounding of explain-mode answers"),
+    "explain-runs": ("eval-explain", "*", "runs"),
 }
 
 _BLOCK = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(<!-- /table -->)", re.S)
