@@ -16,8 +16,9 @@ from tutor.grading.expressions import (
     _parse_expression,
     _same_equation,
 )
+from tutor.grading.meaning import _asserted_number, asks_for_percent
 from tutor.grading.normalize import _LEAD_INS
-from tutor.grading.numbers import Number, _extract_number, _strip_answer_text, format_number
+from tutor.grading.numbers import Number, _strip_answer_text, format_number
 from tutor.grading.spec import (
     _MESSAGES,
     AnswerSpec,
@@ -50,10 +51,20 @@ def expected_text(spec: AnswerSpec) -> str:
     return spec.value
 
 
-def grade(item_or_spec: ItemLike | AnswerSpec | str, response: str) -> GradeResult:
+def grade(
+    item_or_spec: ItemLike | AnswerSpec | str, response: str, *, prompt: str | None = None
+) -> GradeResult:
     """Grade one answer deterministically. ``item_or_spec``: an item, an ``AnswerSpec``, or a bare
-    answer string (its kind is inferred). Never raises on a learner's input."""
+    answer string (its kind is inferred). ``prompt``: the question, when not given by the item
+    (an item's own ``prompt`` is read otherwise). Never raises on a learner's input.
+
+    The graded number is the one the learner asserts: a number they negate or take back
+    (``not 18``, ``18 is wrong``, ``I first thought 18 but ...``) is not their answer; when no
+    other number is given the result is ``not_parsed`` (see ``tutor.grading.meaning``). When the
+    question asks for a percentage (``What percentage ...?``), ``20%`` answers a bare 20."""
     spec = _spec_of(item_or_spec)
+    if prompt is None:
+        prompt = getattr(item_or_spec, "prompt", "") or ""
     expected = expected_text(spec)
     text = (response or "").strip()
     if not text:
@@ -65,7 +76,8 @@ def grade(item_or_spec: ItemLike | AnswerSpec | str, response: str) -> GradeResu
         if nt == _norm_words(a) or _strip_answer_text(text) == _strip_answer_text(a):
             return _result(True, "correct", a, expected)
     if spec.kind in ("integer", "number", "fraction", "percent", "quantity"):
-        return _grade_number(spec, text, expected)
+        percent_ok = spec.kind in ("integer", "number") and asks_for_percent(prompt)
+        return _grade_number(spec, text, expected, percent_ok)
     if spec.kind == "expression":
         return _grade_expression(spec, text, expected)
     if spec.kind == "choice":
@@ -123,19 +135,27 @@ def _within(rv: Fraction, target: Fraction, tol: float) -> bool:
     return False
 
 
-def _grade_number(spec: AnswerSpec, text: str, expected: str) -> GradeResult:
-    first = _grade_number_as_read(spec, text, expected)
+def _grade_number(
+    spec: AnswerSpec, text: str, expected: str, percent_ok: bool = False
+) -> GradeResult:
+    first = _grade_number_as_read(spec, text, expected, percent_ok)
     if not first.correct and re.search(r"\d,\d", text):
         # "2,375" is 2375 to some and 2.375 to others: take the reading that is right
-        other = _grade_number_as_read(spec, re.sub(r"(\d),(\d)", r"\1.\2", text), expected)
+        other = _grade_number_as_read(
+            spec, re.sub(r"(\d),(\d)", r"\1.\2", text), expected, percent_ok
+        )
         if other.correct:
             return other
     return first
 
 
-def _grade_number_as_read(spec: AnswerSpec, text: str, expected: str) -> GradeResult:
+def _grade_number_as_read(
+    spec: AnswerSpec, text: str, expected: str, percent_ok: bool = False
+) -> GradeResult:
+    """``percent_ok``: the question asks for a percentage and the answer is a bare number, so
+    ``20%`` is read as 20 (its written value), not 0.2."""
     exp: Number = spec.target()
-    r = _extract_number(text)
+    r = _asserted_number(text)
     if r is None:
         return _result(False, "not_parsed", "", expected)
     norm = r.canonical()
@@ -167,6 +187,12 @@ def _grade_number_as_read(spec: AnswerSpec, text: str, expected: str) -> GradeRe
         return _result(False, _close_code(rv, target, r, "number"), norm, expected)
 
     target = exp.value
+    if percent_ok and r.percent:
+        # "20%" for a question that asks what percentage: the written number is the answer
+        rv = r.value
+        if _within(rv, target, spec.tolerance):
+            return _result(True, "correct", norm, expected)
+        return _result(False, _close_code(rv, target, r, spec.kind), norm, expected)
     rv = r.ratio
     if not _within(rv, target, spec.tolerance):
         return _result(False, _close_code(rv, target, r, spec.kind), norm, expected)

@@ -83,9 +83,13 @@ def _leaks_number(text: str, spec: AnswerSpec, context: str) -> bool:
         verdict = grade(spec, m.canonical())
         if verdict.code == "not_simplified" and not verdict.correct:
             continue  # 4/6 when the item asks for lowest terms: a step, not the answer
+        # "30%" for an answer of 30 gives it away, whatever the question asks
+        as_percent = _percent_of_answer(m, exp, spec)
         # weak mentions count only when stated as a result ("= 6", "the answer is 6")
         weak = (
-            not verdict.correct and verdict.code != "unit_missing"  # 0.75 for 75%, 0.33 for 1/3
+            not verdict.correct
+            and not as_percent
+            and verdict.code != "unit_missing"  # 0.75 for 75%, 0.33 for 1/3
         )
         weak |= _number_key(m) in ctx_keys or (
             m.form in ("fraction", "mixed")
@@ -108,7 +112,18 @@ def _continues_expression(s: str, end: int) -> bool:
     )
 
 
+def _percent_of_answer(m: Number, t: Number, spec: AnswerSpec) -> bool:
+    """``30%`` or ``30 percent`` for a bare answer of 30 (a question that asks what percentage
+    has a bare number as its answer)."""
+    if spec.kind not in ("integer", "number") or not m.percent or t.percent:
+        return False
+    tol = Fraction(spec.tolerance) if spec.tolerance else Fraction(0)
+    return abs(m.value - t.value) <= tol or _rounds_to(m, m.value, t.value)
+
+
 def _number_matches(m: Number, t: Number, spec: AnswerSpec) -> bool:
+    if _percent_of_answer(m, t, spec):
+        return True
     tol = Fraction(spec.tolerance) if spec.tolerance else Fraction(0)
     if spec.kind == "quantity":
         u_t = UNITS[t.unit]

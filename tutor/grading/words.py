@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 from typing import Protocol
 
+from tutor.grading.meaning import _asserted_number, _rejected_between
 from tutor.grading.normalize import _LEAD_INS, _trim, normalize_text
-from tutor.grading.numbers import _extract_number, parse_number
+from tutor.grading.numbers import parse_number
 
 
 class _HasChoices(Protocol):
@@ -48,18 +49,29 @@ def _choice_index(spec: _HasChoices, response: str) -> int | None:
             return norm_choices.index(rest)
         if not rest and idx >= len(spec.choices):
             return None
-    # the response contains exactly one option's text
-    hits = [i for i, c in enumerate(norm_choices) if c and re.search(rf"\b{re.escape(c)}\b", nr)]
+    # the response contains exactly one option's text, not negated ("not evaporation")
+    hits = [i for i, c in enumerate(norm_choices) if c and _mentions_option(nr, c)]
     if len(hits) == 1:
         return hits[0]
     # the options may be numbers: compare by value
-    n = _extract_number(response)
+    n = _asserted_number(response)  # not a number the learner negates ("not 0.5")
     if n is not None:
         vals = [parse_number(c) for c in spec.choices]
         hits = [i for i, v in enumerate(vals) if v is not None and v.ratio == n.ratio]
         if len(hits) == 1:
             return hits[0]
     return None
+
+
+def _mentions_option(nr: str, option: str) -> bool:
+    """``nr`` (normalized words) names ``option`` at least once without negating it."""
+    for m in re.finditer(rf"\b{re.escape(option)}\b", nr):
+        # _norm_words turned "isn't" into "isn t": put the apostrophe back for the check
+        before = re.sub(r"n t\b", "n't", nr[: m.start()])
+        after = re.sub(r"n t\b", "n't", nr[m.end() :])
+        if not _rejected_between(before, after):
+            return True
+    return False
 
 
 def _label(i: int) -> str:
