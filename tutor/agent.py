@@ -43,20 +43,20 @@ from tutor.events import (
 )
 from tutor.explain import ExplainSettings, explain_turn
 from tutor.grading import GradeResult, grade
-from tutor.guide import guide_reply, help_reply
+from tutor.guide import NO_PROBLEM_REPLY, guide_reply, help_reply, word_problem_help
+from tutor.intents import IntentReader, turn_state
 from tutor.lm.base import Generator, Message
-from tutor.modes import computable_problem, detect_intent
-from tutor.problems import diagnose, scaffold, solve
+from tutor.modes import detect_intent
+from tutor.opening import TurnContext, open_own_problem, open_word_problem, word_problem_open
+from tutor.problems import diagnose
 from tutor.prompts import HINT_LADDER, LearnerSummary, ProblemState, PromptPassage, build_messages
 from tutor.protocols import KnowledgeBaseLike, PassageLike
 from tutor.services import check_mode, learner_summary, open_problem
 from tutor.turns import (
     OpenProblem,
     Turn,
-    answer_value,
     bank_hint,
     feedback_line,
-    problem_item,
     record_checks,
     sources_event,
     stream_reply,
@@ -88,6 +88,7 @@ class AgentSettings:
     min_score: float = 0.25
     max_new_tokens: int = 256
     explain: ExplainSettings = field(default_factory=ExplainSettings)
+    intent_model: bool = True
 
     @classmethod
     def from_config(cls, config: Config) -> AgentSettings:
@@ -104,22 +105,8 @@ class AgentSettings:
             explain=ExplainSettings(
                 t.cover_threshold, t.support_threshold, t.quote_sentences, t.general_knowledge
             ),
+            intent_model=t.intent_model,
         )
-
-
-@dataclass
-class _Ctx:
-    """What every action of a turn works on: the learner, the session, the message and the
-    conversation so far (``state`` and ``opened`` move as the turn goes)."""
-
-    turn: Turn
-    lrn: Learner
-    sess: Session
-    state: SessionState
-    opened: OpenProblem | None
-    text: str
-    history: list[Message]
-    cancel: threading.Event | None
 
 
 class TutorAgent:
@@ -139,6 +126,9 @@ class TutorAgent:
         self.kb = kb
         self.settings = settings or AgentSettings()
         self.show_prompt = show_prompt
+        self.intents = IntentReader(
+            lambda: getattr(self.kb, "embedder", None), enabled=self.settings.intent_model
+        )
 
     # -- sessions -------------------------------------------------------------------------
     def learner(self, learner: Learner | int | str) -> Learner:
@@ -184,18 +174,24 @@ class TutorAgent:
         sess = self.store.get_session(sess_id, learner_id=lrn.id)
         state = self.store.get_state(sess.id, learner_id=lrn.id)
         opened = self._open_problem(sess.collection, state)
-        intent = detect_intent(text, explicit_mode=mode, problem_open=opened is not None)
+        history = self._history(sess.id, lrn.id)
+        classifier = self.intents.classifier(turn_state(opened, state, history))
+        intent = detect_intent(
+            text,
+            explicit_mode=mode,
+            problem_open=opened is not None or word_problem_open(state),
+            classifier=classifier,
+        )
         turn = Turn(mode=intent.mode, intent=intent)
         turn.add_time("profile_ms", t0)
 
         t0 = time.perf_counter()
-        history = self._history(sess.id, lrn.id)
         meta = {"mode": intent.mode, "rule": intent.rule}
         self.store.add_message(sess.id, "user", text, meta=meta, learner_id=lrn.id)
         turn.add_time("persist_ms", t0)
         yield ModeChosen(intent.mode, intent.rule)
 
-        ctx = _Ctx(turn, lrn, sess, state, opened, text, history, cancel)
+        ctx = TurnContext(turn, lrn, sess, state, opened, text, history, cancel)
         stopped = True
         message_id = None
         try:
@@ -217,7 +213,7 @@ class TutorAgent:
             prompt=turn.prompt if self.show_prompt else [],
         )
 
-    def _save_reply(self, ctx: _Ctx, stopped: bool) -> int | None:
+    def _save_reply(self, ctx: TurnContext, stopped: bool) -> int | None:
         """Store the reply as shown (also when the turn was stopped); its message id."""
         turn = ctx.turn
         t0 = time.perf_counter()
@@ -242,22 +238,40 @@ class TutorAgent:
         return saved.id if saved is not None else None
 
     # -- actions --------------------------------------------------------------------------
-    def _act(self, ctx: _Ctx) -> Iterator[Event]:
+    def _act(self, ctx: TurnContext) -> Iterator[Event]:
         turn, text, opened = ctx.turn, ctx.text, ctx.opened
         action = turn.intent.action
         if turn.intent.rule == "unsafe":
             yield from self._say(turn, safety.redirect_reply(text))
         elif action == "greet":
             yield from self._say(turn, safety.GREETING_REPLY)
+        elif action == "about":
+            yield from self._say(turn, safety.ABOUT_REPLY)
+        elif action == "no_problem" and not ctx.state.problem:
+            yield from self._say(turn, NO_PROBLEM_REPLY)
+        elif action == "open_problem" and (move := open_word_problem(self.store, ctx)) is not None:
+            yield from self._say(turn, move)  # a word problem: planned, its answer not judged
         elif turn.mode == "offtopic":
             yield from self._say(turn, safety.OFFTOPIC_REPLY)
         elif action == "next_item":
             yield from self._serve_item(ctx)
+        elif (
+            opened is None
+            and action in ("grade", "hint", "solution", "no_problem")
+            and (
+                move := guide_reply(None, ctx.state, text, ctx.history)
+                or word_problem_help(ctx.state)
+            )
+        ):
+            yield from self._say(turn, move)  # a word problem is open: nothing to grade
         elif action == "grade" and opened is not None:
             yield from self._grade(ctx, opened)
         elif action in ("hint", "solution") and opened is not None:
             yield from self._help(ctx, opened, action)
-        elif action == "open_problem" and (first_step := self._open_own_problem(ctx)) is not None:
+        elif (
+            action == "open_problem"
+            and (first_step := open_own_problem(self.store, ctx)) is not None
+        ):
             # a recognised problem type: the first rung is a fixed, correct question
             yield from self._say(turn, f"Let's work it out together. {first_step}")
         elif turn.mode == "guide" and (move := guide_reply(opened, ctx.state, text, ctx.history)):
@@ -265,33 +279,11 @@ class TutorAgent:
         else:  # explain / guide with the LM (guarded while a problem is open)
             yield from self._generate(ctx)
 
-    def _open_own_problem(self, ctx: _Ctx) -> str | None:
-        """Open the learner's own problem when the tutor can solve it; its first scaffold step
-        (None when it has no scaffold or was not solved: the LM guides or explains then)."""
-        expr = computable_problem(ctx.text)
-        known = solve(expr, ctx.text) if expr else None
-        if known is None:
-            return None
-        fresh = ctx.state.with_item(None, problem=ctx.text, answer=answer_value(known.answer))
-        ctx.state = self.store.set_state(
-            ctx.sess.id,
-            replace(fresh, extra={"expression": known.expression}),
-            learner_id=ctx.lrn.id,
-        )
-        steps = scaffold(known.expression)
-        ctx.opened = OpenProblem(
-            problem_item(ctx.text, known.answer, steps),
-            from_bank=False,
-            expression=known.expression,
-        )
-        ctx.turn.meta["problem"] = ctx.text
-        return steps[0] if steps else None
-
     def _say(self, turn: Turn, reply: str) -> Iterator[Event]:
         yield turn.say(reply)
         yield Sources([])
 
-    def _serve_item(self, ctx: _Ctx) -> Iterator[Event]:
+    def _serve_item(self, ctx: TurnContext) -> Iterator[Event]:
         turn, lrn, sess = ctx.turn, ctx.lrn, ctx.sess
         t0 = time.perf_counter()
         sel = self.store.next_item(lrn.id, sess.collection)
@@ -316,7 +308,7 @@ class TutorAgent:
         )
 
     def _record_grade(
-        self, ctx: _Ctx, opened: OpenProblem
+        self, ctx: TurnContext, opened: OpenProblem
     ) -> tuple[GradeResult, SessionState, AttemptOutcome | None]:
         """Grade the answer, record the attempt (bank items only) and move the session state:
         a right answer closes the problem, a wrong one climbs a rung of the hint ladder."""
@@ -367,7 +359,7 @@ class TutorAgent:
                 hint_level=outcome.attempt.hint_level,
             )
 
-    def _grade(self, ctx: _Ctx, opened: OpenProblem) -> Iterator[Event]:
+    def _grade(self, ctx: TurnContext, opened: OpenProblem) -> Iterator[Event]:
         turn, text, item = ctx.turn, ctx.text, opened.item
         attempts = ctx.state.attempts + 1
         result, new_state, outcome = self._record_grade(ctx, opened)
@@ -408,7 +400,7 @@ class TutorAgent:
         ctx.state = new_state
         yield from self._generate(ctx, problem=problem)
 
-    def _help(self, ctx: _Ctx, opened: OpenProblem, action: str) -> Iterator[Event]:
+    def _help(self, ctx: TurnContext, opened: OpenProblem, action: str) -> Iterator[Event]:
         turn, state, item = ctx.turn, ctx.state, opened.item
         allowed = state.solution_earned or state.attempts >= self.settings.solution_after_attempts
         if action == "solution" and allowed:
@@ -451,7 +443,7 @@ class TutorAgent:
     # -- the LM path ----------------------------------------------------------------------
     def _prompt(
         self,
-        ctx: _Ctx,
+        ctx: TurnContext,
         mode: str,
         summary: LearnerSummary,
         passages: list[PromptPassage],
@@ -480,7 +472,9 @@ class TutorAgent:
         ctx.turn.add_time("prompt_ms", t0)
         return msgs
 
-    def _generate(self, ctx: _Ctx, *, problem: ProblemState | None = None) -> Iterator[Event]:
+    def _generate(
+        self, ctx: TurnContext, *, problem: ProblemState | None = None
+    ) -> Iterator[Event]:
         turn, opened, state = ctx.turn, ctx.opened, ctx.state
         t0 = time.perf_counter()
         summary = learner_summary(self.store, ctx.lrn, ctx.sess.collection)
@@ -520,7 +514,7 @@ class TutorAgent:
 
     def _checked_reply(
         self,
-        ctx: _Ctx,
+        ctx: TurnContext,
         mode: str,
         summary: LearnerSummary,
         passages: list[PromptPassage],

@@ -133,6 +133,9 @@ class TutorConfig:
     # Off: a question the course does not cover gets "your course material doesn't cover this"
     # and nothing else. On: the LM's own answer, marked as unsourced (a strong model only).
     general_knowledge: bool = False
+    # The trained intent classifier (``tutor.intents``, on the bundled embedder's vectors)
+    # decides what a message is; off, or with another embedder, the rules of tutor.modes do.
+    intent_model: bool = True
 
     def __post_init__(self) -> None:
         if self.solution_after_attempts < 0:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from tutor.modes import is_word_problem
 from tutor.verify.steps import (
     Divergence,
     Step,
@@ -55,6 +56,10 @@ if TYPE_CHECKING:
     from tutor.turns import OpenProblem
 
 MAX_QUOTE = 140
+NO_PROBLEM_REPLY = (
+    'There\'s no problem open right now, so there is nothing to check or hint on. Say "next" '
+    "for a practice problem, or type the problem you're working on, like: solve 2x + 3 = 11."
+)
 CANNOT_CHECK = (
     "I can't check the final answer to this problem myself, but I can check each calculation "
     "you write."
@@ -193,19 +198,6 @@ def choose_move(
     return Move("plan", PLAN)
 
 
-_QUESTION = re.compile(
-    r"\?\s*$|\b(?:how (?:many|much|long|far|old)|what is|what was|find|calculate|work out)\b", re.I
-)
-
-
-def is_word_problem(text: str) -> bool:
-    """A message that poses a word problem: a question of ten words or more with at least two
-    numbers in digits ("Sam sold 8 crates on each of 5 days ... How many did he sell?")."""
-    words = re.findall(r"[A-Za-z']+", text or "")
-    nums = re.findall(r"\d+(?:[.,]\d+)?", text or "")
-    return len(words) >= 10 and len(nums) >= 2 and bool(_QUESTION.search(text or ""))
-
-
 def is_other_question(text: str) -> bool:
     """A question that shows no work on the open problem ("why is the sky blue?"): it ends
     with a question mark and has no number or calculation in it. A move on the problem would
@@ -233,6 +225,13 @@ def check_work(learner_text: str, *, first: bool = True) -> Move:
             lines.append(f"Check {expr} again: it doesn't give {stated}.")
     lines.append(PLAN if first else NEXT)
     return Move("check", " ".join(lines))
+
+
+def word_problem_help(state: SessionState) -> str | None:
+    """Help on an open word problem whose answer is unknown: the planning questions."""
+    if state.problem and not state.answer and not state.item_id:
+        return f"{CANNOT_CHECK} {PLAN}"
+    return None
 
 
 def known_solution(opened: OpenProblem | None, state: SessionState) -> list[Step]:
@@ -271,7 +270,12 @@ def guide_reply(
     without a calculation gets the bank's hint, not a move)."""
     if opened is None:
         if state.problem and not state.answer and not state.item_id:
-            return check_work(learner_text).text
+            work = parse_work(learner_text)
+            if work.steps or (work.items and not _in_word_problem(history)):
+                return check_work(learner_text, first=not _in_word_problem(history)).text
+            if work.items:  # a bare result ("72"): it cannot be judged, only planned
+                return f"{CANNOT_CHECK} {PLAN}"
+            return None  # words only: the (gated) LM guides on
         if is_word_problem(learner_text):  # a word problem the tutor cannot solve
             return check_work(learner_text).text
         if _in_word_problem(history) and parse_work(learner_text).steps:

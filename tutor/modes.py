@@ -1,4 +1,11 @@
-"""Which kind of turn is this? Explicit choice first, then plain, testable rules on the text.
+"""Which kind of turn is this? Safety first, then the learner's explicit choice, then what the
+message is: the trained intent model (``tutor.intents``: question, answer, step, hint,
+solution, practice, new problem, greeting, off-topic, meta, given the conversation state) when
+it is loaded with the bundled embedder, else the plain rules below. ``intent_from_label`` maps a
+label to a turn: an answer is graded only with a problem open; a new problem is opened when the
+tutor can solve it or it is a word problem (never graded: its answer is unknown), otherwise it
+is a question for explain mode ("Convert 3.5 km to meters" is never an answer to the open
+problem); a hint with nothing open gets a reply that says so and offers practice.
 
 The rules, in order (the first that matches decides; ``Intent.rule`` names it):
 
@@ -8,11 +15,12 @@ The rules, in order (the first that matches decides; ``Intent.rule`` names it):
 4. ``hint``        - "hint", "I'm stuck", "help", "I don't know" while a problem is open.
 5. ``practice``    - "give me a problem", "quiz me", "practice", "next one".
 6. ``work``        - a problem is open and the message shows a calculation with a result
-                     ("24 x 14 = 336", "2x = 8"): guide mode, not graded as an answer.
+                     ("24 x 14 = 336", "2x = 8") or states an intermediate quantity ("He sold
+                     20 crates over the weekend."): guide mode, not graded as an answer.
    ``attempt``     - a problem is open and the message reads as an answer ("3/4", "x = 4",
                      "is it 12?", "I got 0.75", "B").
 7. ``problem``     - the message poses a problem the tutor can solve itself ("what is 3/4 + 1/8",
-                     "solve 2x + 3 = 11"): guide mode with that problem opened. While a problem
+                     "solve 2x + 3 = 11") or a word problem: guide mode with it opened. While a problem
                      is open, only a message phrased as a new question opens another; working
                      such as "24 x 14 = 336" is rule ``work`` (guide mode, no grading).
    (``greeting`` is checked just before ``attempt``, so "hello" is never graded.)
@@ -23,8 +31,10 @@ The rules, in order (the first that matches decides; ``Intent.rule`` names it):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from tutor.grading import reads_as_step
 from tutor.safety import is_unsafe
 
 _HINT = re.compile(
@@ -38,7 +48,8 @@ _SOLUTION = re.compile(
 )
 _PRACTICE = re.compile(
     r"\b(practi[cs]e|quiz me|test me|give me (a|another|one more) (problem|question|exercise|one)|"
-    r"(another|next|new) (one|problem|question|exercise)|exercise)\b",
+    r"(another|next|new) (one|problem|question|exercise)|exercise)\b|"
+    r"^\s*(next|another|again|one more|more)\W*$",
     re.I,
 )
 _GREETING = re.compile(
@@ -173,6 +184,23 @@ _NEW_PROBLEM = re.compile(
 )
 
 
+_QUESTION = re.compile(
+    r"\?\s*$|\b(?:how (?:many|much|long|far|old)|what is|what was|find|calculate|work out)\b", re.I
+)
+
+
+def is_word_problem(text: str) -> bool:
+    """A message that poses a word problem: a question of ten words or more with at least two
+    numbers in digits ("Sam sold 8 crates on each of 5 days ... How many did he sell?"), or of
+    fifteen words or more with one ("48 of her friends ... half as many in May ...")."""
+    words = re.findall(r"[A-Za-z']+", text or "")
+    nums = re.findall(r"(?<![\w=.])\d+(?:[.,]\d+)?(?!=)", text or "")  # not "x=1", "h1"
+    if not _QUESTION.search(text or ""):
+        return False
+    # one number is enough in a longer problem ("48 friends ... half as many in May")
+    return len(words) >= 10 and len(nums) >= 2 or len(words) >= 15 and len(nums) >= 1
+
+
 def asks_new_problem(message: str) -> bool:
     """While a problem is open, only a message phrased as a new question opens another one:
     "24 x 14 = 336" is the learner's working, "what is 24 x 14?" is a new problem."""
@@ -180,12 +208,24 @@ def asks_new_problem(message: str) -> bool:
 
 
 def detect_intent(
-    message: str, *, explicit_mode: str = "auto", problem_open: bool = False
+    message: str,
+    *,
+    explicit_mode: str = "auto",
+    problem_open: bool = False,
+    classifier: Callable[[str], str] | None = None,
 ) -> Intent:
-    """Apply the rules in the module docstring, in order."""
+    """Apply the rules in the module docstring, in order. With ``classifier`` (the trained
+    intent model: message -> label, ``tutor.intents``), the label decides instead of the
+    rules in auto mode, and decides answer / step / new problem in the explicit modes; safety
+    stays a rule."""
     text = message.strip()
     if is_unsafe(text):
         return Intent("offtopic", "unsafe", "redirect")
+    if classifier is not None:
+        label = classifier(text)
+        if explicit_mode in ("explain", "guide", "practice"):
+            return _explicit_from_label(label, text, explicit_mode, problem_open)
+        return intent_from_label(label, text, problem_open=problem_open)
     if explicit_mode in ("explain", "guide", "practice"):
         if explicit_mode == "practice" and not problem_open:
             return Intent("practice", "explicit", "next_item")
@@ -194,15 +234,21 @@ def detect_intent(
                 return Intent(explicit_mode, "explicit", "solution")
             if _HINT.search(text):
                 return Intent(explicit_mode, "explicit", "hint")
-            if looks_like_answer(text):
+            if looks_like_answer(text) and not (explicit_mode == "guide" and reads_as_step(text)):
                 return Intent(explicit_mode, "explicit", "grade")
         if (
             explicit_mode == "guide"
-            and computable_problem(text)
+            and (computable_problem(text) or is_word_problem(text))
             and (not problem_open or asks_new_problem(text))
         ):
             return Intent("guide", "explicit", "open_problem")
         return Intent(explicit_mode, "explicit", "")
+    return rule_intent(text, problem_open=problem_open)
+
+
+def rule_intent(text: str, *, problem_open: bool = False) -> Intent:
+    """Rules 3 to 9 (auto mode, after safety): the cascade the intent model replaces when it
+    is loaded, kept for embedders it was not trained on and as the eval's baseline."""
     if problem_open and _SOLUTION.search(text):
         return Intent("guide", "solution", "solution")
     if problem_open and _HINT.search(text):
@@ -211,12 +257,75 @@ def detect_intent(
         return Intent("practice", "practice", "next_item")
     if _GREETING.match(text):
         return Intent("offtopic", "greeting", "greet")
-    if problem_open and _WORKING.search(text):
+    if problem_open and (_WORKING.search(text) or reads_as_step(text)):
         return Intent("guide", "work", "")  # the learner shows a step of their working
     if problem_open and looks_like_answer(text):
         return Intent("practice", "attempt", "grade")
-    if computable_problem(text) and (not problem_open or asks_new_problem(text)):
+    if (computable_problem(text) or is_word_problem(text)) and (
+        not problem_open or asks_new_problem(text)
+    ):
         return Intent("guide", "problem", "open_problem")
     if _OFFTOPIC.search(text):
         return Intent("offtopic", "offtopic", "redirect")
     return Intent("explain", "question", "")
+
+
+def intent_from_label(label: str, text: str, *, problem_open: bool) -> Intent:
+    """The turn for an intent label in auto mode (rule ``model:<label>``)."""
+    rule = f"model:{label}"
+    if label == "practice":
+        return Intent("practice", rule, "next_item")
+    if label == "greeting":
+        return Intent("offtopic", rule, "greet")
+    if label == "offtopic":
+        return Intent("offtopic", rule, "redirect")
+    if label == "meta":
+        return Intent("offtopic", rule, "about")
+    if label in ("hint", "solution"):
+        return Intent("guide", rule, label if problem_open else "no_problem")
+    if label == "answer":
+        return Intent("practice", rule, "grade") if problem_open else _no_problem(rule, text)
+    if label == "step":
+        if problem_open:
+            return Intent("guide", rule, "")  # working on the open problem: a guide move
+        return Intent("guide", rule, "open_problem" if computable_problem(text) else "")
+    if label == "new_problem":
+        return _new_problem(rule, text)
+    return Intent("explain", rule, "")
+
+
+def _no_problem(rule: str, text: str) -> Intent:
+    """An answer with nothing open: a problem in it is opened, else the no-problem reply."""
+    if computable_problem(text):
+        return Intent("guide", rule, "open_problem")
+    return Intent("guide", rule, "no_problem")
+
+
+def _new_problem(rule: str, text: str) -> Intent:
+    """A problem the learner poses: opened when the tutor can solve it or it is a word
+    problem (guide mode then plans it without judging an answer it cannot check); otherwise
+    ("Convert 3.5 km to meters") a question for explain mode, never an answer to grade."""
+    if computable_problem(text) or is_word_problem(text):
+        return Intent("guide", rule, "open_problem")
+    return Intent("explain", rule, "")
+
+
+def _explicit_from_label(label: str, text: str, mode: str, problem_open: bool) -> Intent:
+    """The explicit modes keep their meaning; the label only says whether a message is an
+    answer to grade, a request for help, or a new problem to open."""
+    rule = f"explicit:{label}"
+    if mode == "practice" and not problem_open:
+        return Intent("practice", rule, "next_item")
+    if problem_open and mode != "explain":
+        if label in ("hint", "solution"):
+            return Intent(mode, rule, label)
+        if label == "answer":
+            return Intent(mode, rule, "grade")
+    if (
+        mode == "guide"
+        and label in ("new_problem", "step")
+        and not (problem_open and label == "step")
+    ):
+        if computable_problem(text) or (label == "new_problem" and is_word_problem(text)):
+            return Intent("guide", rule, "open_problem")
+    return Intent(mode, rule, "")

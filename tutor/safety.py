@@ -32,6 +32,12 @@ OFFTOPIC_REPLY = (
     "That's outside what I can help with here. I'm your tutor for the course topics — ask me "
     'about a topic, or say "practice" for a problem to try.'
 )
+ABOUT_REPLY = (
+    "I'm an AI tutor that runs on this computer, with no cloud account. I explain from your "
+    "course material and cite it, help you work through problems step by step without giving "
+    "the answer away, and give practice problems that fit what you have mastered. Use the mode "
+    'switch for Explain, Guide or Practice, the 💡 button for a hint, or say "next" for a problem.'
+)
 GREETING_REPLY = (
     "Hi! I'm your tutor. Ask me about a topic from your course, show me a problem you're "
     'working on, or say "practice" to get a problem to try.'

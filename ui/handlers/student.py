@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from tutor import progress as prog
 from tutor.errors import InputError, NotFoundError, PermissionDeniedError, TutorError
+from tutor.opening import word_problem_open
 from tutor.services import check_mode, open_problem
 from tutor.turns import OpenProblem
 from ui import render
@@ -219,7 +220,9 @@ class StudentHandlers(HandlerBase):
     @student
     def hint(self, p: Principal, session_id: str) -> Iterator[dict[Any, Any]]:
         def run() -> Iterator[dict[Any, Any]]:
-            if self._open_item(p, self._session(p, session_id)) is None:
+            sess = self._session(p, session_id)
+            state = self.store.get_state(sess.id, learner_id=p.learner_id)
+            if self._open_item(p, sess) is None and not word_problem_open(state):
                 raise InputError(
                     "there is no problem open to give a hint for. Press Next problem, or type a "
                     "problem of your own, like: solve 2x + 3 = 11"
