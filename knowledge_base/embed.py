@@ -12,6 +12,7 @@ the first ``encode``. So re-adding unchanged files (skipped by content hash) nev
 
 from __future__ import annotations
 
+import collections
 import importlib.util
 import json
 import logging
@@ -106,6 +107,7 @@ class SentenceTransformerEmbedder:
         self._dimension: int | None = None
         self._max_seq: int | None = None
         self._lock = threading.Lock()
+        self._recent: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
 
     def __repr__(self) -> str:
         return f"SentenceTransformerEmbedder({self.name!r})"
@@ -242,6 +244,12 @@ class SentenceTransformerEmbedder:
         """Normalized float32 vectors, shape ``(len(texts), dimension)``."""
         if len(texts) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if len(texts) == 1:  # a turn's message: classified, then searched with (one encode)
+            with self._lock:
+                hit = self._recent.get(texts[0])
+                if hit is not None:
+                    self._recent.move_to_end(texts[0])
+                    return hit.copy()
         vecs = self.model.encode(
             list(texts),
             batch_size=self.batch_size,
@@ -249,7 +257,13 @@ class SentenceTransformerEmbedder:
             convert_to_numpy=True,
             normalize_embeddings=True,
         )
-        return np.ascontiguousarray(vecs, dtype=np.float32)
+        out = np.ascontiguousarray(vecs, dtype=np.float32)
+        if len(texts) == 1:
+            with self._lock:
+                self._recent[texts[0]] = out.copy()
+                while len(self._recent) > 64:
+                    self._recent.popitem(last=False)
+        return out
 
 
 def token_counter(embedder: Any) -> Any:

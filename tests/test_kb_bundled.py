@@ -102,3 +102,20 @@ def test_embedder_contract(embedder: SentenceTransformerEmbedder) -> None:
         ["How do I add fractions?", "Adding two fractions", "Rain falls from clouds"]
     )
     assert a @ b > a @ c
+
+
+def test_a_repeated_single_text_is_encoded_once(embedder: SentenceTransformerEmbedder) -> None:
+    # a turn's message is embedded by the intent model, then by the search: one model call
+    text = "How do plants make food from light?"
+    first = embedder.encode([text])
+    calls = []
+    real = embedder.model.encode
+    embedder.model.encode = lambda *a, **k: calls.append(a) or real(*a, **k)  # type: ignore[method-assign]
+    try:
+        again = embedder.encode([text])
+        again[0, 0] += 1.0  # callers get a copy: the cache cannot be changed through it
+        assert np.array_equal(embedder.encode([text]), first) and calls == []
+        embedder.encode([text, "another"])  # batches are not cached
+        assert len(calls) == 1
+    finally:
+        del embedder.model.encode
