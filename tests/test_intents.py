@@ -273,7 +273,9 @@ def test_a_pasted_word_problem_opens_and_its_answer_is_never_judged(agent) -> No
 def test_next_about_and_a_hint_with_nothing_open(agent) -> None:
     agent, store, ana, sess = agent
     events, _ = _turn(agent, ana, sess, "next")
-    assert any(e.kind == "item" for e in events)
+    first = next(e.item_id for e in events if e.kind == "item")
+    events, _ = _turn(agent, ana, sess, "another one")  # another one: not the same again
+    assert next(e.item_id for e in events if e.kind == "item") != first
     store.set_state(sess.id, SessionState(), learner_id=ana.id)
     assert _turn(agent, ana, sess, "can u give me a hint")[1] == NO_PROBLEM_REPLY
     assert _turn(agent, ana, sess, "what can you do?")[1] == ABOUT_REPLY

@@ -209,3 +209,41 @@ def test_an_ended_session_sends_the_browser_to_sign_in(browser: Any, server: Any
     assert "Your session has ended. Please sign in again." in page.inner_text("body")
     assert "Traceback" not in page.content()
     page.close()
+
+
+def test_a_question_with_a_problem_open_keeps_the_card_in_sync(browser: Any, server: Any) -> None:
+    page = _sign_in(browser, server, "ben")
+    page.wait_for_selector("#sessions")
+    page.click("#next-problem")
+    page.wait_for_function(
+        "() => document.querySelector('#card').innerText.includes('difficulty')", timeout=30_000
+    )
+    store = server.ctx.store
+    ben = store.find_learner("ben").id
+    sid = max(store.list_sessions(ben), key=lambda s: s.last_active_at).id
+    first = store.get_state(sid).item_id
+    prompt = store.get_item("default", first).prompt.splitlines()[0][:40]
+    assert prompt in page.inner_text("#card")
+    # a question about something else: answered in the chat, not graded; the card keeps it
+    page.fill("#msg textarea", "why do plants need light?")
+    page.press("#msg textarea", "Enter")
+    page.wait_for_function(  # the whole answer: its question and its sources
+        "() => document.querySelector('#chat').innerText.includes('comes from the air?')"
+        " && document.querySelectorAll('#chat .tutor-sources').length >= 1",
+        timeout=30_000,
+    )
+    assert "Not quite" not in page.inner_text("#chat")
+    assert prompt in page.inner_text("#card") and store.get_state(sid).item_id == first
+    assert not store.attempts(ben, session_id=sid)
+    # "next" in the chat serves a new problem, and the card shows the same one
+    page.fill("#msg textarea", "next")
+    page.press("#msg textarea", "Enter")
+    page.wait_for_function(
+        f"() => !document.querySelector('#card').innerText.includes({prompt!r})", timeout=30_000
+    )
+    served = store.get_item("default", store.get_state(sid).item_id)
+    assert served.id != first
+    assert served.prompt.splitlines()[0][:40] in page.inner_text("#card")
+    assert served.prompt.splitlines()[0][:40] in page.inner_text("#chat")
+    assert not page.errors, page.errors
+    page.close()

@@ -288,7 +288,9 @@ class TutorAgent:
     def _serve_item(self, ctx: TurnContext) -> Iterator[Event]:
         turn, lrn, sess = ctx.turn, ctx.lrn, ctx.sess
         t0 = time.perf_counter()
-        sel = self.store.next_item(lrn.id, sess.collection)
+        # "next" means another one: not the open item, nor those of the last attempts
+        avoid = {a.item_id for a in self.store.attempts(lrn.id)[-5:]} | {ctx.state.item_id or ""}
+        sel = self.store.next_item(lrn.id, sess.collection, exclude=avoid)
         turn.add_time("selection_ms", t0)
         if sel is None:
             yield from self._say(
