@@ -133,10 +133,12 @@ def turn_state(
     """The state of a conversation as the model reads it: what is open (a bank item, the
     learner's own problem, a word problem the tutor cannot solve), and whether the tutor's last
     turn asked something."""
+    from tutor.opening import word_problem_open
+
     if opened is not None:
         kind = "bank" if opened.from_bank else "own"
     else:
-        kind = "word" if state.problem and not state.item_id else "none"
+        kind = "word" if word_problem_open(state) else "none"
     said = [m for m in history if m.get("role") == "assistant"]
     asked = bool(said) and str(said[-1].get("content", "")).rstrip().endswith("?")
     return TurnState(kind != "none", kind, asked)
