@@ -169,6 +169,7 @@ class Bench:
     variants: list[Variant] = field(default_factory=list)
     dtypes: dict[str, str] = field(default_factory=dict)
     gen_default: Any = None  # the HFGenerator built from the config's defaults
+    default_path: str = ""  # what dtype=auto chose (tutor.lm.speed) and its timings
 
     def load(self, **kw: Any) -> tuple[Any, Any, float]:
         from tutor.lm.resolve import load_causal_lm
@@ -351,23 +352,30 @@ def _add_default_variant(b: Bench) -> None:
     """Time the config's defaults (first start quantizes and saves, later starts load) and add it."""
     from tutor.lm.base import GenerationOptions
     from tutor.lm.hf import HFGenerator
+    from tutor.lm.speed import CACHE_FILE
 
     for old in (b.models_dir / b.alias / "quantized").glob("auto-*.safetensors"):
-        old.unlink()  # time the first start, which quantizes and saves
+        old.unlink()  # time the first start, which measures the paths, quantizes and saves
+    (b.models_dir / CACHE_FILE).unlink(missing_ok=True)
     t = time.perf_counter()
     HFGenerator.from_config(b.defaults, b.models_dir)
-    b.loads.append(("defaults, first start: fp32 + int4 packing, saved", time.perf_counter() - t))
+    b.loads.append(
+        ("defaults, first start: fp32, paths timed, int4 packing saved", time.perf_counter() - t)
+    )
     gc.collect()
     t = time.perf_counter()
     gen_default = HFGenerator.from_config(b.defaults, b.models_dir)
     t_default = time.perf_counter() - t
-    b.loads.append(("defaults, later starts: fp32 + saved int4 layers", t_default))
+    choice = gen_default.path_choice
+    label = choice.label if choice is not None else str(gen_default.model.dtype)
+    b.loads.append((f"defaults, later starts: fp32 + the remembered path ({label})", t_default))
+    b.default_path = choice.summary() if choice is not None else label
     no_eos(gen_default.model)
     gen_default.defaults = GenerationOptions(max_new_tokens=b.n_new, repetition_penalty=b.penalty)
     gen_default.stream_timeout = 900
     b.gen_default = gen_default
     b.add(
-        f"**backend defaults** (`quantize=auto`: int4 layers, Q8 head; {gen_default.decode_path} loop)",
+        f"**backend defaults** (`dtype=auto` chose {label}; {gen_default.decode_path} loop)",
         run_backend(b, gen_default),
         t_default - b.t_fp32,
         gen_default.model,
@@ -535,6 +543,7 @@ def _report(
         teacher_forced_positions=n_tf,
         variant_dtypes=b.dtypes,
         default_decode_path=b.gen_default.decode_path,
+        default_path_choice=b.default_path,
     )
     loads = [[n, f"{t:.2f}"] for n, t in b.loads]
     default = next(v for v in b.variants if "defaults" in v.name)

@@ -76,6 +76,35 @@ def forced_cpu_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(resolve, "cpu_supports_bf16", lambda: FORCE_CPU_BF16 == "1")
 
 
+@pytest.fixture(autouse=True)
+def fixed_decode_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``dtype="auto"`` on CPU picks float32, bf16 or int4 by timing them (tutor.lm.speed), so
+    in-process tests would depend on the machine's load. Here the timer is a fixed ranking
+    instead: int4 where it applies, then bf16 on a CPU with native bf16 (as
+    ``TUTOR_TEST_CPU_BF16`` says), then float32; nothing is cached. Tests marked
+    ``real_decode_timer`` time for real."""
+    if request.node.get_closest_marker("real_decode_timer"):
+        return
+    from tutor.lm import resolve, speed
+
+    def ranked(model: object) -> object:
+        import torch
+
+        from tutor.lm.quant import Int4Linear
+
+        if any(isinstance(m, Int4Linear) for m in model.modules()):  # type: ignore[attr-defined]
+            rate = 3.0
+        elif model.dtype == torch.bfloat16:  # type: ignore[attr-defined]
+            rate = 2.0 if resolve.cpu_supports_bf16() else 0.5
+        else:
+            rate = 1.0
+        return lambda: rate
+
+    monkeypatch.setattr(speed, "decode_timer", ranked)
+    monkeypatch.setattr(speed, "cached_choice", lambda models_dir, key: None)
+    monkeypatch.setattr(speed, "save_choice", lambda models_dir, choice: None)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
     """Under TUTOR_TEST_STRICT=1 a skip is a failure, except for GPU tests."""

@@ -75,6 +75,8 @@ def load_models(
         for job in as_completed(jobs):
             what = jobs[job]
             done[what] = job.result()
-            print(f"  {what} ready in {time.perf_counter() - t0:.1f} s", file=out, flush=True)
+            choice = getattr(done[what], "path_choice", None) if what == "model" else None
+            how = f" ({choice.label})" if choice is not None else ""
+            print(f"  {what}{how} ready in {time.perf_counter() - t0:.1f} s", file=out, flush=True)
     print(f"ready in {time.perf_counter() - t0:.1f} s", file=out, flush=True)
     return done["model"], done["embedder"]

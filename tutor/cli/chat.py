@@ -23,6 +23,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     add_lm_options(show)
     show.set_defaults(func=cmd_config_show)
 
+    p = sub.add_parser(
+        "bench-lm",
+        parents=[common],
+        help="time the CPU decode paths (float32, bf16, int4) and keep the fastest",
+    )
+    add_lm_options(p)
+    p.set_defaults(func=cmd_bench_lm)
+
     p = sub.add_parser("ask", parents=[common], help="stream one answer to stdout")
     p.add_argument("question", nargs="+", help="the question")
     p.add_argument("--system", default=None, help="system prompt (default: the tutor persona)")
@@ -74,6 +82,56 @@ def cmd_config_show(args: argparse.Namespace, config: Any) -> int:
         print(json.dumps(config.to_dict(), indent=2))
     else:
         print(config.to_toml(), end="")
+        print("\n".join(decode_path_notes(config)))
+    return 0
+
+
+def decode_path_notes(config: Any) -> list[str]:
+    """TOML comments: which CPU decode path the model runs on, and why."""
+    from tutor.lm.speed import describe
+
+    lm = config.lm
+    if lm.backend != "hf":
+        return [f"# decode path: the {lm.backend} backend's server decides"]
+    if lm.dtype != "auto":
+        return [f"# decode path: lm.dtype = {lm.dtype!r}, set in the config (not measured)"]
+    lines = describe(config.paths.models_dir)
+    if not lines:
+        return [
+            "# decode path: not measured on this machine yet; the first start times float32,",
+            "# bfloat16 and the int4 repack and keeps the fastest (`tutor bench-lm` does it now)",
+        ]
+    head = "# decode path (lm.dtype = 'auto': measured here; `tutor bench-lm` measures again):"
+    return [head, *(f"#   {line}" for line in lines)]
+
+
+def cmd_bench_lm(args: argparse.Namespace, config: Any) -> int:
+    """Time every CPU decode path of the configured model again and remember the fastest."""
+    import time
+
+    from tutor.lm.resolve import load_causal_lm
+
+    lm = config.lm
+    if lm.backend != "hf":
+        raise InputError(f"tutor bench-lm times the hf backend; lm.backend is {lm.backend!r}")
+    log_to_file(config.paths.home_dir / "logs" / "tutor.log")
+    print(f"timing the decode paths of {lm.model} (a few seconds)…", file=sys.stderr)
+    t0 = time.perf_counter()
+    model, _ = load_causal_lm(
+        lm.model,
+        models_dir=config.paths.models_dir,
+        device="cpu",
+        adapter=lm.adapter,
+        merge_adapter=True,
+        quantize=lm.quantize,
+        remeasure=True,
+    )
+    choice = model.tutor_decode_path
+    for name, rate in sorted(choice.rates.items(), key=lambda kv: -kv[1]):
+        print(f"{name:>16}  {rate:6.1f} tok/s{'  <- chosen' if name == choice.label else ''}")
+    print(f"chosen: {choice.summary()} ({time.perf_counter() - t0:.1f} s)")
+    if lm.dtype != "auto":
+        print(f"note: lm.dtype = {lm.dtype!r} in the config overrides this choice")
     return 0
 
 

@@ -258,6 +258,7 @@ def load_causal_lm(
     trainable_adapter: bool = False,
     quantize: str = "none",
     merge_adapter: bool = False,
+    remeasure: bool = False,
 ) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` for generation or training.
 
@@ -267,16 +268,19 @@ def load_causal_lm(
     for faster CPU decoding (inference only; see ``tutor.lm.quant``). ``merge_adapter`` folds
     the LoRA weights into the base for serving (same outputs, plain model: the lean decode
     loop applies); it is skipped on a 4-bit base, where merging would round the adapter away.
+    ``dtype="auto"`` on CPU (for inference) chooses float32, bf16 or the int4 repack by timing
+    them (``tutor.lm.speed``; cached per machine, ``remeasure`` times them again); the choice is
+    left on the model as ``tutor_decode_path``.
     """
     source = resolve_source(spec, models_dir)  # fails fast, before the heavy imports
-    from transformers import AutoModelForCausalLM
-
     if source.alias and source.gguf_file and models_dir is not None:
         source = ModelSource(
             str(ensure_bundled_cache(source.alias, models_dir)), alias=source.alias, local=True
         )
     dev = pick_device(device)
-    torch_dtype = pick_dtype(dtype, dev)
+    # dtype "auto" on CPU: load float32 and let tutor.lm.speed pick the path by measurement
+    measure = dtype == "auto" and dev == "cpu" and not load_in_4bit and not trainable_adapter
+    torch_dtype = pick_dtype("float32" if measure else dtype, dev)
     kwargs: dict[str, Any] = {"dtype": torch_dtype}
     if load_in_4bit:
         if source.gguf_file:
@@ -292,18 +296,9 @@ def load_causal_lm(
         kwargs["gguf_file"] = source.gguf_file
         kwargs["quantization_config"] = GgufConfig(dequantize=True)
     tokenizer = load_tokenizer(source, chat_template)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(source.path, **kwargs)
-    except OSError as e:
-        raise _not_found(source.path, e) from e
-    except ValueError as e:
-        if "does not recognize this architecture" in str(e) or "Unrecognized" in str(e):
-            raise ModelNotFoundError(
-                f"model '{spec}' is not a causal LM transformers can load: {e}"
-            ) from e
-        raise
+    model = _from_pretrained(spec, source, kwargs)
     if not load_in_4bit:
-        model.to(dev)  # type: ignore[arg-type]  # transformers wraps .to untyped
+        model.to(dev)
     merged = False
     if adapter:
         model = attach_adapter(model, adapter, trainable=trainable_adapter)
@@ -316,14 +311,56 @@ def load_causal_lm(
     )
     if merged and mode == "auto":
         mode = "none"  # merged weights are off the GGUF grid: nothing lossless to pack
+    if measure and not (adapter and not merged):
+        return _measured_path(model, mode, source, models_dir, adapter, remeasure), tokenizer
     if mode != "none":
         quantize_loaded(model, mode, source, models_dir)
     return model, tokenizer
 
 
-def quantize_loaded(model: Any, mode: str, source: ModelSource, models_dir: Path | None) -> None:
-    """Quantize in place. For the bundled model's cache (a directory this tutor owns) the
-    result is saved beside it and reused, so only the first start pays for the packing."""
+def _measured_path(
+    model: Any,
+    mode: str,
+    source: ModelSource,
+    models_dir: Path | None,
+    adapter: str,
+    remeasure: bool,
+) -> Any:
+    """The float32 ``model`` on the decode path ``tutor.lm.speed`` measures fastest."""
+    from tutor.lm.speed import choose_path, model_key
+
+    model, choice = choose_path(
+        model,
+        quantize=mode,
+        quantize_fn=lambda m, q: quantize_loaded(m, q, source, models_dir),
+        models_dir=models_dir,
+        key=model_key(source.path, adapter),
+        remeasure=remeasure,
+        native_bf16=lambda: cpu_supports_bf16(),
+    )
+    model.tutor_decode_path = choice
+    return model
+
+
+def _from_pretrained(spec: str, source: ModelSource, kwargs: dict[str, Any]) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(source.path, **kwargs)
+    except OSError as e:
+        raise _not_found(source.path, e) from e
+    except ValueError as e:
+        if "does not recognize this architecture" in str(e) or "Unrecognized" in str(e):
+            raise ModelNotFoundError(
+                f"model '{spec}' is not a causal LM transformers can load: {e}"
+            ) from e
+        raise
+
+
+def quantize_loaded(model: Any, mode: str, source: ModelSource, models_dir: Path | None) -> bool:
+    """Quantize in place; False when ``auto`` found nothing lossless to pack. For the bundled
+    model's cache (a directory this tutor owns) the result is saved beside it and reused, so
+    only the first start pays for the packing. The saved file is keyed by the model's dtype."""
     import torch
 
     from tutor.lm.quant import load_quantized, quantize_model, save_quantized
@@ -333,17 +370,19 @@ def quantize_loaded(model: Any, mode: str, source: ModelSource, models_dir: Path
     if source.alias and models_dir is not None and weights.is_file():
         st = weights.stat()
         stamp = f"{st.st_size}-{st.st_mtime_ns}"
+        dtype = str(model.dtype).removeprefix("torch.")
         cache_file = (
-            Path(source.path) / "quantized" / f"{mode}-torch{torch.__version__}.safetensors"
+            Path(source.path) / "quantized" / f"{mode}-{dtype}-torch{torch.__version__}.safetensors"
         )
         if load_quantized(model, cache_file, stamp):
-            return
+            return True
     report = quantize_model(model, "int4" if mode == "auto" else mode, lossless_only=mode == "auto")
     if report is not None and cache_file is not None and stamp is not None:
         try:
             save_quantized(model, cache_file, stamp)
         except OSError as e:  # a read-only data dir: quantize again next time
             log.warning("could not cache the quantized model at %s: %s", cache_file, e)
+    return report is not None
 
 
 def pick_quantize(

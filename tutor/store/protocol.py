@@ -59,6 +59,16 @@ class TutorStore(Protocol):
         self, session_id: str, *, limit: int | None = None, learner_id: int | None = None
     ) -> list[Message]: ...
 
+    def attempts(
+        self,
+        learner_id: int | None = None,
+        *,
+        skill: str | None = None,
+        item_id: str | None = None,
+        session_id: str | None = None,
+        counted_only: bool = False,
+    ) -> list[Attempt]: ...
+
     def get_state(self, session_id: str, *, learner_id: int | None = None) -> SessionState: ...
 
     def set_state(

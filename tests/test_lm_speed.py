@@ -1,0 +1,201 @@
+"""The CPU decode path is chosen by measurement (tutor.lm.speed), remembered per machine, and
+the int4 cache is keyed by dtype, so what ``auto`` does never depends on what ran before."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.test_lm_hf import _tiny
+from tutor.lm import speed
+from tutor.lm.resolve import load_causal_lm
+
+pytestmark = pytest.mark.real_decode_timer
+
+
+def _path_of(model: Any) -> str:
+    import torch
+
+    from tutor.lm.quant import Int4Linear
+
+    if any(isinstance(m, Int4Linear) for m in model.modules()):
+        return "float32 + int4"
+    return "bfloat16" if model.dtype == torch.bfloat16 else "float32"
+
+
+class FakeTimer:
+    """Decode rates by path, and a record of which paths were timed."""
+
+    def __init__(self, rates: dict[str, float]):
+        self.rates = rates
+        self.timed: list[str] = []
+
+    def __call__(self, model: Any) -> Any:
+        path = _path_of(model)
+
+        def measure() -> float:
+            self.timed.append(path)
+            return self.rates[path]
+
+        return measure
+
+
+@pytest.fixture
+def grid_dir(tmp_path: Path) -> Path:
+    return _tiny(tmp_path, "grid", on_int4_grid=True)[0]
+
+
+@pytest.mark.parametrize(
+    "rates",
+    [
+        {"float32": 10.0, "bfloat16": 30.0, "float32 + int4": 20.0},
+        {"float32": 10.0, "bfloat16": 5.0, "float32 + int4": 20.0},
+        {"float32": 40.0, "bfloat16": 5.0, "float32 + int4": 20.0},
+    ],
+)
+def test_auto_loads_the_fastest_path(
+    grid_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rates: dict[str, float]
+):
+    fake = FakeTimer(rates)
+    monkeypatch.setattr(speed, "decode_timer", fake)
+    model, _ = load_causal_lm(
+        str(grid_dir), models_dir=tmp_path / "m", device="cpu", quantize="auto"
+    )
+    best = max(rates, key=lambda k: rates[k])
+    assert _path_of(model) == best  # never slower than any other available path
+    assert model.tutor_decode_path.label == best
+    assert set(fake.timed) == set(rates)  # every path was timed, interleaved rounds
+    assert fake.timed[: len(rates)] == fake.timed[len(rates) : 2 * len(rates)]
+
+
+def test_the_choice_is_remembered_and_measured_again_on_request(
+    grid_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    models = tmp_path / "m"
+    fake = FakeTimer({"float32": 10.0, "bfloat16": 30.0, "float32 + int4": 20.0})
+    monkeypatch.setattr(speed, "decode_timer", fake)
+    load_causal_lm(str(grid_dir), models_dir=models, device="cpu", quantize="auto")
+    saved = json.loads((models / speed.CACHE_FILE).read_text())
+    (entry,) = saved.values()
+    assert entry["dtype"] == "bfloat16" and entry["rates"]["bfloat16"] == 30.0
+    assert {"cpu", "flags_sha", "torch", "threads", "model", "weights"} <= set(entry["key"])
+    fake.timed.clear()
+    model, _ = load_causal_lm(str(grid_dir), models_dir=models, device="cpu", quantize="auto")
+    assert fake.timed == [] and _path_of(model) == "bfloat16"  # the cached winner, untimed
+    fake.rates["float32 + int4"] = 90.0  # the machine changed (a new torch, say)
+    model, _ = load_causal_lm(
+        str(grid_dir), models_dir=models, device="cpu", quantize="auto", remeasure=True
+    )
+    assert fake.timed and _path_of(model) == "float32 + int4"
+    fake.timed.clear()
+    monkeypatch.setattr(speed, "machine_key", lambda: {"cpu": "another", "threads": 1})
+    load_causal_lm(str(grid_dir), models_dir=models, device="cpu", quantize="auto")
+    assert fake.timed  # another machine key: measured again
+    assert len(json.loads((models / speed.CACHE_FILE).read_text())) == 2
+
+
+def test_int4_is_offered_only_where_lossless_and_dtype_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    plain_dir = _tiny(tmp_path, "plain")[0]
+    fake = FakeTimer({"float32": 10.0, "bfloat16": 30.0, "float32 + int4": 99.0})
+    monkeypatch.setattr(speed, "decode_timer", fake)
+    model, _ = load_causal_lm(str(plain_dir), device="cpu", quantize="auto")
+    assert set(fake.timed) == {"float32", "bfloat16"} and _path_of(model) == "bfloat16"
+    fake.timed.clear()
+    for dtype in ("float32", "bfloat16"):  # lm.dtype set: no measuring, that dtype
+        model, _ = load_causal_lm(str(plain_dir), dtype=dtype, device="cpu", quantize="auto")
+        assert _path_of(model) == dtype and not hasattr(model, "tutor_decode_path")
+    model, _ = load_causal_lm(str(plain_dir), device="cpu", quantize="int8")
+    assert model.tutor_decode_path.label == "float32 + int8"  # explicit: packed from float32
+    assert fake.timed == []
+
+
+def test_a_broken_cache_file_is_measured_again(
+    grid_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    models = tmp_path / "m"
+    models.mkdir()
+    (models / speed.CACHE_FILE).write_text("{not json")
+    fake = FakeTimer({"float32": 10.0, "bfloat16": 30.0, "float32 + int4": 20.0})
+    monkeypatch.setattr(speed, "decode_timer", fake)
+    model, _ = load_causal_lm(str(grid_dir), models_dir=models, device="cpu", quantize="auto")
+    assert _path_of(model) == "bfloat16"
+    assert len(json.loads((models / speed.CACHE_FILE).read_text())) == 1
+
+
+def test_the_real_timer_decodes_on_both_loops(tiny_llama_dir: Path):
+    from tutor.lm.fast import LlamaDecoder
+
+    model, _ = load_causal_lm(str(tiny_llama_dir), dtype="float32", device="cpu")
+    assert LlamaDecoder.unsupported_reason(model) is None
+    rate = speed.decode_timer(model)()
+    assert math.isfinite(rate) and rate > 0
+    model.config.attention_bias = True  # not the lean loop's model: timed through forward()
+    assert LlamaDecoder.unsupported_reason(model) is not None
+    rate = speed.decode_timer(model)()
+    assert math.isfinite(rate) and rate > 0
+
+
+@pytest.mark.slow
+def test_bundled_int4_cache_is_keyed_by_dtype(bundled_model_dir: Path, tmp_path: Path):
+    """Once a float32 start saved the int4 layers, a bf16 start must not load them."""
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(bundled_model_dir, models / "smollm2-135m-instruct", symlinks=True)
+    shutil.rmtree(models / "smollm2-135m-instruct" / "quantized", ignore_errors=True)
+    model, _ = load_causal_lm(
+        "smollm2-135m-instruct", models_dir=models, dtype="float32", device="cpu", quantize="auto"
+    )
+    assert _path_of(model) == "float32 + int4"
+    saved = sorted(p.name for p in (models / "smollm2-135m-instruct" / "quantized").iterdir())
+    assert saved and all("-float32-" in name for name in saved)
+    model, _ = load_causal_lm(
+        "smollm2-135m-instruct", models_dir=models, dtype="bfloat16", device="cpu", quantize="auto"
+    )
+    assert _path_of(model) == "bfloat16"
+
+
+def test_config_show_and_bench_lm_say_which_path_and_why(
+    grid_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
+    from tutor.cli import main
+
+    home = tmp_path / "home"
+    args = ["--home", str(home), "--set", f"lm.model={grid_dir}"]
+    assert main([*args, "config", "show"]) == 0
+    assert "not measured on this machine yet" in capsys.readouterr().out
+    monkeypatch.setattr(
+        speed, "decode_timer", FakeTimer({"float32": 10.0, "bfloat16": 3.0, "float32 + int4": 20.0})
+    )
+    assert main([*args, "bench-lm"]) == 0
+    out = capsys.readouterr().out
+    assert "float32 + int4" in out and "<- chosen" in out and "20.0 tok/s" in out
+    assert main([*args, "config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "# decode path (lm.dtype = 'auto'" in out and "float32 + int4 (measured" in out
+    assert main([*args, "--set", "lm.dtype=bfloat16", "config", "show"]) == 0
+    assert "lm.dtype = 'bfloat16', set in the config" in capsys.readouterr().out
+
+
+def test_a_model_too_big_to_copy_is_chosen_by_rule(
+    grid_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from tutor.lm import resolve
+
+    fake = FakeTimer({"float32": 10.0, "bfloat16": 30.0, "float32 + int4": 20.0})
+    monkeypatch.setattr(speed, "decode_timer", fake)
+    monkeypatch.setattr(speed, "MEASURE_LIMIT_BYTES", 0)
+    model, _ = load_causal_lm(str(grid_dir), device="cpu", quantize="auto")
+    assert _path_of(model) == "float32 + int4" and "not measured" in model.tutor_decode_path.reason
+    plain_dir = _tiny(tmp_path, "plain")[0]
+    for native, path in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(resolve, "cpu_supports_bf16", lambda native=native: native)
+        model, _ = load_causal_lm(str(plain_dir), device="cpu", quantize="auto")
+        assert _path_of(model) == path
+    assert fake.timed == []

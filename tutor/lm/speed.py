@@ -1,0 +1,324 @@
+"""Pick the CPU decode path by measurement, once per machine, instead of by CPU flags.
+
+With ``lm.dtype = "auto"`` on CPU the model is loaded in float32 and every path that applies is
+built from it and timed on a few decode steps, interleaved:
+
+* ``float32``: the weights as loaded;
+* ``bfloat16``: every weight rounded to bf16 (fast where the CPU has native bf16 math, slow
+  where it is emulated);
+* ``float32 + int4``: the linear layers packed into PyTorch's CPU int4 kernel, only where
+  ``lm.quantize = "auto"`` finds them already on a 4-bit grid (the bundled GGUF model), so no
+  weight changes.
+
+The fastest wins. The choice is cached per machine (CPU model and flags, torch version, torch
+threads) and per model (path, weights' size and mtime, adapter) in ``decode-paths.json`` in the
+model cache, so later starts load only the winner; ``tutor bench-lm`` measures again, and
+``tutor config show`` prints what was chosen and why. ``lm.dtype`` set to anything but ``auto``
+skips all of this. A model too large to hold three copies of (over ``MEASURE_LIMIT_BYTES`` in
+float32) is not measured: it gets int4 where lossless, else bf16 where the CPU has it natively.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from knowledge_base.atomic import write_atomic
+
+log = logging.getLogger(__name__)
+
+CACHE_FILE = "decode-paths.json"
+MEASURE_LIMIT_BYTES = 2 * 1024**3
+STEPS = 6
+ROUNDS = 3
+PROMPT_TOKENS = 32
+
+
+@dataclass
+class PathChoice:
+    """One decision: ``dtype`` and ``quantize`` of the winner, and the evidence."""
+
+    dtype: str  # float32 | bfloat16
+    quantize: str  # none | int4 | int8
+    reason: str
+    rates: dict[str, float] = field(default_factory=dict)  # path label -> decode tok/s
+    measured_utc: str = ""
+    key: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return path_label(self.dtype, self.quantize)
+
+    def summary(self) -> str:
+        if not self.rates:
+            return f"{self.label} ({self.reason})"
+        rates = ", ".join(
+            f"{k} {v:.1f}" for k, v in sorted(self.rates.items(), key=lambda kv: -kv[1])
+        )
+        return f"{self.label} ({self.reason}; decode tok/s: {rates})"
+
+
+def path_label(dtype: str, quantize: str) -> str:
+    return dtype if quantize == "none" else f"{dtype} + {quantize}"
+
+
+# -- the machine and the model ---------------------------------------------------------------
+
+
+def cpu_key() -> dict[str, str]:
+    """The CPU's model name and a hash of its flags (no torch import: ``config show`` uses it)."""
+    cpu, flags = "unknown", ""
+    try:
+        info = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        info = ""
+    for line in info.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "model name" and cpu == "unknown":
+            cpu = value.strip()
+        elif name.strip() == "flags" and not flags:
+            flags = " ".join(sorted(value.split()))
+    if cpu == "unknown":
+        import platform
+
+        cpu = platform.processor() or platform.machine() or "unknown"
+    return {"cpu": cpu, "flags_sha": hashlib.sha256(flags.encode()).hexdigest()[:16]}
+
+
+def machine_key() -> dict[str, Any]:
+    """What makes a measurement valid: the CPU (model name and flags), torch, its threads."""
+    import torch
+
+    return {**cpu_key(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def model_key(path: str, adapter: str = "") -> dict[str, Any]:
+    """The model's identity: its directory (or id) and the size and mtime of its weights."""
+    stamp = ""
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(f for pat in ("*.safetensors", "*.bin", "*.gguf") for f in p.glob(pat))
+        stamp = ";".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    return {
+        "model": str(path),
+        "weights": hashlib.sha256(stamp.encode()).hexdigest()[:16],
+        "adapter": adapter,
+    }
+
+
+def _entry_id(key: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+
+
+# -- the cache --------------------------------------------------------------------------------
+
+
+def _read_all(models_dir: Path) -> dict[str, Any]:
+    f = Path(models_dir) / CACHE_FILE
+    try:
+        data = json.loads(f.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        log.warning("ignoring unreadable %s (%s); the decode path will be measured again", f, e)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def cached_choice(models_dir: Path | None, key: dict[str, Any]) -> PathChoice | None:
+    if models_dir is None:
+        return None
+    raw = _read_all(models_dir).get(_entry_id(key))
+    if not isinstance(raw, dict):
+        return None
+    try:
+        choice = PathChoice(**raw)
+    except TypeError:
+        return None
+    if choice.dtype not in ("float32", "bfloat16") or choice.quantize not in ("none", "int4"):
+        return None
+    return choice
+
+
+def save_choice(models_dir: Path | None, choice: PathChoice) -> None:
+    if models_dir is None:
+        return
+    data = _read_all(models_dir)
+    data[_entry_id(choice.key)] = asdict(choice)
+    try:
+        Path(models_dir).mkdir(parents=True, exist_ok=True)
+        write_atomic(Path(models_dir) / CACHE_FILE, json.dumps(data, indent=2) + "\n")
+    except OSError as e:  # a read-only data dir: measure again next start
+        log.warning("could not save the decode path choice in %s: %s", models_dir, e)
+
+
+def describe(models_dir: Path) -> list[str]:
+    """One line per choice remembered for this CPU, for ``tutor config show``."""
+    here = cpu_key()
+    lines = []
+    for raw in _read_all(models_dir).values():
+        try:
+            c = PathChoice(**raw)
+        except TypeError:
+            continue
+        if any(c.key.get(k) != v for k, v in here.items()):
+            continue
+        where = str(c.key.get("model", "?"))
+        lines.append(
+            f"{Path(where).name or where}: {c.summary()}; measured {c.measured_utc or '?'} "
+            f"with torch {c.key.get('torch', '?')}, {c.key.get('threads', '?')} thread(s)"
+        )
+    return lines
+
+
+# -- measuring --------------------------------------------------------------------------------
+
+
+def decode_timer(
+    model: Any, steps: int = STEPS, clock: Callable[[], float] = time.perf_counter
+) -> Callable[[], float]:
+    """A function that measures ``model``'s decode tokens per second on CPU: a short prompt,
+    then ``steps`` greedy steps through the decode loop the backend uses (the lean loop where it
+    applies). The loop is built once, so repeated calls time only decoding."""
+    import torch
+
+    from tutor.lm.fast import LlamaDecoder
+
+    vocab = int(model.config.vocab_size)
+    ids = torch.arange(PROMPT_TOKENS) % max(vocab - 1, 1) + 1
+    total = PROMPT_TOKENS + steps + 1
+    lean = LlamaDecoder(model, total) if LlamaDecoder.unsupported_reason(model) is None else None
+
+    def prefill() -> tuple[Any, Callable[[Any], Any]]:
+        if lean is not None:
+            lean.reset(total)
+            return lean.forward(ids), lambda tok: lean.forward(tok.reshape(1))
+        out = model(ids[None], use_cache=True)
+        past = [out.cache]
+
+        def step(tok: Any) -> Any:
+            o = model(tok.reshape(1, 1), cache=past[0], use_cache=True)
+            past[0] = o.cache
+            return o.logits[0, -1]
+
+        return out.logits[0, -1], step
+
+    def measure() -> float:
+        with torch.inference_mode():
+            logits, step = prefill()
+            gaps = []
+            for _ in range(steps):
+                t0 = clock()
+                logits = step(logits.argmax(-1))
+                gaps.append(clock() - t0)
+        gap = statistics.median(gaps)
+        return 1.0 / gap if gap > 0 else float("inf")
+
+    return measure
+
+
+def _param_bytes(model: Any) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def choose_path(
+    model: Any,
+    *,
+    quantize: str,
+    quantize_fn: Callable[[Any, str], bool],
+    models_dir: Path | None,
+    key: dict[str, Any],
+    remeasure: bool = False,
+    timer: Callable[[Any], Callable[[], float]] | None = None,
+    native_bf16: Callable[[], bool] | None = None,
+) -> tuple[Any, PathChoice]:
+    """Turn a float32 CPU ``model`` into the fastest path; returns it and the decision.
+
+    ``quantize`` is ``lm.quantize`` after ``pick_quantize`` (``none``, ``auto``, ``int4`` or
+    ``int8``). ``quantize_fn(model, mode)`` quantizes in place and says whether it did.
+    ``timer(model)`` returns a function that times its decoding (``decode_timer``; tests pass
+    a fake).
+    """
+    import torch
+
+    if quantize in ("int4", "int8"):  # asked for explicitly: packed from the float32 weights
+        quantize_fn(model, quantize)
+        return model, PathChoice("float32", quantize, f"lm.quantize = {quantize}", key=key)
+    full_key = {**machine_key(), **key, "quantize": quantize}
+    if not remeasure:
+        cached = cached_choice(models_dir, full_key)
+        if cached is not None:
+            return _apply(model, cached, quantize_fn), cached
+    if _param_bytes(model) > MEASURE_LIMIT_BYTES:
+        bf16 = native_bf16() if native_bf16 is not None else False
+        return _by_rule(model, quantize, quantize_fn, bf16, full_key)
+    candidates: dict[str, Any] = {"float32": model}
+    candidates["bfloat16"] = copy.deepcopy(model).to(torch.bfloat16)
+    if quantize == "auto":
+        packed = copy.deepcopy(model)
+        if quantize_fn(packed, "auto"):
+            candidates[path_label("float32", "int4")] = packed
+    timers = {name: (timer or decode_timer)(m) for name, m in candidates.items()}
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    for t in timers.values():  # warm-up: the first calls allocate and pick kernels
+        t()
+    for _ in range(ROUNDS):  # interleaved, so a change in machine load hits every path alike
+        for name, t in timers.items():
+            samples[name].append(t())
+    del timers
+    rates = {name: round(statistics.median(v), 2) for name, v in samples.items()}
+    best = max(rates, key=lambda n: rates[n])
+    dtype, _, q = best.partition(" + ")
+    choice = PathChoice(
+        dtype,
+        q or "none",
+        "measured: the fastest of " + ", ".join(rates),
+        rates,
+        datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        full_key,
+    )
+    save_choice(models_dir, choice)
+    log.info("decode path: %s", choice.summary())
+    return candidates[best], choice
+
+
+def _apply(model: Any, choice: PathChoice, quantize_fn: Callable[[Any, str], bool]) -> Any:
+    import torch
+
+    if choice.quantize == "int4":
+        if not quantize_fn(model, "auto"):
+            log.warning("the cached decode path is int4 but the weights are no longer on the grid")
+        return model
+    if choice.dtype == "bfloat16":
+        return model.to(torch.bfloat16)
+    return model
+
+
+def _by_rule(
+    model: Any,
+    quantize: str,
+    quantize_fn: Callable[[Any, str], bool],
+    bf16: bool,
+    key: dict[str, Any],
+) -> tuple[Any, PathChoice]:
+    import torch
+
+    size = f"{_param_bytes(model) / 1e9:.1f} GB"
+    if quantize == "auto" and quantize_fn(model, "auto"):
+        return model, PathChoice(
+            "float32", "int4", f"not measured ({size}): int4 is lossless", key=key
+        )
+    if bf16:
+        return model.to(torch.bfloat16), PathChoice(
+            "bfloat16", "none", f"not measured ({size}): the CPU has native bf16", key=key
+        )
+    return model, PathChoice("float32", "none", f"not measured ({size}): no native bf16", key=key)
