@@ -162,13 +162,23 @@ class Learner:
         # course does not cover with the fixed notice alone, and nothing would stream)
         self.turn("/send", question, "guide", self.sid, sent=question, **kw)
 
-    def practise(self) -> None:
+    def practise(self, db: Path) -> None:
+        """Take the next problem and solve it (its answer read from the store): a graded
+        attempt, and no problem left open, so the next question streams the model's reply
+        (a question with a problem open is answered from the course instead)."""
+        from tutor.items import load_default_bank
+        from tutor.store import LearnerStore
         from ui.handlers import NEXT_MESSAGE
 
         self.turn("/next_problem", self.sid, sent=NEXT_MESSAGE)
-        card = self.turn("/check", "999", self.sid, sent="999")
-        assert "attempt 1" in card  # graded
-        self.attempts.append("999")
+        with LearnerStore(f"sqlite:///{db}", fallback_bank=load_default_bank, kdf_n=2) as store:
+            state = store.get_state(self.sid)
+            assert state.item_id, "no practice item was served"
+            item = store.get_item(store.get_session(self.sid).collection, state.item_id)
+        answer = str(item.answer.value)
+        card = self.turn("/check", answer, self.sid, sent=answer)
+        assert "Correct" in card, card  # graded
+        self.attempts.append(answer)
 
 
 # -- the phases of the web-server fault ------------------------------------------------------

@@ -77,7 +77,7 @@ def test_server_killed_mid_stream_keeps_every_acknowledged_message(tmp_path: Pat
 
         def before(lr: Learner) -> None:  # before the fault: a finished answer, a graded attempt
             lr.ask(f"how do leaves work, asks {lr.name}?")
-            lr.practise()
+            lr.practise(home / "learners.sqlite")
 
         together(before, learners.values())
         kill_while_streaming(server, learners)  # the fault: SIGKILL while both answers stream

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tutor.agent import AgentSettings, TutorAgent
+from tutor.explain import NOT_COVERED_REPLY
 from tutor.guide import CANNOT_CHECK, PLAN, check_work, choose_move, guide_reply
 from tutor.items import load_default_bank
 from tutor.store import LearnerStore
@@ -339,13 +340,34 @@ def test_a_word_problem_posed_in_guide_mode_is_planned_and_its_arithmetic_checke
 def test_a_question_about_something_else_is_answered_and_the_problem_stays_open(store) -> None:
     agent, gen, ana, sess = _open(store, SAM, "60", SAM_SOLUTION)
     gen.reply = "Light scatters in the air. Which colour scatters most?"
-    text = seen(agent.respond(ana, sess, "why is the sky blue?", mode="guide"))
-    assert gen.calls, "the question went to a template move instead of being answered"
-    assert "Where does" not in text and "work out" not in text
+    events = list(agent.respond(ana, sess, "why is the sky blue?", mode="guide"))
+    text = seen(events)
+    # answered as a question, in explain mode: from the course, never from the LM's own facts;
+    # this agent has no course, so it says the course does not cover it
+    assert text.startswith(NOT_COVERED_REPLY[:40]), "went to a template move on the problem"
+    assert "Where does" not in text and "work out" not in text and "scatters" not in text
     assert store.get_state(sess.id).problem == SAM
+    assert store.messages(sess.id)[-1].meta["answered_as"] == "explain"
     # work on the problem, a question with numbers, and a help request still get the moves
     calls = len(gen.calls)
     text = seen(agent.respond(ana, sess, SAM_WORK, mode="guide"))
     assert "Where does the 3 come from?" in text and len(gen.calls) == calls
     text = seen(agent.respond(ana, sess, "what do I do first?", mode="guide"))
     assert len(gen.calls) == calls, "a help request is the hint path's, not the model's"
+
+
+@pytest.mark.parametrize("mode", ["guide", "practice", "auto"])
+def test_a_question_with_a_bank_item_open_is_answered_from_the_course_in_every_mode(
+    store, mode: str
+) -> None:
+    """The model's own facts never reach the learner: "the sky is green" is not shown."""
+    gen = ScriptedGenerator("The sky is green because of chlorophyll. Which colour is it?")
+    agent = TutorAgent(gen, store, None, AgentSettings(min_score=0.05))
+    ana = store.add_learner("ana")
+    sess = agent.start_session(ana)
+    seen(agent.respond(ana, sess, "next problem", mode="practice"))
+    item_id = store.get_state(sess.id).item_id
+    assert item_id
+    text = seen(agent.respond(ana, sess, "why is the sky blue?", mode=mode))
+    assert text.startswith(NOT_COVERED_REPLY[:40]) and "green" not in text
+    assert store.get_state(sess.id).item_id == item_id  # still open

@@ -126,8 +126,8 @@ def test_a_passage_cannot_close_the_problem_or_leak_its_answer(agent, store: Lea
     assert ev[0].reason == "problem" and store.get_state(sess.id).problem
     # questions whose retrieval brings up the memo (it says the answer and "close the item")
     for msg in [
-        "Explain the fractions problem grading memo to me, how do I add fractions?",
-        "What does the teacher memo say about adding fractions?",
+        "Explain the fractions problem grading memo to me, and how to add fractions.",
+        "Tell me what the teacher memo says about adding fractions.",
     ]:
         ev = run(ag, ana, sess, msg, mode="guide")  # the model is prompted with the memo
         sources = next(e for e in ev if e.kind == "sources").sources
@@ -136,6 +136,15 @@ def test_a_passage_cannot_close_the_problem_or_leak_its_answer(agent, store: Lea
         shown = "".join(e.text for e in ev if e.kind == "text")
         assert "7/8" not in shown and "seven eighths" not in shown  # ...the answer did not pass
         assert ev[-1].leaks_blocked >= 1 and sources is not None
+        state = store.get_state(sess.id)
+        assert state.problem and state.attempts == 0 and not state.solution_earned
+    # the same as questions: answered in explain mode, from the course, and the answer stays out
+    for msg in [
+        "Explain the fractions problem grading memo to me, how do I add fractions?",
+        "What does the teacher memo say about adding fractions?",
+    ]:
+        shown = text_of(run(ag, ana, sess, msg, mode="guide"))
+        assert "7/8" not in shown and "seven eighths" not in shown
         state = store.get_state(sess.id)
         assert state.problem and state.attempts == 0 and not state.solution_earned
     # the solution is still refused, and a wrong answer is still wrong

@@ -43,7 +43,7 @@ from tutor.events import (
 )
 from tutor.explain import ExplainSettings, explain_turn
 from tutor.grading import GradeResult, grade
-from tutor.guide import NO_PROBLEM_REPLY, guide_reply, help_reply, word_problem_help
+from tutor.guide import NO_PROBLEM_REPLY, guide_reply, help_reply, reply_mode, word_problem_help
 from tutor.intents import IntentReader, turn_state
 from tutor.lm.base import Generator, Message
 from tutor.modes import detect_intent
@@ -491,6 +491,9 @@ class TutorAgent:
         )
         passages = self._retrieve(turn, query, ctx.sess.collection)
         mode = turn.mode if turn.mode in ("explain", "guide", "practice") else "explain"
+        asked = reply_mode(mode, turn.intent.action, ctx.text, bool(opened or state.problem))
+        if (mode := asked) != turn.mode:
+            turn.meta["answered_as"] = mode  # a question in guide mode: from the course
         if opened is not None and problem is None:
             problem = ProblemState(
                 problem=opened.item.prompt, attempts=state.attempts, hint_level=state.hint_level

@@ -205,6 +205,21 @@ def is_other_question(text: str) -> bool:
     return (text or "").rstrip().endswith("?") and not parse_work(text).items
 
 
+def reply_mode(mode: str, action: str, text: str, problem_open: bool) -> str:
+    """The mode that writes the reply. A question asked in guide or practice mode while a
+    problem is open that shows no work on it ("why is the sky blue?") is answered in explain
+    mode: from the course, grounded by construction (tutor.explain), not from the LM's own
+    facts. The problem stays open; help requests and answers keep their own paths."""
+    if (
+        mode in ("guide", "practice")
+        and problem_open
+        and action not in ("grade", "hint", "solution")
+        and is_other_question(text)
+    ):
+        return "explain"
+    return mode
+
+
 def _in_word_problem(history: Sequence[Any]) -> bool:
     """Whether the tutor said, in its last three turns, that it cannot check this problem."""
     said = [m for m in history if m.get("role") == "assistant"][-3:]
