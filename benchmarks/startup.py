@@ -5,7 +5,7 @@ interleaved over rounds:
 
 - ``one after the other`` (before issue 16): the model loads, then the knowledge base, and the
   embedder loads at the first search, as the first student's question used to pay it;
-- ``at once``: ``tutor.startup.load_models`` loads both in two threads, then the same search;
+- ``load_models``: ``tutor.startup.load_models`` (two threads on more than 2 cores, else one), then the same search;
 - ``tutor serve, first page``: ``tutor serve`` from its start until ``/login`` answers 200 (the
   app listens once both are loaded), and the ``ready in N s`` it prints.
 
@@ -122,7 +122,7 @@ def main() -> None:
     rows = []
     for name, xs in (
         ("one after the other (before): model, then embedder at the first question", seq),
-        ("at once (now): load_models, then the first question", par),
+        ("load_models (now; two threads on more than 2 cores), then the first question", par),
         ("`tutor serve` (now): start to the sign-in page", page),
         ("`tutor serve` (now): its own 'ready in N s' (model and embedder)", ready),
     ):
