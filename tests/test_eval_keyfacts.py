@@ -271,7 +271,9 @@ def test_keyfacts_suite_scores_and_resumes(tmp_path: Path, config, monkeypatch) 
         "k": sum(inside),
         "n": 2,
     }
-    assert recs["b"]["correct"] is False  # "It is 14." lacks the key fact 11
+    # the model's "It is 14." is never shown: the agent works 3 + 4 × 2 out itself
+    assert recs["b"]["correct"] is True and "It is 14" not in recs["b"]["answer"]
+    assert "Worked out: 3 + 4 × 2 = 11." in recs["b"]["answer"]
     assert s["out_of_course_honest"]["n"] == 1
     assert s["out_of_course_made_up"]["k"] == 1 - s["out_of_course_honest"]["k"]
     assert rep["metrics"]["keyfacts/in_course_correct"]["higher_is_better"] is True

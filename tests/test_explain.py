@@ -36,6 +36,12 @@ UNITS = (
     "# Units\n\n## Length\n\nA kilometre is 1000 metres, so 3.5 km is 3,500 m. "
     "To change kilometres to metres, multiply by 1000.\n"
 )
+FRACTIONS = (
+    "# Fractions\n\n## Adding fractions\n\nTo add fractions with different denominators, "
+    "rewrite them over a common denominator, then add the numerators. A mixed number such as "
+    "1 1/2 is a whole number and a fraction; an improper fraction such as 3/2 has a numerator "
+    "larger than its denominator.\n"
+)
 PLANTS = (
     "# Photosynthesis\n\n## What a plant needs\n\nPlants make glucose from carbon dioxide and "
     "water using light energy captured by chlorophyll in the leaves. Oxygen is given off as a "
@@ -49,6 +55,7 @@ def kb(tmp_path: Path) -> KnowledgeBase:
     docs.mkdir()
     (docs / "units.md").write_text(UNITS)
     (docs / "plants.md").write_text(PLANTS)
+    (docs / "fractions.md").write_text(FRACTIONS)
     kb = KnowledgeBase.open(tmp_path / "kb", HashEmbedder(), show_progress=False)
     kb.add([docs], collection="default")
     return kb
@@ -248,3 +255,37 @@ def test_thresholds_are_the_calibrated_ones_only_for_the_bundled_embedder():
 def test_check_questions_are_questions_and_content_keys_skip_stop_words():
     assert all(q.endswith("?") for q in CHECK_QUESTIONS)
     assert content_keys("What are like terms?") == ["like", "term"]
+
+
+@pytest.mark.parametrize(
+    ("question", "line"),
+    [
+        ("How do I add fractions like 1/2 + 1/3?", "Worked out: 1/2 + 1/3 = 5/6."),
+        ("What is 7/4 as a mixed number?", "Worked out: 7/4 = 1 3/4."),
+        ("How do I write 5/2 as a mixed number?", "Worked out: 5/2 = 2 1/2."),
+    ],
+)
+def test_a_calculation_asked_about_is_worked_out_exactly_not_by_the_model(
+    store, kb, question: str, line: str
+):
+    text, events, _ = ask(
+        store, kb, "So the answer is 2/5. Add the tops and the bottoms.", question
+    )
+    assert text.startswith(QUOTE_LEAD) and "common denominator" in text  # the course's method
+    assert line in text  # computed here (tutor.worked), not written by the model
+    assert "2/5" not in text and "tops and the bottoms" not in text  # the model's: unsupported
+    assert events[-1].text == text
+
+
+def test_the_worked_line_never_states_an_open_problems_answer(store, kb):
+    gen = ScriptedGenerator("Let's see.")
+    agent = TutorAgent(gen, store, kb, AgentSettings(min_score=0.05))
+    ana = store.add_learner("ana")
+    sess = agent.start_session(ana)
+    list(agent.respond(ana, sess, "What is 1/2 + 1/3?", mode="auto"))  # opens it: 5/6
+    assert store.get_state(sess.id).problem
+    events = list(
+        agent.respond(ana, sess, "How do I add fractions like 1/2 + 1/3?", mode="explain")
+    )
+    text = "".join(e.text for e in events if e.kind == "text")
+    assert "5/6" not in text and "Worked out" not in text

@@ -36,6 +36,7 @@ from tutor.verify.grounding import (
     check_question,
     content_keys,
 )
+from tutor.worked import worked_result
 
 NOT_COVERED_REPLY = (
     "Your course material doesn't cover this, so I have no source to answer from: ask your "
@@ -153,6 +154,10 @@ def explain_turn(
         yield Sources([])
         return
     shown = quote(grounding, settings.quote_sentences, opened)
+    work = worked_result(question)  # a calculation asked about, done exactly (never the LM)
+    if work and not (opened is not None and mentions_answer(work, opened.item)):
+        shown = f"{shown}\n\n{work}" if shown else work
+        turn.meta["worked"] = work
     if shown:
         yield turn.say(shown + "\n\n")
     kept = turn.text
