@@ -124,6 +124,35 @@ def test_parallel_guesses_cannot_pass_the_limit(tmp_path: Path) -> None:
     assert right.status_code == 429
 
 
+def test_a_class_behind_one_address_signs_in_at_once(tmp_path: Path) -> None:
+    """A school's NAT: 40 students (over the address's 3 x 10 failures) sign in at the same
+    moment from one address. Right passwords in flight are not failures: all get in."""
+    app, signin, store = signin_app(tmp_path, max_failures=10)
+    names = [f"student{i:02d}" for i in range(40)]
+    for name in names:
+        store.add_user(name, PASSWORD, role="student", learner_name=name)
+    real = store.authenticate
+
+    def slow_check(username: str, password: str) -> Any:
+        time.sleep(0.05)  # every sign-in is still being checked while the others arrive
+        return real(username, password)
+
+    store.authenticate = slow_check  # type: ignore[method-assign]
+    codes: list[int] = []
+    with ServerThread(app) as srv:
+
+        def sign_in(name: str) -> None:
+            r = httpx.post(srv.url + "login", data={"username": name, "password": PASSWORD})
+            codes.append(r.status_code)
+
+        threads = [threading.Thread(target=sign_in, args=(n,)) for n in names]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert codes.count(200) == 40, sorted(codes)
+
+
 def test_a_right_password_gives_its_reserved_attempt_back(tmp_path: Path) -> None:
     app, _, _ = signin_app(tmp_path, max_failures=3)
     here = at(app, "10.0.0.1")

@@ -238,10 +238,12 @@ class SignIn:
         username = str(form.get("username") or "").strip()
         password = str(form.get("password") or "")
         address = request.client.host if request.client else ""
-        keys = self.limiter.keys_for(username, address)
-        # the attempt is counted before the password is checked, so parallel guesses cannot
-        # pass the limit while the first ones are being checked (ui.limiter)
-        wait, stamp = self.limiter.reserve(*keys)
+        pair, at_address, account = self.limiter.keys_for(username, address)
+        keys = (pair, account)
+        # the attempt is counted on the account before the password is checked, so parallel
+        # guesses cannot pass the limit while the first ones are being checked; the address
+        # counts known failures only, so a class behind one address can sign in at once
+        wait, stamp = self.limiter.reserve(*keys, check=(at_address,))
         if wait > 0:
             await asyncio.sleep(self.delay_s)
             minutes = max(1, round(wait / 60))
@@ -274,6 +276,7 @@ class SignIn:
             log.error("sign-in from %s failed: %s", address, e)
             return self._refuse(wants_html, username, 503, f"Cannot sign in now: {e}.")
         if user is None or token is None:
+            self.limiter.fail(at_address)
             await asyncio.sleep(self.delay_s)  # the same delay for every kind of failure
             log.info("failed sign-in from %s", address)
             log.debug("failed user name: %r", username[:64])

@@ -9,9 +9,12 @@ window of 15 minutes (docs/reliability.md, "Attacks tried"):
 - the account alone: 10 × that, so guesses from many addresses at one account still stop, while
   one person typing wrong passwords cannot lock a teacher out from their own machine.
 
-An attempt is reserved (counted as a failure) *before* the password is checked, atomically, and
-given back when the password was right: parallel guesses cannot slip past the limit while the
-first ones are still being checked.
+An attempt is reserved (counted as a failure) on the account's two keys *before* the password
+is checked, atomically, and given back when the password was right: parallel guesses at one
+account cannot slip past the limit while the first ones are still being checked. The address
+alone counts failures only once they are known (``check`` in ``reserve``): a class behind one
+address (a school's NAT) signing in at once is many right passwords in flight, not failures
+(50 at once were refused 20 times when the address counted them in flight).
 
 Memory is bounded whatever a client sends: user names longer than any valid one are cut to
 ``MAX_NAME`` characters, a key keeps at most its limit of timestamps, expired keys are dropped,
@@ -94,12 +97,13 @@ class FailureLimiter:
         with self._lock:
             return self._wait(keys, time.monotonic())
 
-    def reserve(self, *keys: Key) -> tuple[float, float]:
+    def reserve(self, *keys: Key, check: Sequence[Key] = ()) -> tuple[float, float]:
         """Count an attempt on every key before it is checked: ``(0, stamp)``; or, when a key
-        is at its limit, ``(seconds to wait, 0)`` and nothing is counted or stored."""
+        (or one of ``check``, which are only looked at) is at its limit, ``(seconds to wait,
+        0)`` and nothing is counted or stored."""
         with self._lock:
             now = time.monotonic()
-            wait = self._wait(keys, now)
+            wait = self._wait([*keys, *check], now)
             if wait > 0:
                 return wait, 0.0
             for k in keys:
