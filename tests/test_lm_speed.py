@@ -199,3 +199,18 @@ def test_a_model_too_big_to_copy_is_chosen_by_rule(
         model, _ = load_causal_lm(str(plain_dir), device="cpu", quantize="auto")
         assert _path_of(model) == path
     assert fake.timed == []
+
+
+def test_a_copied_model_keeps_its_measured_path(
+    grid_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import shutil
+
+    models = tmp_path / "m"
+    fake = FakeTimer({"float32": 10.0, "bfloat16": 30.0, "float32 + int4": 20.0})
+    monkeypatch.setattr(speed, "decode_timer", fake)
+    load_causal_lm(str(grid_dir), models_dir=models, device="cpu", quantize="auto")
+    copy = shutil.copytree(grid_dir, tmp_path / "copy")  # new path, new mtimes
+    fake.timed.clear()
+    model, _ = load_causal_lm(str(copy), models_dir=models, device="cpu", quantize="auto")
+    assert fake.timed == [] and _path_of(model) == "bfloat16"

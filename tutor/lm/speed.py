@@ -102,21 +102,29 @@ def machine_key() -> dict[str, Any]:
 
 
 def model_key(path: str, adapter: str = "") -> dict[str, Any]:
-    """The model's identity: its directory (or id) and the size and mtime of its weights."""
-    stamp = ""
+    """The model's identity: its config and the names and sizes of its weight files (not its
+    path or mtimes, so a copied or moved model keeps its measured path), and the adapter."""
+    parts: list[str] = []
     p = Path(path)
     if p.is_dir():
+        cfg = p / "config.json"
+        if cfg.is_file():
+            parts.append(hashlib.sha256(cfg.read_bytes()).hexdigest())
         files = sorted(f for pat in ("*.safetensors", "*.bin", "*.gguf") for f in p.glob(pat))
-        stamp = ";".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+        parts += [f"{f.name}:{f.stat().st_size}" for f in files]
+    else:
+        parts.append(str(path))  # a hub id
     return {
         "model": str(path),
-        "weights": hashlib.sha256(stamp.encode()).hexdigest()[:16],
+        "weights": hashlib.sha256(";".join(parts).encode()).hexdigest()[:16],
         "adapter": adapter,
     }
 
 
 def _entry_id(key: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    """The cache entry for ``key``; the model's path is shown, not part of its identity."""
+    ident = {k: v for k, v in key.items() if k != "model"}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
 
 # -- the cache --------------------------------------------------------------------------------
