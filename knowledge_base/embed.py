@@ -133,6 +133,14 @@ class SentenceTransformerEmbedder:
         import time
 
         t0 = time.perf_counter()
+        from knowledge_base.lean_embed import MeanPoolingEncoder
+
+        lean = MeanPoolingEncoder.load(self.local_dir, self.device)
+        if lean is not None:  # no sentence-transformers import (knowledge_base.lean_embed)
+            log.info(
+                "loaded embedder %s in %.1fs (mean pooling)", self.name, time.perf_counter() - t0
+            )
+            return lean
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as e:  # pragma: no cover - a core dependency
