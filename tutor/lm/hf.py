@@ -81,9 +81,7 @@ class HFGenerator:
                 log.info("lean decode loop not used (%s); decoding with generate()", reason)
         self.last_stats: dict[str, float] = {}
         # the CPU path tutor.lm.speed chose for lm.dtype = "auto" (None when dtype was set)
-        self.path_choice = getattr(model, "tutor_decode_path", None)
-        if self.path_choice is not None:
-            log.info("decode path: %s", self.path_choice.summary())
+        self.path_choice = getattr(model, "tutor_decode_path", None)  # logged by tutor.lm.speed
 
     @classmethod
     def from_config(cls, lm: Any, models_dir: Any) -> HFGenerator:

@@ -265,6 +265,7 @@ def choose_path(
     if not remeasure:
         cached = cached_choice(models_dir, full_key)
         if cached is not None:
+            log.info("decode path: %s, measured %s", cached.label, cached.measured_utc)
             return _apply(model, cached, quantize_fn), cached
     if _param_bytes(model) > MEASURE_LIMIT_BYTES:
         bf16 = native_bf16() if native_bf16 is not None else False
