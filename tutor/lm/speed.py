@@ -245,16 +245,15 @@ def choose_path(
     quantize_fn: Callable[[Any, str], bool],
     models_dir: Path | None,
     key: dict[str, Any],
+    native_bf16: Callable[[], bool],
     remeasure: bool = False,
-    timer: Callable[[Any], Callable[[], float]] | None = None,
-    native_bf16: Callable[[], bool] | None = None,
 ) -> tuple[Any, PathChoice]:
     """Turn a float32 CPU ``model`` into the fastest path; returns it and the decision.
 
     ``quantize`` is ``lm.quantize`` after ``pick_quantize`` (``none``, ``auto``, ``int4`` or
     ``int8``). ``quantize_fn(model, mode)`` quantizes in place and says whether it did.
-    ``timer(model)`` returns a function that times its decoding (``decode_timer``; tests pass
-    a fake).
+    ``native_bf16()`` says whether the CPU has bf16 math (only asked of a model too large to
+    measure). Decoding is timed by ``decode_timer`` (tests replace it with a fake).
     """
     import torch
 
@@ -268,15 +267,14 @@ def choose_path(
             log.info("decode path: %s, measured %s", cached.label, cached.measured_utc)
             return _apply(model, cached, quantize_fn), cached
     if _param_bytes(model) > MEASURE_LIMIT_BYTES:
-        bf16 = native_bf16() if native_bf16 is not None else False
-        return _by_rule(model, quantize, quantize_fn, bf16, full_key)
+        return _by_rule(model, quantize, quantize_fn, native_bf16(), full_key)
     candidates: dict[str, Any] = {"float32": model}
     candidates["bfloat16"] = copy.deepcopy(model).to(torch.bfloat16)
     if quantize == "auto":
         packed = copy.deepcopy(model)
         if quantize_fn(packed, "auto"):
             candidates[path_label("float32", "int4")] = packed
-    timers = {name: (timer or decode_timer)(m) for name, m in candidates.items()}
+    timers = {name: decode_timer(m) for name, m in candidates.items()}
     samples: dict[str, list[float]] = {name: [] for name in candidates}
     for t in timers.values():  # warm-up: the first calls allocate and pick kernels
         t()

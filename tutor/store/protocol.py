@@ -122,16 +122,6 @@ class LearnerStoreLike(TutorStore, Protocol):
 
     def list_sessions(self, learner_id: int) -> list[Session]: ...
 
-    def attempts(
-        self,
-        learner_id: int | None = None,
-        *,
-        skill: str | None = None,
-        item_id: str | None = None,
-        session_id: str | None = None,
-        counted_only: bool = False,
-    ) -> list[Attempt]: ...
-
     def add_items(
         self, bank: Bank, *, collection: str = DEFAULT_COLLECTION, source_file: str = ""
     ) -> AddItemsReport: ...
