@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -435,7 +436,16 @@ def test_checked_in_recipes_load(path: Path) -> None:
 
 def test_both_recipes_exist() -> None:
     names = {p.name for p in (REPO / "configs").glob("*.toml")}
-    assert {"cpu-smollm2-lora.toml", "gpu-qlora-1b.toml"} <= names
+    assert {"cpu-smollm2-lora.toml", "gpu-qlora-1.7b.toml"} <= names
+
+
+def test_recipe_file_names_state_the_model_size() -> None:
+    """A recipe named for a size (``-1.7b``) trains a model of that size."""
+    for path in (REPO / "configs").glob("*.toml"):
+        size = re.search(r"-(\d+(?:\.\d+)?[bm])\.toml$", path.name)
+        if size:
+            model = load_config(path, env={}).finetune.base_model.lower()
+            assert f"-{size.group(1)}" in model, (path.name, model)
 
 
 @pytest.mark.parametrize(
