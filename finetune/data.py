@@ -71,7 +71,7 @@ class DataStats:
         lines = ["training data:"]
         for f in self.files + self.eval_files:
             role = "eval" if f in self.eval_files else "train"
-            bad = f", {f.invalid} invalid skipped" if f.invalid else ""
+            bad = f", {f.invalid} invalid skipped (first: {f.first_error})" if f.invalid else ""
             lines.append(
                 f"  [{role}] {f.path} ({f.format}): {f.records} records -> {f.examples} examples{bad}"
             )
@@ -130,8 +130,17 @@ def _json_array(text: str, path: Path) -> Iterator[tuple[int, Any]]:
         yield line, item
 
 
+@dataclass
+class BadLine:
+    """A line that is not a record at all (not JSON, too many CSV cells): yielded in place of a
+    record so ``skip_invalid`` can count it like any other invalid record."""
+
+    problem: str
+
+
 def read_records(path: Path) -> Iterator[tuple[int, Any]]:
-    """``(line, record)`` for every record of a data file."""
+    """``(line, record)`` for every record of a data file; a JSONL line that is not valid JSON
+    or a CSV row with extra cells comes as ``(line, BadLine)``."""
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise DataError(
@@ -148,7 +157,7 @@ def read_records(path: Path) -> Iterator[tuple[int, Any]]:
             try:
                 yield n, json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{n}: not valid JSON ({e.msg}, column {e.colno})") from e
+                yield n, BadLine(f"not valid JSON ({e.msg}, column {e.colno})")
     elif suffix == ".json":
         yield from _json_array(text, path)
     else:
@@ -157,9 +166,7 @@ def read_records(path: Path) -> Iterator[tuple[int, Any]]:
         )
         line_no = 1
         for row in reader:
-            if None in row:
-                raise DataError(f"{path}:{line_no + 1}: more cells than header columns")
-            yield line_no + 1, row
+            yield line_no + 1, BadLine("more cells than header columns") if None in row else row
             line_no = reader.line_num
 
 
@@ -187,6 +194,14 @@ def load_file(
     for line, record in read_records(p):
         report.records += 1
         where = f"{path}:{line}"
+        if isinstance(record, BadLine):
+            if not skip_invalid:
+                raise DataError(
+                    f"{where}: {record.problem}; fix the line, or set finetune.skip_invalid=true"
+                )
+            report.invalid += 1
+            report.first_error = report.first_error or f"{where}: {record.problem}"
+            continue
         if fmt is None:
             fmt = detect_format(record) if isinstance(record, dict) else None
             if fmt is None:

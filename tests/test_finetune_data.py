@@ -328,6 +328,23 @@ def test_skip_invalid_counts_and_keeps_the_good_records(tmp_path: Path) -> None:
         load_file(bad, data_format="qa", skip_invalid=True)
 
 
+def test_skip_invalid_skips_lines_that_are_not_json_or_have_extra_cells(tmp_path: Path) -> None:
+    f = tmp_path / "broken.jsonl"
+    good = json.dumps({"question": "q1", "answer": "a1"})
+    f.write_text(f'{{"question": \n{good}\nnot json at all\n{good.replace("1", "3")}\n')
+    with pytest.raises(DataError, match=r"broken\.jsonl:1: not valid JSON .*skip_invalid"):
+        load_file(f)
+    examples, report = load_file(f, skip_invalid=True)
+    assert [e.messages[1]["content"] for e in examples] == ["q1", "q3"]
+    assert report.records == 4 and report.invalid == 2 and report.examples == 2
+    assert report.first_error.startswith(f"{f}:1: not valid JSON")
+    rows = tmp_path / "rows.csv"
+    rows.write_text("question,answer\nq1,a1\nq2,a2,extra\nq3,a3\n")
+    examples, report = load_file(rows, skip_invalid=True)
+    assert len(examples) == 2 and report.invalid == 1
+    assert report.first_error == f"{rows}:3: more cells than header columns"
+
+
 def test_max_examples_takes_the_first_n(tmp_path: Path) -> None:
     f = write_jsonl(tmp_path / "q.jsonl", [{"question": f"q{i}", "answer": "a"} for i in range(9)])
     examples, _ = load_file(f, max_examples=3)
