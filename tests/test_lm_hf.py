@@ -158,6 +158,60 @@ def test_unknown_hub_id_offline():
         load_causal_lm("no-such-org/no-such-model-xyz", device="cpu")
 
 
+@pytest.mark.parametrize("env", [None, "1"])
+def test_uncached_hub_id_fails_at_once_offline(monkeypatch, tmp_path: Path, env) -> None:
+    """No download attempt (which retries for most of a minute without a network): offline is
+    the default, HF_HUB_OFFLINE=1 too; the error names the model and how to get it."""
+    import socket
+
+    import huggingface_hub.constants
+    import transformers
+
+    if env is None:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    else:
+        monkeypatch.setenv("HF_HUB_OFFLINE", env)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    lookups: list[object] = []
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: lookups.append(host))
+
+    def no_load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("tried to load an uncached hub model")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", no_load)
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_load)
+    t0 = time.perf_counter()
+    for call in (
+        lambda: resolve_source("HuggingFaceTB/SmolLM2-1.7B-Instruct"),
+        lambda: load_causal_lm("HuggingFaceTB/SmolLM2-1.7B-Instruct", device="cpu"),
+    ):
+        with pytest.raises(ModelNotFoundError) as err:
+            call()
+        message = str(err.value)
+        assert "'HuggingFaceTB/SmolLM2-1.7B-Instruct'" in message
+        assert "hf download HuggingFaceTB/SmolLM2-1.7B-Instruct" in message
+        assert "local model directory" in message and "HF_HUB_OFFLINE=0" in message
+    assert time.perf_counter() - t0 < 2.0 and not lookups
+
+
+def test_cached_hub_id_resolves_offline_and_downloads_need_opt_in(monkeypatch, tmp_path: Path):
+    import huggingface_hub.constants
+
+    hub = tmp_path / "hub"
+    repo = hub / "models--org--cached-model"
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    (repo / "snapshots" / "abc123" / "config.json").write_text("{}")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert resolve_source("org/cached-model").path == "org/cached-model"
+    with pytest.raises(ModelNotFoundError, match="org/other-model"):
+        resolve_source("org/other-model")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # a connected machine may download
+    assert resolve_source("org/other-model").path == "org/other-model"
+
+
 def test_tokenizer_without_chat_template(tmp_path: Path):
     from tutor.testing.tiny_llama import save_tiny_llama
 

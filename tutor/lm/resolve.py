@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,46 @@ def resolve_source(spec: str, models_dir: Path | None = None) -> ModelSource:
     looks_like_path = spec.startswith((".", "/", "~")) or spec.count("/") > 1 or "\\" in spec
     if looks_like_path:
         raise ModelNotFoundError(f"model path {spec} does not exist; check the path in lm.model")
+    if hub_offline() and not hub_cached(spec):
+        raise ModelNotFoundError(_offline_message(spec))
     return ModelSource(spec)
+
+
+_FALSE = ("0", "false", "no", "off")
+
+
+def hub_offline() -> bool:
+    """Whether Hugging Face Hub ids resolve from the local cache only. This tutor is offline
+    unless ``HF_HUB_OFFLINE`` is set to a false value (``0``): without a network a download
+    attempt would retry for most of a minute before failing."""
+    value = os.environ.get("HF_HUB_OFFLINE", "1").strip().lower()
+    return value not in _FALSE
+
+
+def hub_cached(repo_id: str) -> bool:
+    """Whether the HF cache holds a snapshot of ``repo_id`` (its ``config.json``); no network."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except ValueError as e:  # HFValidationError: not a valid repo id
+        raise ModelNotFoundError(
+            f"model '{repo_id}' is neither a local path nor a valid Hugging Face id ({e})"
+        ) from e
+    return isinstance(found, str)
+
+
+def _offline_message(spec: str) -> str:
+    from huggingface_hub import constants
+
+    return (
+        f"model '{spec}' is not a local directory, not a bundled alias ({', '.join(BUNDLED)}), "
+        f"and not in the local Hugging Face cache ({constants.HF_HUB_CACHE}); this tutor works "
+        f"offline (HF_HUB_OFFLINE). Download it once on a connected machine with `hf download "
+        f"{spec}` (and copy the cache here, or set HF_HOME to it), or point lm.model / "
+        f"--base-model at a local model directory. To let the tutor download it from this "
+        f"machine, set HF_HUB_OFFLINE=0"
+    )
 
 
 def _complete_cache(directory: Path) -> bool:
@@ -202,7 +242,7 @@ def ensure_bundled_cache(alias: str, models_dir: Path) -> Path:
 def load_tokenizer(source: ModelSource, chat_template: str = "") -> Any:
     from transformers import AutoTokenizer
 
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"local_files_only": hub_offline()}
     if source.gguf_file:
         kwargs["gguf_file"] = source.gguf_file
     try:
@@ -346,7 +386,9 @@ def _from_pretrained(spec: str, source: ModelSource, kwargs: dict[str, Any]) -> 
     from transformers import AutoModelForCausalLM
 
     try:
-        return AutoModelForCausalLM.from_pretrained(source.path, **kwargs)
+        return AutoModelForCausalLM.from_pretrained(
+            source.path, local_files_only=hub_offline(), **kwargs
+        )
     except OSError as e:
         raise _not_found(source.path, e) from e
     except ValueError as e:
