@@ -29,7 +29,9 @@ from tutor.verify.grounding import (
     CHECK_QUESTIONS,
     Grounding,
     content_keys,
+    discussed,
     passage_sentences,
+    topic_of,
 )
 
 UNITS = (
@@ -190,6 +192,60 @@ def test_calibrated_coverage_decides_by_the_closest_sentence():
     enc = FixedEncoder().encode
     assert Grounding("What is the denominator of a fraction?", passages, enc).covered
     assert not Grounding("What is a cell membrane?", passages, enc).covered
+
+
+@pytest.mark.parametrize(
+    "question, topic",
+    [
+        ("What is photosynthesis?", "photosynthesis"),
+        ("What is the mitochondria's role in a cell?", "mitochondria"),
+        ("What is the role of the liver?", "liver"),
+        ("What is the SI unit of temperature?", "temperature"),
+        ("What are the steps of long division?", "long division"),
+        ("What is a limiting factor for how fast a plant makes food?", "limiting factor"),
+        ("What does PEMDAS stand for?", "PEMDAS"),
+        ("What does keep, change, flip mean when dividing fractions?", "keep, change, flip"),
+        ("What are the numbers being added called, and what is the result?", "numbers"),
+        ("Define a cation.", "cation"),
+        ("What does the teacher memo say about grading?", None),
+        ("What does a plant do with the sugar it makes?", None),
+        ("What is 2/3 of 18?", None),  # a calculation: the worked line and the quotes
+        ("What is it called when plants release water?", None),
+        ("How does a battery produce electricity?", None),  # not definitional: no topic check
+    ],
+)
+def test_the_term_a_definitional_question_asks_about(question, topic):
+    assert topic_of(question) == topic
+
+
+def test_a_term_named_only_in_passing_does_not_cover_its_question():
+    """kf154: a sentence close to the question that names its term once, in passing, made the
+    question "covered" and was quoted; the student was never told the course does not
+    answer it."""
+    enc = CellEncoder().encode
+    passing = ["Her discovery concerned the phosphorylation of glucose in the cell's mitochondria."]
+    g = Grounding("What is the mitochondria's role in a cell?", passing, enc)
+    assert g.best >= g.cover_threshold  # close enough by the cosine alone
+    assert discussed("mitochondria", passing) == (1, False)
+    assert not g.on_topic and not g.covered
+    # the same closeness, and the term defined where it is named once: covered
+    defined = ["A mitochondrion is the part of a cell that releases energy from glucose."]
+    assert discussed("mitochondria", defined) == (1, True)
+    assert Grounding("What is the mitochondria's role in a cell?", defined, enc).covered
+    # or named on two lines: discussed
+    twice = passing + ["Mitochondria release the energy a cell uses."]
+    assert Grounding("What is the mitochondria's role in a cell?", twice, enc).covered
+    # a term the passages never name: the question is not covered however close they are
+    assert not Grounding("What is photosynthesis?", ["Cells use glucose for energy."], enc).covered
+
+
+class CellEncoder:
+    """Every text about cells points the same way: cosine 1 between them."""
+
+    name = "sentence-transformers/all-MiniLM-L6-v2"
+
+    def encode(self, texts):
+        return np.stack([np.array([1.0, 0.1 * ("cell" not in t.lower())]) for t in texts])
 
 
 def test_questions_exercises_and_echoes_of_the_question_neither_cover_nor_are_quoted():

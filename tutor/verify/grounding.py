@@ -97,6 +97,109 @@ def answers_something(sentence: str, question: str) -> bool:
     return bool(set(content_keys(sentence)) - set(content_keys(question)))
 
 
+# "What is X?" and its kin: the course answers it only if it discusses X (``topic_of``)
+_ASK = re.compile(
+    r"^\s*(?:what\s+(?:is|are|was|were)|who\s+(?:is|was|were)|define|explain|describe)"
+    r"\s+(?:an?\s+|the\s+)?(?P<x>[^?]+?)\s*\??\s*$",
+    re.I,
+)
+_MEANS = re.compile(
+    r"^\s*what\s+(?:does|do)\s+(?:the\s+(?:word|term|phrase|symbol)s?\s+)?(?P<x>.+?)\s+"
+    r"(?:actually\s+)?(?:mean|stand\s+for)\b",
+    re.I,
+)
+# words that ask about something else: "the role of X", "X's role", "the formula for X"
+_RELATIONAL = frozenset(
+    """role function purpose job meaning definition formula rule difference value unit units
+    symbol symbols steps step process example examples type types kind kinds part parts use uses
+    cause causes effect effects result results structure property properties name names
+    equation idea point main""".split()
+)
+_CLAUSE = re.compile(
+    r",|;|\s(?:and|or|that|which|when|where|how|to|if|because|so|but|being|is|are)\s", re.I
+)
+_PREPOSITION = re.compile(
+    r"\s(?:of|for|in|on|with|as|at|from|by|into|between|inside|within|during|about)\s", re.I
+)
+_TAIL_VERB = re.compile(
+    r"(?:\s+(?:say|says|stand|stands|mean|means|called|actually|do|does|made|used|look|like|"
+    r"work|works|happen|happens))+\s*$",
+    re.I,
+)
+
+
+def topic_of(question: str) -> str | None:
+    """The term a definitional question asks about ("What is the mitochondria's role in a
+    cell?" -> "mitochondria", "What are the steps of long division?" -> "long division"), or
+    None: not such a question, or one about a calculation or a pronoun."""
+    phrase = _MEANS.match(question)  # "What does keep, change, flip mean ...": the whole phrase
+    if phrase:
+        x = phrase.group("x").strip("\"'“”‘’ ")
+        return x if x and not re.search(r"\d", x) else None
+    m = _ASK.match(question)  # ("What does the memo say about ...?" asks about no term)
+    if m is None:
+        return None
+    x = m.group("x").strip()
+    if re.search(r"\d", x) or re.match(r"(?:it|this|that|these|those|they|you|i|we)\b", x, re.I):
+        return None
+    x = _CLAUSE.split(f" {x} ")[0].strip() or x
+    owner = re.match(r"(.+?)['’]s?\s+(\w+)\b", x)
+    if owner and owner.group(2).lower() in _RELATIONAL:
+        x = owner.group(1)
+    parts = _PREPOSITION.split(f" {x} ")
+    words = parts[0].split()
+    if words and words[-1].lower() in _RELATIONAL and len(parts) > 1:
+        # "the formula for the area", "the SI unit of temperature": asks about what follows
+        words = re.sub(r"^(?:an?|the)\s+", "", parts[1].strip(), flags=re.I).split()
+    while words and words[-1].lower() in _RELATIONAL:
+        words.pop()
+    topic = _TAIL_VERB.sub("", " ".join(words)).strip(" .")
+    return topic or None
+
+
+def _names(word: str, head: str) -> bool:
+    k = term_key(word)
+    return k.startswith(head[:4]) and (head.startswith(k) or k.startswith(head))
+
+
+_CALLED = r"\b(?:called|named|termed|known as|defined as)\s+(?:\S+\s+){{0,3}}{w}\b"
+_IS = r"\b{w}\b[\"'”’]?\s*(?::|\(|,?\s+(?:is|are|means|refers to)\b)"
+
+
+def _defines(word: str, line: str) -> bool:
+    """``line`` defines ``word``: "... is called the limiting factor", "An anion is ...",
+    "isotopes: ...", "\"keep, change, flip\": ..."."""
+    w = re.escape(word)
+    return any(re.search(p.format(w=w), line, re.I) for p in (_CALLED, _IS))
+
+
+def discussed(term: str, passages: Sequence[str]) -> tuple[int, bool]:
+    """In how many distinct sentences (and headings) of ``passages`` the head word of
+    ``term`` (its last word) occurs, stems compared by prefix ("state" and "states"), and whether one of them defines
+    it ("... is called the limiting factor", "a cation is ...", "isotopes: ...")."""
+    words = [w for w in _WORD.findall(term) if not w[0].isdigit()]
+    if not words:
+        return 0, False
+    head = term_key(words[-1])
+    lines = {
+        piece.strip()
+        for p in passages
+        for line in p.splitlines()
+        for piece in _SPLIT.split(_MARKUP.sub("", line))
+        if piece.strip()
+    }
+    found, defines = 0, False
+    for line in lines:
+        named = {w for w in _WORD.findall(line) if _names(w, head)}
+        if not named:
+            continue
+        found += 1
+        defines = defines or any(_defines(w, line) for w in named)
+    return found, defines
+
+
+MIN_TOPIC_SENTENCES = 2  # a term one sentence names, without defining it, is named in passing
+
 _LEAD = re.compile(r"^(?:This|That|These|Those|It|They|So|Then|Thus|Here|For example|Such)\b")
 
 
@@ -171,6 +274,10 @@ class Grounding:
         )
         answering = self.scores[self.answering]
         self.best = float(answering.max()) if len(answering) else 0.0
+        self.topic = topic_of(question)
+        self.topic_sentences, self.topic_defined = (
+            discussed(self.topic, passages) if self.topic else (0, False)
+        )
         # the order of the quoted sentences: closeness plus the share of the question's words
         # a sentence holds (the closest sentence is often the section's title sentence)
         focus = content_keys(question)
@@ -207,10 +314,20 @@ class Grounding:
 
     # -- decisions ------------------------------------------------------------------------
     @property
+    def on_topic(self) -> bool:
+        """A definitional question's term (``topic_of``) is discussed by the passages: named in
+        ``MIN_TOPIC_SENTENCES`` sentences or more, or defined where it is named. Questions of other
+        forms pass."""
+        return (
+            self.topic is None or self.topic_sentences >= MIN_TOPIC_SENTENCES or self.topic_defined
+        )
+
+    @property
     def covered(self) -> bool:
-        """The passages hold a sentence that answers the question (``answers_something``)."""
+        """The passages hold a sentence that answers the question (``answers_something``) and,
+        for a definitional question, discuss its term (``on_topic``)."""
         threshold = self.cover_threshold if self.encode is not None else LEXICAL_COVER
-        return bool(self.sentences) and self.best >= threshold
+        return bool(self.sentences) and self.best >= threshold and self.on_topic
 
     def core(
         self, n: int = 2, *, follow: int = 0, avoid: Callable[[str], bool] | None = None
