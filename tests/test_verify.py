@@ -215,11 +215,35 @@ def test_gate_holds_an_unfinished_sentence_until_it_ends():
     assert gate.feed("So 7 × 6 ") == "" and gate.feed("= 42") == ""
     assert gate.feed(".") == ""  # a "." is an end only before a space: "3." may go on "3.5"
     assert gate.feed(" Next one") == "So 7 × 6 = 42. Next "  # a word with no risk goes at once
-    assert gate.finish() == "one"
+    # the answer ends there: a sentence without its end, after a whole one, is withdrawn
+    assert gate.finish() == "" and gate.retract == len("Next ")
+    assert gate.report.cut_dropped == 1
     decimal = SentenceGate(VerifyContext())
     assert decimal.feed("It is 3.") == "It is " and decimal.feed("5 km = 3500 m. ") == (
         "3.5 km = 3500 m. "
     )
+
+
+@pytest.mark.parametrize("early", [True, False])
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        # the token budget cut a long sentence that was streaming already (" …" from the backend)
+        ("Plants make glucose. They also store it in their roots and …", "Plants make glucose. "),
+        # the model stopped without a full stop
+        ("Add the numerators. Then keep the denominator", "Add the numerators. "),
+        # an answer that ends well keeps everything; so does math or a question at the end
+        ("Add the tops. Keep the bottom!", "Add the tops. Keep the bottom! "),
+        ("Write it as $\\frac{3}{4}$", "Write it as $\\frac{3}{4}$ "),
+        ("Try it. What do you get?", "Try it. What do you get? "),
+        # nothing whole to end at: the fragment stays, mark and all
+        ("Plants make glucose and …", "Plants make glucose and … "),
+    ],
+)
+def test_an_answer_ends_at_its_last_whole_sentence(text, shown, early):
+    gate = SentenceGate(VerifyContext(), drop_bad_math=True, early=early)
+    assert _stream(gate, text) == shown
+    assert gate.report.cut_dropped == (text.rstrip().endswith(("…", "denominator")) and "." in text)
 
 
 def test_words_stream_early_until_a_risky_one_and_a_failed_sentence_is_withdrawn():

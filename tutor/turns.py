@@ -181,7 +181,13 @@ def record_checks(turn: Turn, gate: SentenceGate) -> None:
     """Add what the sentence gate withheld to the turn's stored meta (``verify``)."""
     r = gate.report
     counts = turn.meta.setdefault("verify", {})
-    for key in ("judgements_withdrawn", "false_claims", "unverified_claims", "sentences_dropped"):
+    for key in (
+        "judgements_withdrawn",
+        "false_claims",
+        "unverified_claims",
+        "sentences_dropped",
+        "cut_dropped",
+    ):
         counts[key] = counts.get(key, 0) + getattr(r, key)
 
 

@@ -60,6 +60,7 @@ class GateReport:
     unverified_claims: int = 0
     sentences_dropped: int = 0
     unsupported: int = 0
+    cut_dropped: int = 0  # a last sentence the token budget cut, withdrawn after complete ones
     check_ms: float = 0.0
     withheld: list[str] = field(default_factory=list)  # for logs and tests; never shown
 
@@ -106,6 +107,7 @@ class SentenceGate:
         self.shown = ""  # the start of the current sentence, already released
         self.retract = 0
         self.tripped = False
+        self.released = False  # a sentence passed its check and went out
         self.report = GateReport()
         self._verdict_said = not ctx.verdict_line or ctx.verdict == "unknown"
 
@@ -127,9 +129,19 @@ class SentenceGate:
         return "".join(out)
 
     def finish(self) -> str:
+        """The held end of the answer. A last sentence that never ended (cut by the token
+        budget, which the backends mark with " …", or left without its full stop) is withdrawn
+        when complete sentences came before it: an answer ends at a sentence boundary."""
         if self.tripped or not (self.pending or self.shown):
             return ""
         tail, self.pending = self.pending, ""
+        if self.released and unfinished(self.shown + tail):
+            self.report.cut_dropped += 1
+            self.report.sentences_dropped += 1
+            self.report.withheld.append((self.shown + tail).strip())
+            self.retract += len(self.shown)
+            self.shown = ""
+            return ""
         out = self._release(tail)
         return "" if self.tripped else out
 
@@ -158,6 +170,8 @@ class SentenceGate:
             verdict = "unverified"
         finally:
             self.report.check_ms += (time.perf_counter() - t0) * 1000
+        if verdict in ("ok", "cite"):
+            self.released = True
         if verdict == "ok":
             return tail
         if verdict == "cite":  # supported: the supporting passage's marker, not the LM's
@@ -188,6 +202,16 @@ class SentenceGate:
         self.retract += len(shown)
         self.report.sentences_dropped += 1
         return ""
+
+
+_FINISHED = re.compile(r"(?:[.!?:;]|\$|```)[\"')\]}»”’*_]*\s*$")
+
+
+def unfinished(sentence: str) -> bool:
+    """A sentence that stops before its end: no closing punctuation (closing quotes or brackets
+    aside; math or a code block may end it too), or the backends' cut mark " …"."""
+    text = sentence.rstrip()
+    return bool(text) and (text.endswith("…") or not _FINISHED.search(text))
 
 
 def _trailing_space(sentence: str) -> str:
