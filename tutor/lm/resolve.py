@@ -159,7 +159,8 @@ def _offline_message(spec: str) -> str:
     from huggingface_hub import constants
 
     return (
-        f"model '{spec}' is not a local directory, not a bundled alias ({', '.join(BUNDLED)}), "
+        f"model '{spec}' was not found: it is not a local directory, not a bundled alias ("
+        f"{', '.join(BUNDLED)}), "
         f"and not in the local Hugging Face cache ({constants.HF_HUB_CACHE}); this tutor works "
         f"offline (HF_HUB_OFFLINE). Download it once on a connected machine with `hf download "
         f"{spec}` (and copy the cache here, or set HF_HOME to it), or point lm.model / "
