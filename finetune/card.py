@@ -18,6 +18,11 @@ def _fmt(value: Any, spec: str = ".4f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _pct(d: dict[str, Any]) -> str:
+    total = d.get("target_tokens") or 0
+    return f"{d.get('trained_target_tokens', 0) / total:.1%}" if total else "n/a"
+
+
 def card_data(
     config: Config, stats: DataStats, metrics: dict[str, Any], *, quantize_base: bool
 ) -> dict[str, Any]:
@@ -45,6 +50,7 @@ def card_data(
             "optim",
             "seed",
             "dtype",
+            "telling_turns",
         )
     }
     import peft
@@ -114,9 +120,11 @@ def render_card(card: dict[str, Any]) -> str:
         "",
         f"{d['train_examples']} train examples on {d['train_groups']} problems, "
         f"{d['eval_examples']} validation examples on {d['eval_groups']} problems (split by "
-        f"problem); {d['duplicates']} duplicates dropped; {d['truncated']} examples lost early "
-        f"turns to fit, {d['too_long']} were too long; {d['train_tokens']} train tokens, "
-        f"{d['train_label_tokens']} of them labelled (assistant turns).",
+        f"problem); {d['duplicates']} duplicates dropped; {d['windowed']} long examples split "
+        f"into {d['windows']} windows, {d['dropped_turns']} teacher turns too long to fit; "
+        f"{_pct(d)} of the target teacher tokens trained on; {d['train_tokens']} train tokens, "
+        f"{d['train_label_tokens']} of them labelled (assistant turns); telling turns: "
+        f"{d['telling']} ({d['telling_policy']}).",
         "",
         "## Hyperparameters",
         "",

@@ -203,7 +203,7 @@ def cmd_data(args: argparse.Namespace, config: Any) -> int:
 
     train, val, stats = prepare_examples(config.finetune)
     if not args.no_tokenize:
-        from finetune.recipe import load_base_tokenizer, tokenize_splits
+        from finetune.tokens import load_base_tokenizer, tokenize_splits
 
         tokenize_splits(config.finetune, load_base_tokenizer(config), train, val, stats)
     print(stats.render())

@@ -8,6 +8,7 @@ Every error names the file, the line and the field, e.g.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -25,6 +26,7 @@ from finetune.formats import (
     RecordError,
     convert,
     detect_format,
+    step_system,
 )
 
 log = logging.getLogger(__name__)
@@ -63,9 +65,20 @@ class DataStats:
     eval_tokens: int = 0
     max_tokens: int = 0
     mean_tokens: float = 0.0
-    truncated: int = 0  # examples that lost early turns to fit max_length
-    too_long: int = 0  # examples dropped: even the last answer alone does not fit
+    telling: int = 0  # teacher turns labelled "telling"
+    telling_policy: str = "keep"  # what finetune.telling_turns did with them
+    windowed: int = 0  # examples longer than max_length, split into windows
+    windows: int = 0  # the rows those examples became
+    too_long: int = 0  # examples with no row: not one of their answers fits
+    dropped_turns: int = 0  # target teacher turns that fit no window (too long alone)
+    target_tokens: int = 0  # target teacher tokens of both splits, encoded without a limit
+    trained_target_tokens: int = 0  # how many of them are labelled in some row
     packed_rows: int = 0
+
+    @property
+    def coverage(self) -> float:
+        """Share of the target teacher tokens that are trained on (at ``max_length``)."""
+        return self.trained_target_tokens / self.target_tokens if self.target_tokens else 0.0
 
     def render(self) -> str:
         lines = ["training data:"]
@@ -95,9 +108,14 @@ class DataStats:
                 f"validation; mean {self.mean_tokens:.0f}, max {self.max_tokens} per example"
             )
             lines.append(
-                f"  {self.truncated} examples lost early turns to fit, {self.too_long} dropped as "
-                f"too long" + (f"; packed into {self.packed_rows} rows" if self.packed_rows else "")
+                f"  teacher tokens trained on: {self.coverage:.1%} ({self.trained_target_tokens} "
+                f"of {self.target_tokens}); {self.windowed} long examples split into "
+                f"{self.windows} windows, {self.dropped_turns} turns and {self.too_long} examples "
+                f"dropped as too long"
+                + (f"; packed into {self.packed_rows} rows" if self.packed_rows else "")
             )
+        if self.telling:
+            lines.append(f"  {self.telling} telling turns: {TELLING_NOTES[self.telling_policy]}")
         return "\n".join(lines)
 
 
@@ -298,6 +316,39 @@ def split_by_problem(
     return train, val
 
 
+TELLING_NOTES = {
+    "keep": "learned under the guide prompt (which says never to state the answer)",
+    "drop": "kept as context only, not learned",
+    "prompt": "learned under the prompt that allows a worked step",
+}
+
+
+def apply_telling(examples: Sequence[ChatExample], policy: str) -> tuple[list[ChatExample], int]:
+    """Teacher turns labelled "telling" (they state a step or the answer) under the guide
+    prompt would teach the model to break it. ``drop``: they stay as context but are not
+    targets. ``prompt``: they are learned in a copy of the dialogue whose system prompt is the
+    tutor's own at the "show one worked step" help level; the other turns as before. ``keep``:
+    learned like any turn. A dialogue without a problem has no such prompt: ``prompt`` acts as
+    ``drop`` there. -> (examples, number of telling turns)."""
+    out: list[ChatExample] = []
+    n_telling = 0
+    for ex in examples:
+        answers = [i for i, m in enumerate(ex.messages) if m["role"] == "assistant"]
+        telling = {i for i, move in zip(answers, ex.moves, strict=False) if move == "telling"}
+        n_telling += len(telling)
+        if not telling or policy == "keep":
+            out.append(ex)
+            continue
+        others = tuple(i for i in answers if i not in telling)
+        if others:
+            out.append(dataclasses.replace(ex, targets=others))
+        if policy == "prompt" and ex.problem and ex.messages[0]["role"] == "system":
+            system = {"role": "system", "content": step_system(ex.problem)}
+            messages = [system, *ex.messages[1:]]
+            out.append(dataclasses.replace(ex, messages=messages, targets=tuple(sorted(telling))))
+    return out, n_telling
+
+
 def prepare_examples(cfg: Any) -> tuple[list[ChatExample], list[ChatExample], DataStats]:
     """``finetune`` config -> (train, validation, stats): load, dedupe, split by problem."""
     opts = dict(
@@ -327,9 +378,17 @@ def prepare_examples(cfg: Any) -> tuple[list[ChatExample], list[ChatExample], Da
             "no training examples left after removing duplicates and validation problems; "
             "add data or use other validation files"
         )
+    stats.assistant_turns = sum(ex.assistant_turns for ex in train)
+    stats.moves = dict(Counter(m for ex in train for m in ex.moves if m))
+    train, stats.telling = apply_telling(train, cfg.telling_turns)
+    val, _ = apply_telling(val, cfg.telling_turns)
+    stats.telling_policy = cfg.telling_turns
+    if not train:
+        raise DataError(
+            "no training examples left: every teacher turn is a telling turn and "
+            "finetune.telling_turns=drop; use telling_turns=prompt, or add data"
+        )
     stats.train_examples, stats.eval_examples = len(train), len(val)
     stats.train_groups = len({ex.group for ex in train})
     stats.eval_groups = len({ex.group for ex in val})
-    stats.assistant_turns = sum(ex.assistant_turns for ex in train)
-    stats.moves = dict(Counter(m for ex in train for m in ex.moves))
     return train, val, stats

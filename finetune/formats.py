@@ -68,7 +68,11 @@ class ChatExample:
     source: str  # "file:line"
     format: str
     id: str = ""
+    # the labelled move of each assistant message, in order ("" where unlabelled)
     moves: tuple[str, ...] = ()
+    problem: str = ""  # the problem a dialogue is about (its system prompt states it)
+    # indices of the assistant messages to learn; None = all (see finetune.data.apply_telling)
+    targets: tuple[int, ...] | None = None
 
     @property
     def assistant_turns(self) -> int:
@@ -163,6 +167,12 @@ def _passages(record: dict[str, Any]) -> list[PromptPassage]:
 def dialogue_system(problem: str | None) -> str:
     """A tutoring dialogue: guide mode, the dialogue's problem as the open problem."""
     return system_prompt("guide", problem=ProblemState(problem=problem) if problem else None)
+
+
+def step_system(problem: str) -> str:
+    """A dialogue turn that shows a step (MathDial "telling"): guide mode at the help level
+    that allows one worked step."""
+    return system_prompt("guide", problem=ProblemState(problem=problem, hint_level=2))
 
 
 def qa_system(question: str, passages: Sequence[PromptPassage] = (), qa_mode: str = "auto") -> str:
@@ -302,16 +312,18 @@ def _dialogue(
 ) -> tuple:
     """Teacher/student turns -> messages; consecutive turns of one speaker are merged."""
     turns: list[dict[str, str]] = []
-    moves: list[str] = []
+    moves: list[str] = []  # one per assistant message; merged turns: "telling" wins
     for role, text, move in raw:
-        if move and role == "assistant":
-            moves.append(move)
         if turns and turns[-1]["role"] == role:
             turns[-1]["content"] += "\n" + text
+            if role == "assistant" and (move == "telling" or not moves[-1]):
+                moves[-1] = move or moves[-1]
         else:
             turns.append({"role": role, "content": text})
+            if role == "assistant":
+                moves.append(move)
     messages = _finish(turns, field=field, system=lambda: dialogue_system(problem))
-    return messages, problem or group, tuple(moves)
+    return messages, problem or group, tuple(moves), problem or ""
 
 
 def from_dialogue(record: dict[str, Any], qa_mode: str = "auto") -> tuple:
@@ -384,6 +396,7 @@ def convert(record: Any, fmt: str, *, source: str, qa_mode: str = "auto") -> Cha
     out = CONVERTERS[fmt](record, qa_mode)
     messages, group = out[0], out[1]
     moves = out[2] if len(out) > 2 else ()
+    problem = out[3] if len(out) > 3 else ""
     rid = record.get("id", record.get("qid", ""))
     return ChatExample(
         messages=messages,
@@ -392,4 +405,5 @@ def convert(record: Any, fmt: str, *, source: str, qa_mode: str = "auto") -> Cha
         format=fmt,
         id=str(rid) if rid is not None else "",
         moves=moves,
+        problem=problem,
     )

@@ -42,7 +42,7 @@ from finetune.checkpoints import (
 )
 from finetune.data import DataStats, prepare_examples
 from finetune.errors import DiskFullError, RunExistsError, TrainingInterrupted
-from finetune.tokens import ChatEncoder, Collator, encode_examples, pack
+from finetune.tokens import Collator, load_base_tokenizer, tokenize_splits
 from knowledge_base.atomic import atomic_dir, write_atomic
 from tutor.config import Config
 from tutor.errors import ConfigError, MissingDependencyError, NotFoundError
@@ -102,56 +102,6 @@ def peak_memory_mb(device: str) -> float:
 
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def load_base_tokenizer(config: Config) -> Any:
-    """The base model's tokenizer (cheap: no weights), for counting and encoding data."""
-    from tutor.lm.resolve import ensure_bundled_cache, load_tokenizer, resolve_source
-
-    spec = config.finetune.base_model or config.lm.model
-    models_dir = config.paths.models_dir
-    source = resolve_source(spec, models_dir)
-    if source.alias and source.gguf_file:
-        ensure_bundled_cache(source.alias, models_dir)
-        source = resolve_source(spec, models_dir)
-    return load_tokenizer(source, config.lm.chat_template)
-
-
-def tokenize_splits(
-    cfg: Any, tokenizer: Any, train: list, val: list, stats: DataStats
-) -> tuple[list[dict], list[dict]]:
-    """Encode both splits (labels on assistant turns), pack the train split when asked, and
-    record token counts, truncation and drops in ``stats``."""
-    from finetune.errors import DataError
-
-    encoder = ChatEncoder(tokenizer, cfg.max_length)
-    train_f, truncated, dropped = encode_examples(train, encoder, too_long=cfg.too_long)
-    val_f, val_truncated, val_dropped = encode_examples(val, encoder, too_long=cfg.too_long)
-    s = stats
-    s.truncated, s.too_long = truncated + val_truncated, len(dropped) + len(val_dropped)
-    if dropped or val_dropped:
-        log.warning(
-            "%d examples do not fit max_length=%d even with only their last exchange and "
-            "were dropped (first: %s); raise finetune.max_length to keep them",
-            s.too_long,
-            cfg.max_length,
-            ", ".join((dropped + val_dropped)[:3]),
-        )
-    if not train_f:
-        raise DataError(
-            f"every training example is longer than finetune.max_length={cfg.max_length} "
-            f"tokens; raise max_length"
-        )
-    lengths = [len(f["input_ids"]) for f in train_f]
-    s.train_tokens = sum(lengths)
-    s.train_label_tokens = sum(sum(x != -100 for x in f["labels"]) for f in train_f)
-    s.eval_tokens = sum(len(f["input_ids"]) for f in val_f)
-    s.max_tokens, s.mean_tokens = max(lengths), s.train_tokens / len(lengths)
-    s.train_examples, s.eval_examples = len(train_f), len(val_f)
-    if cfg.packing:
-        train_f = pack(train_f, cfg.max_length)
-        s.packed_rows = len(train_f)
-    return train_f, val_f
 
 
 # -- the recipe ---------------------------------------------------------------------------------

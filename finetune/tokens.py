@@ -5,9 +5,11 @@ from the end of the generation prompt (``<|im_start|>assistant\\n``) to the end 
 including its end-of-turn token (``<|im_end|>``, ``<|eot_id|>``, ...) so the tuned model learns
 to stop. Everything else (system, user turns, role headers) is ``-100``.
 
-Truncation never cuts an answer: whole early turns are dropped (keeping the system prompt and
-starting at a user turn) until the example fits ``max_length``; an example whose last exchange
-alone does not fit is reported as too long.
+Long dialogues are split into windows, never cut mid-turn: each window keeps the system prompt
+(which carries the problem), the student's opening turn when it fits, one exchange of context
+before its first new answer, then as many consecutive turns as fit ``max_length``. Each answer
+is a target in exactly one window (context repeated from an earlier window stays unlabelled),
+so every teacher turn is trained on unless the turn alone cannot fit.
 
 Packing puts several examples in one row with ``position_ids`` restarting at 0 for each; with
 no attention mask, transformers turns restarts into a block-diagonal causal mask, so examples
@@ -17,8 +19,8 @@ never attend to each other.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Container, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from finetune.formats import ChatExample, DataError
@@ -42,7 +44,19 @@ END_OF_TURN_TOKENS = (
 class Encoded:
     input_ids: list[int]
     labels: list[int]
-    dropped_turns: int = 0  # early messages removed to fit max_length
+
+
+@dataclass
+class Windowed:
+    """One conversation as training rows: ``windows`` cover every target answer that fits."""
+
+    windows: list[Encoded]
+    target_tokens: int  # labelled tokens of the whole conversation, encoded without a limit
+    dropped_turns: int = 0  # target answers that fit in no window
+
+    @property
+    def label_tokens(self) -> int:
+        return sum(sum(x != IGNORE_INDEX for x in w.labels) for w in self.windows)
 
 
 class ChatEncoder:
@@ -80,13 +94,14 @@ class ChatEncoder:
             ) from e
 
     def render_with_spans(
-        self, messages: Sequence[dict[str, str]]
+        self, messages: Sequence[dict[str, str]], targets: Container[int] | None = None
     ) -> tuple[str, list[tuple[int, int]]]:
-        """The full text and the character span of every assistant turn (end-of-turn included)."""
+        """The full text and the character span of every assistant turn (end-of-turn included)
+        whose index is in ``targets`` (default: all of them)."""
         full = self._render(messages, False)
         spans = []
         for i, m in enumerate(messages):
-            if m["role"] != "assistant":
+            if m["role"] != "assistant" or (targets is not None and i not in targets):
                 continue
             prefix = self._render(messages[:i], True)
             upto = self._render(messages[: i + 1], False)
@@ -146,35 +161,100 @@ class ChatEncoder:
                 )
             self.appended_eos += 1
 
-    def encode_messages(self, messages: Sequence[dict[str, str]]) -> Encoded:
-        text, spans = self.render_with_spans(messages)
+    def encode_messages(
+        self, messages: Sequence[dict[str, str]], targets: Container[int] | None = None
+    ) -> Encoded:
+        text, spans = self.render_with_spans(messages, targets)
         ids, labels = self._tokenize(text, spans)
         self._check_end_of_turn(ids, labels)
         return Encoded(ids, labels)
 
     def encode(self, messages: Sequence[dict[str, str]]) -> Encoded | None:
-        """Encode, dropping whole early turns until it fits; ``None`` when it cannot fit."""
+        """The whole conversation, or ``None`` when it does not fit (see ``windows``)."""
         full = self.encode_messages(messages)
+        return full if len(full.input_ids) <= self.max_length else None
+
+    def windows(
+        self, messages: Sequence[dict[str, str]], targets: Collection[int] | None = None
+    ) -> Windowed:
+        """The conversation as one row, or as windows when it is longer than ``max_length``.
+        ``targets``: indices of the assistant messages to learn (default: all)."""
+        answers = [
+            i
+            for i, m in enumerate(messages)
+            if m["role"] == "assistant" and (targets is None or i in targets)
+        ]
+        full = self.encode_messages(messages, answers)
+        total = sum(x != IGNORE_INDEX for x in full.labels)
         if len(full.input_ids) <= self.max_length:
-            return full
-        system = list(messages[:1]) if messages and messages[0]["role"] == "system" else []
-        rest = list(messages[len(system) :])
-        last_answer = max(i for i, m in enumerate(rest) if m["role"] == "assistant")
-        # Cut points: each later user turn that still leaves an answer after it.
-        cuts = [i for i in range(1, last_answer) if rest[i]["role"] == "user"]
-        # Lengths shrink as the cut moves right: binary search the first cut that fits.
-        lo, hi, best = 0, len(cuts) - 1, None
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            enc = self.encode_messages(system + rest[cuts[mid] :])
-            if len(enc.input_ids) <= self.max_length:
-                best, hi = (cuts[mid], enc), mid - 1
-            else:
-                lo = mid + 1
-        if best is None:
-            return None
-        best[1].dropped_turns = best[0]
-        return best[1]
+            return Windowed([full], total)
+        head = 1 if messages and messages[0]["role"] == "system" else 0
+        first_user = next((i for i, m in enumerate(messages) if m["role"] == "user"), head - 1)
+        out = Windowed([], total)
+        k = 0
+        while k < len(answers):
+            found = self._window(messages, answers, k, head, first_user)
+            if found is None:
+                out.dropped_turns += 1
+                k += 1
+                continue
+            k, enc = found
+            out.windows.append(enc)
+        return out
+
+    def _window(
+        self,
+        messages: Sequence[dict[str, str]],
+        answers: list[int],
+        k: int,
+        head: int,
+        first_user: int,
+    ) -> tuple[int, Encoded] | None:
+        """The window whose first target is ``answers[k]`` with the most context that lets it
+        fit, extended to as many later answers as fit: ``(next k, encoded)``."""
+        a = answers[k]
+        opening = list(range(head, first_user + 1)) if first_user < a else []
+        contexts: list[list[int]] = []
+        for keep_opening, back in ((True, 2), (True, 1), (False, 1), (False, 0)):
+            before = [i for i in range(max(head, a - back), a)]
+            ctx = sorted(set((opening if keep_opening else []) + before))
+            if ctx not in contexts:
+                contexts.append(ctx)
+        if k == 0:
+            contexts.insert(0, list(range(head, a)))  # the first window starts at the start
+        for ctx in contexts:
+            best: tuple[int, Encoded] | None = None
+            lo, hi = k, len(answers) - 1
+            while lo <= hi:  # lengths grow with the last answer: binary search the longest
+                mid = (lo + hi) // 2
+                idx = list(range(head)) + ctx + list(range(a, answers[mid] + 1))
+                window = [messages[i] for i in idx]
+                wanted = {j for j, i in enumerate(idx) if i in answers[k : mid + 1]}
+                enc = self.encode_messages(window, wanted)
+                if len(enc.input_ids) <= self.max_length:
+                    best, lo = (mid + 1, enc), mid + 1
+                else:
+                    hi = mid - 1
+            if best is not None:
+                return best
+        return None
+
+
+@dataclass
+class EncodeReport:
+    """What fitting the examples into ``max_length`` did."""
+
+    windowed: int = 0  # examples split into more than one window
+    windows: int = 0  # rows made from the split examples
+    dropped_turns: int = 0  # target answers that fit in no window
+    target_tokens: int = 0  # labelled tokens of the examples encoded without a limit
+    label_tokens: int = 0  # labelled tokens of the rows (each target answer once)
+    dropped: list[str] = field(default_factory=list)  # sources of examples with no row
+
+    def add(self, other: EncodeReport) -> None:
+        for f in ("windowed", "windows", "dropped_turns", "target_tokens", "label_tokens"):
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+        self.dropped += other.dropped
 
 
 def encode_examples(
@@ -182,23 +262,84 @@ def encode_examples(
     encoder: ChatEncoder,
     *,
     too_long: str = "drop",
-) -> tuple[list[dict[str, list[int]]], int, list[str]]:
-    """-> (features, number truncated, sources of examples dropped as too long)."""
-    features, truncated, dropped = [], 0, []
+) -> tuple[list[dict[str, list[int]]], EncodeReport]:
+    """-> (features, report). A teacher turn that does not fit ``max_length`` even alone with
+    the system prompt is dropped (``too_long="drop"``) or an error (``"error"``)."""
+    features: list[dict[str, list[int]]] = []
+    report = EncodeReport()
     for ex in examples:
-        enc = encoder.encode(ex.messages)
-        if enc is None:
-            if too_long == "error":
-                raise DataError(
-                    f"{ex.source}: the example does not fit finetune.max_length="
-                    f"{encoder.max_length} tokens even with only its last exchange; raise "
-                    f"max_length or set finetune.too_long=drop"
-                )
-            dropped.append(ex.source)
-            continue
-        truncated += enc.dropped_turns > 0
-        features.append({"input_ids": enc.input_ids, "labels": enc.labels})
-    return features, truncated, dropped
+        w = encoder.windows(ex.messages, ex.targets)
+        if w.dropped_turns and too_long == "error":
+            raise DataError(
+                f"{ex.source}: {w.dropped_turns} teacher turn(s) do not fit finetune.max_length="
+                f"{encoder.max_length} tokens even alone with the system prompt; raise "
+                f"max_length or set finetune.too_long=drop"
+            )
+        report.dropped_turns += w.dropped_turns
+        report.target_tokens += w.target_tokens
+        report.label_tokens += w.label_tokens
+        if not w.windows:
+            report.dropped.append(ex.source)
+        if len(w.windows) > 1:
+            report.windowed += 1
+            report.windows += len(w.windows)
+        features += [{"input_ids": e.input_ids, "labels": e.labels} for e in w.windows]
+    return features, report
+
+
+def load_base_tokenizer(config: Any) -> Any:
+    """The base model's tokenizer (cheap: no weights), for counting and encoding data."""
+    from tutor.lm.resolve import ensure_bundled_cache, load_tokenizer, resolve_source
+
+    spec = config.finetune.base_model or config.lm.model
+    models_dir = config.paths.models_dir
+    source = resolve_source(spec, models_dir)
+    if source.alias and source.gguf_file:
+        ensure_bundled_cache(source.alias, models_dir)
+        source = resolve_source(spec, models_dir)
+    return load_tokenizer(source, config.lm.chat_template)
+
+
+def tokenize_splits(
+    cfg: Any, tokenizer: Any, train: list, val: list, stats: Any
+) -> tuple[list[dict], list[dict]]:
+    """Encode both splits (labels on target assistant turns, long dialogues as windows), pack
+    the train split when asked, and record token counts, windows, drops and the share of
+    teacher tokens trained on in ``stats`` (a ``finetune.data.DataStats``)."""
+    encoder = ChatEncoder(tokenizer, cfg.max_length)
+    train_f, rep = encode_examples(train, encoder, too_long=cfg.too_long)
+    val_f, val_rep = encode_examples(val, encoder, too_long=cfg.too_long)
+    n_train_rows = len(train_f)
+    rep.add(val_rep)
+    s = stats
+    s.windowed, s.windows, s.dropped_turns = rep.windowed, rep.windows, rep.dropped_turns
+    s.target_tokens, s.trained_target_tokens = rep.target_tokens, rep.label_tokens
+    s.too_long = len(rep.dropped)
+    if rep.dropped_turns:
+        log.warning(
+            "%d teacher turns do not fit max_length=%d even alone with the system prompt and "
+            "were dropped (%d examples lost every turn: %s); raise finetune.max_length to keep "
+            "them",
+            rep.dropped_turns,
+            cfg.max_length,
+            len(rep.dropped),
+            ", ".join(rep.dropped[:3]),
+        )
+    if not train_f:
+        raise DataError(
+            f"every training example is longer than finetune.max_length={cfg.max_length} "
+            f"tokens; raise max_length"
+        )
+    lengths = [len(f["input_ids"]) for f in train_f]
+    s.train_tokens = sum(lengths)
+    s.train_label_tokens = sum(sum(x != IGNORE_INDEX for x in f["labels"]) for f in train_f)
+    s.eval_tokens = sum(len(f["input_ids"]) for f in val_f)
+    s.max_tokens, s.mean_tokens = max(lengths), s.train_tokens / len(lengths)
+    s.train_examples, s.eval_examples = n_train_rows, len(val_f)
+    if cfg.packing:
+        train_f = pack(train_f, cfg.max_length)
+        s.packed_rows = len(train_f)
+    return train_f, val_f
 
 
 def pack(features: Sequence[dict[str, list[int]]], max_length: int) -> list[dict[str, list[int]]]:

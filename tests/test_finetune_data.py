@@ -171,6 +171,46 @@ def test_dialogue_teacher_turns_become_assistant_turns(tmp_path: Path) -> None:
     assert ex.moves == ("generic", "probing")
 
 
+TELLING_DIALOGUE = {
+    "problem": "What is 1/2 + 1/4?",
+    "messages": [
+        {"role": "teacher", "content": "How did you start?", "move": "generic"},
+        {"role": "student", "content": "I added the tops."},
+        {"role": "teacher", "content": "What size are the pieces?", "move": "probing"},
+        {"role": "student", "content": "I do not know."},
+        {"role": "teacher", "content": "Make them quarters: 2/4 + 1/4.", "move": "telling"},
+        {"role": "student", "content": "3/4!"},
+        {"role": "teacher", "content": "Why quarters?", "move": "focus"},
+    ],
+}
+
+
+@pytest.mark.parametrize("policy", ["drop", "prompt", "keep"])
+def test_telling_turns_are_not_learned_under_the_never_tell_prompt(tmp_path: Path, policy) -> None:
+    f = write_jsonl(tmp_path / "d.jsonl", [TELLING_DIALOGUE])
+    cfg = FinetuneConfig(data=[str(f)], eval_fraction=0, telling_turns=policy)
+    train, _, stats = prepare_examples(cfg)
+    assert stats.telling == 1 and stats.moves["telling"] == 1
+    learned = {
+        (ex.messages[0]["content"], ex.messages[i]["content"])
+        for ex in train
+        for i in (ex.targets if ex.targets is not None else range(len(ex.messages)))
+        if ex.messages[i]["role"] == "assistant"
+    }
+    tell = "Make them quarters: 2/4 + 1/4."
+    guided = {text for prompt, text in learned if prompt == GUIDE}
+    assert guided >= {"How did you start?", "What size are the pieces?", "Why quarters?"}
+    assert (tell in guided) == (policy == "keep")
+    step = system_prompt("guide", problem=ProblemState("What is 1/2 + 1/4?", hint_level=2))
+    assert "Show one worked step" in step
+    assert {text for prompt, text in learned if prompt == step} == (
+        {tell} if policy == "prompt" else set()
+    )
+    # the telling turn stays in every copy as context
+    assert all(any(m["content"] == tell for m in ex.messages) for ex in train)
+    assert FinetuneConfig().telling_turns == "drop"
+
+
 def test_mathdial_original_json_and_csv_columns(tmp_path: Path) -> None:
     conv = (
         "Teacher: (generic)Hi Sam, talk me through it|EOM|Sam: I got 2/6.|EOM|"

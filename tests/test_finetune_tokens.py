@@ -35,7 +35,7 @@ def labelled_runs(labels: list[int]) -> list[list[int]]:
 def test_labels_are_exactly_the_assistant_tokens_with_end_of_turn() -> None:
     tok = make_tokenizer()
     enc = ChatEncoder(tok, max_length=512).encode(DIALOGUE)
-    assert enc is not None and enc.dropped_turns == 0
+    assert enc is not None
     # the input is exactly what the chat template renders
     assert (
         enc.input_ids
@@ -78,37 +78,78 @@ def test_template_without_end_of_turn_gets_eos_after_the_last_answer() -> None:
     assert labelled_runs(enc.labels) == [[tok.convert_tokens_to_ids("4"), tok.eos_token_id]]
 
 
-def test_truncation_drops_whole_early_turns_and_keeps_the_last_answer() -> None:
+def _rendered(tok, messages: list[dict]) -> list[int]:
+    return tok(tok.apply_chat_template(messages, tokenize=False), add_special_tokens=False)[
+        "input_ids"
+    ]
+
+
+def _answer(tok, text: str) -> list[int]:
+    return tok(text + "<|im_end|>", add_special_tokens=False)["input_ids"]
+
+
+LONG = [
+    DIALOGUE[0],
+    {"role": "assistant", "content": "hello , what is your answer ?"},
+    {"role": "user", "content": "i think 1 / 2 + 1 / 4 is 2 / 6 ."},
+    *[
+        m
+        for i in range(6)
+        for m in (
+            {"role": "assistant", "content": f"step {i} . what is the next denominator ?"},
+            {"role": "user", "content": f"maybe {i} / 4 ."},
+        )
+    ],
+    {"role": "assistant", "content": "yes , check the denominator ."},
+]
+
+
+def test_long_dialogues_become_windows_with_every_answer_learned_once() -> None:
     tok = make_tokenizer()
-    full = ChatEncoder(tok, max_length=512).encode(DIALOGUE)
-    n = len(full.input_ids)
-    enc = ChatEncoder(tok, max_length=n - 1).encode(DIALOGUE)
-    assert enc is not None and len(enc.input_ids) < n
-    # system prompt kept, history starts at a user turn, last answer complete
-    kept = [DIALOGUE[0], *DIALOGUE[enc.dropped_turns + 1 :]]
-    assert kept[1]["role"] == "user"
-    assert (
-        enc.input_ids
-        == tok(tok.apply_chat_template(kept, tokenize=False), add_special_tokens=False)["input_ids"]
-    )
-    last = tok(DIALOGUE[-1]["content"] + "<|im_end|>", add_special_tokens=False)["input_ids"]
-    assert labelled_runs(enc.labels)[-1] == last
-    # the smallest cut that fits is taken
-    assert enc.dropped_turns == 1
-    just_last = [DIALOGUE[0], *DIALOGUE[4:]]
-    budget = len(ChatEncoder(tok, max_length=512).encode(just_last).input_ids)
-    assert ChatEncoder(tok, max_length=budget).encode(DIALOGUE).dropped_turns == 3
+    enc = ChatEncoder(tok, max_length=80)
+    assert enc.encode(LONG) is None  # too long as one row
+    w = enc.windows(LONG)
+    assert len(w.windows) > 2 and w.dropped_turns == 0
+    learned: list[list[int]] = []
+    for win in w.windows:
+        assert len(win.input_ids) <= 80
+        assert win.input_ids[: len(_rendered(tok, LONG[:1]))] == _rendered(tok, LONG[:1])
+        assert all(
+            lab in (IGNORE_INDEX, i) for lab, i in zip(win.labels, win.input_ids, strict=True)
+        )
+        learned += labelled_runs(win.labels)
+    # every answer is a target exactly once, in order; the coverage is complete
+    answers = [_answer(tok, m["content"]) for m in LONG if m["role"] == "assistant"]
+    assert learned == answers
+    assert w.label_tokens == w.target_tokens == sum(map(len, answers))
+    # later windows keep the student's opening turn (their attempt) as context when it fits
+    opening = tok(LONG[2]["content"], add_special_tokens=False)["input_ids"]
+    second = w.windows[1].input_ids
+    assert any(second[i : i + len(opening)] == opening for i in range(len(second)))
+
+
+def test_window_targets_and_turns_that_cannot_fit() -> None:
+    tok = make_tokenizer()
+    # only the chosen answers are targets; the others stay unlabelled context
+    w = ChatEncoder(tok, max_length=512).windows(DIALOGUE, targets=(3,))
+    assert labelled_runs(w.windows[0].labels) == [_answer(tok, DIALOGUE[3]["content"])]
+    # a turn that does not fit even alone with the system prompt is dropped and counted
+    long_turn = {"role": "assistant", "content": " ".join(["step"] * 60)}
+    msgs = [*DIALOGUE, {"role": "user", "content": "ok ."}, long_turn]
+    w = ChatEncoder(tok, max_length=48).windows(msgs)
+    assert w.dropped_turns == 1 and w.windows
+    assert w.label_tokens < w.target_tokens
 
 
 def test_examples_that_cannot_fit_are_dropped_or_rejected() -> None:
     tok = make_tokenizer()
-    tiny_budget = ChatEncoder(tok, max_length=20)
+    tiny_budget = ChatEncoder(tok, max_length=16)
     assert tiny_budget.encode(DIALOGUE) is None
     ex = ChatExample(messages=DIALOGUE, group="g", source="f.jsonl:7", format="openai")
-    features, truncated, dropped = encode_examples([ex], tiny_budget)
-    assert features == [] and dropped == ["f.jsonl:7"]
+    features, report = encode_examples([ex], tiny_budget)
+    assert features == [] and report.dropped == ["f.jsonl:7"] and report.dropped_turns == 3
     with pytest.raises(
-        DataError, match=r"f\.jsonl:7: the example does not fit finetune\.max_length=20"
+        DataError, match=r"f\.jsonl:7: 3 teacher turn\(s\) do not fit finetune\.max_length=16"
     ):
         encode_examples([ex], tiny_budget, too_long="error")
 

@@ -188,8 +188,13 @@ class FinetuneConfig:
     lora_dropout: float = 0.05
     target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
     max_length: int = 1024
-    # Examples whose last answer does not fit even after dropping early turns.
+    # Dialogues longer than max_length are split into windows; a teacher turn that does not fit
+    # even alone with the system prompt is dropped (and counted) or an error.
     too_long: Literal["drop", "error"] = "drop"
+    # MathDial "telling" turns (they state a step or the answer): context only (drop), learned
+    # under the tutor's "show one worked step" prompt (prompt), or under the guide prompt that
+    # says never to state the answer (keep, the old behaviour).
+    telling_turns: Literal["drop", "prompt", "keep"] = "drop"
     packing: bool = False  # pack examples into max_length rows (no cross-example attention)
     group_by_length: bool = True  # batch similar lengths together (less padding)
     epochs: float = 1.0
