@@ -12,10 +12,10 @@ run. Per setting, the share of replies that
 
 and decode speed: new tokens over the answer's wall time (prefill included), and the time to the
 first text shown (the backend's ``ttft_s``: prefill, decoding and whatever the filter holds
-back). These counters are written here, independently of ``tutor.lm.sentences`` (the filter they
-judge). The meta ``sentence_tokens`` gives the length in tokens of the sentences of the "off"
-replies, against the filter's ``TAIL_TOKENS`` (a sentence that starts that close to the budget
-is held back until it ends).
+back). These counters are the evals' own (``evals.unguarded``), independent of
+``tutor.lm.sentences`` (the filter they judge). The meta ``sentence_tokens`` gives the length in
+tokens of the sentences of the "off" replies, against the filter's ``TAIL_TOKENS`` (a sentence
+that starts that close to the budget is held back until it ends).
 
     python benchmarks/decoding.py [--tokens 128] [--prompts 20]
 """
@@ -33,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 from results import Recorder  # noqa: E402
+
+from evals.unguarded import ends_mid_sentence, repeats_sentence  # noqa: E402
 
 SYSTEM = (
     "You are a patient tutor for students aged 10 to 16. Explain step by step, with a short "
@@ -70,24 +72,7 @@ SETTINGS: list[tuple[str, dict[str, Any]]] = [
     ("on: penalty 1.1 + sentences", dict(repetition_penalty=1.1, no_repeat_ngram_size=0)),
 ]
 SENTENCE_OPTIONS = ("sentences only (no penalty)", "on: penalty 1.1 + sentences")
-_END = re.compile(r"[.!?][\"')\]}*_]*\s*$")
 _SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
-
-
-def ends_mid_sentence(text: str) -> bool:
-    return not _END.search(text.strip())
-
-
-def repeats_sentence(text: str) -> bool:
-    seen: set[str] = set()
-    for part in _SPLIT.split(text):
-        key = " ".join(part.split())
-        if len(key.split()) < 3:
-            continue
-        if key in seen:
-            return True
-        seen.add(key)
-    return False
 
 
 def repeats_ngram(text: str, n: int = 5) -> bool:

@@ -31,6 +31,8 @@ _TRUTH_RATES = (
     "wrong_answer_reveal",
     "intermediate_telling",
     "mistake_located",
+    "ends_mid_sentence",
+    "repeats_sentence",
 )
 TRUTH_METRICS = (
     *(f"{suite}/agent/{rate}" for suite in ("pedagogy", "simulation") for rate in _TRUTH_RATES),

@@ -158,6 +158,8 @@ UNGUARDED_RATES = {
     "false_arithmetic": "false_arithmetic",
     "wrong_answer_reveal": "wrong_answer_reveal",
     "mistake_located": "mistake_located",
+    "ends_mid_sentence": "ends_mid_sentence",
+    "repeats_sentence": "repeats_sentence",
 }
 # the column each rate gets in the tables; every rate but these is better lower
 UNGUARDED_COLUMNS = {
@@ -168,6 +170,8 @@ UNGUARDED_COLUMNS = {
     "false_arithmetic": "false arithmetic",
     "wrong_answer_reveal": "wrong-answer reveal",
     "mistake_located": "mistake located",
+    "ends_mid_sentence": "ends mid-sentence",
+    "repeats_sentence": "repeats a sentence",
 }
 HIGHER_IS_BETTER = frozenset({"mistake_located"})
 UNGUARDED_NOTE = (
@@ -181,7 +185,8 @@ UNGUARDED_NOTE = (
     "not the gold one. Mistake located (higher is better): the reply states the student's first "
     "wrong quantity (the first number of the student's message that is neither in the problem "
     "nor in the gold solution, or the result of a false calculation); over the contexts with "
-    "one. None of them uses tutor.grading, tutor.guard or tutor.verify "
+    "one. Ends mid-sentence: the reply's last character (closing quotes aside) is not . ! or ?; "
+    "repeats a sentence: two sentences of 3+ words are the same. None of them uses tutor.grading, tutor.guard or tutor.verify "
     "(evals/unguarded.py, evals/arithmetic.py)."
 )
 

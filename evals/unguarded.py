@@ -294,6 +294,31 @@ def mistake_located(text: str, ctx: DialogueContext) -> bool | None:
     return wrong in numbers(text) and not affirming_sentences(text)
 
 
+_END = re.compile(r"[.!?][\"')\]}*_]*\s*$")
+_SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def ends_mid_sentence(text: str) -> bool:
+    """The reply does not end with ``.``, ``!`` or ``?`` (closing quotes or brackets may
+    follow); an empty reply does not count. Independent of ``tutor.lm.sentences`` and
+    ``tutor.verify.gate``, which end answers at sentences."""
+    return bool(text.strip()) and not _END.search(text.strip())
+
+
+def repeats_sentence(text: str) -> bool:
+    """Two sentences of 3 words or more (split at ``.!?`` + space or a line break) are the same
+    after collapsing whitespace."""
+    seen: set[str] = set()
+    for part in _SENTENCES.split(text):
+        key = " ".join(part.split())
+        if len(key.split()) < 3:
+            continue
+        if key in seen:
+            return True
+        seen.add(key)
+    return False
+
+
 def score_unguarded(text: str, ctx: DialogueContext) -> dict[str, Any]:
     """Every measure for one reply, as stored in a pedagogy result's ``unguarded`` field (and a
     simulated turn's)."""
@@ -314,4 +339,6 @@ def score_unguarded(text: str, ctx: DialogueContext) -> dict[str, Any]:
         "wrong_answer_reveal": None if wrong is None else bool(wrong),
         "wrong_answers_stated": wrong or [],
         "mistake_located": mistake_located(text, ctx),
+        "ends_mid_sentence": ends_mid_sentence(text),
+        "repeats_sentence": repeats_sentence(text),
     }

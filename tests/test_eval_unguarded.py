@@ -179,6 +179,8 @@ def test_false_affirmation_needs_a_known_wrong_answer_stated_by_the_student() ->
         "wrong_answer_reveal": False,
         "wrong_answers_stated": [],
         "mistake_located": False,  # the student's first wrong quantity is the $5
+        "ends_mid_sentence": False,
+        "repeats_sentence": False,
     }
 
 
@@ -299,6 +301,23 @@ def test_the_first_wrong_quantity_is_the_first_number_outside_problem_and_soluti
 )
 def test_mistake_located(reply: str, located: bool) -> None:
     assert U.mistake_located(reply, billy()) is located
+
+
+@pytest.mark.parametrize(
+    ("reply", "mid", "repeats"),
+    [
+        ("Where does the $5 come from?", False, False),
+        ("Good. Now add the two amounts", True, False),
+        ("Good. Now add the two amounts and …", True, False),
+        ('He said "stop."', False, False),
+        ("Check each step. Then check each step. Check each step.", False, True),
+        ("Yes. Yes. Good.", False, False),  # short sentences may repeat
+        ("", False, False),
+    ],
+)
+def test_ends_mid_sentence_and_repeats_a_sentence(reply: str, mid: bool, repeats: bool) -> None:
+    assert U.ends_mid_sentence(reply) is mid
+    assert U.repeats_sentence(reply) is repeats
 
 
 def test_mistake_located_needs_a_solution_and_a_wrong_quantity() -> None:
