@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import logging
+import math
 import os
 import resource
 import shutil
@@ -67,6 +68,20 @@ def world() -> tuple[int, int, int]:
         int(env.get("LOCAL_RANK", "0")),
         int(env.get("WORLD_SIZE", "1")),
     )
+
+
+def steps_per_epoch(cfg: Any, rows: int, world_size: int = 1) -> int:
+    """Optimizer steps in one epoch of ``rows`` training rows (as the Trainer counts them)."""
+    batches = math.ceil(rows / (cfg.batch_size * world_size))
+    return max(1, math.ceil(batches / cfg.grad_accum))
+
+
+def eval_every(cfg: Any, rows: int, world_size: int = 1) -> int:
+    """The evaluation / checkpoint cadence in steps: ``eval_steps``, or with ``evals_per_epoch``
+    that many evaluations per epoch of this data."""
+    if cfg.evals_per_epoch > 0:
+        return max(1, steps_per_epoch(cfg, rows, world_size) // cfg.evals_per_epoch)
+    return int(cfg.eval_steps)
 
 
 def run_dir_for(config: Config) -> Path:
@@ -278,7 +293,7 @@ class LoRARecipe:
         self.device = device
         self.trainer = self._build_trainer(model, tokenizer, train_f, val_f, device)
 
-    def _training_args(self, has_eval: bool, device: str) -> Any:
+    def _training_args(self, has_eval: bool, device: str, rows: int) -> Any:
         import torch
         from transformers import TrainingArguments
 
@@ -290,6 +305,9 @@ class LoRARecipe:
         bf16 = self.compute_dtype == torch.bfloat16
         fp16 = self.compute_dtype == torch.float16
         progress = log.isEnabledFor(logging.INFO) and self.is_main
+        every = eval_every(cfg, rows, self.world_size)
+        if self.is_main and cfg.evals_per_epoch > 0:
+            log.info("evaluating and checkpointing every %d steps", every)
         return TrainingArguments(
             output_dir=str(self.run_dir / "checkpoints"),
             per_device_train_batch_size=cfg.batch_size,
@@ -307,9 +325,9 @@ class LoRARecipe:
             fp16=fp16,
             use_cpu=device == "cpu",
             eval_strategy="steps" if has_eval else "no",
-            eval_steps=cfg.eval_steps,
+            eval_steps=every,
             save_strategy="steps",
-            save_steps=cfg.eval_steps,
+            save_steps=every,
             save_total_limit=2,  # the best and the last
             load_best_model_at_end=has_eval,
             metric_for_best_model="eval_loss",
@@ -358,7 +376,7 @@ class LoRARecipe:
         self.tokenizer = tokenizer
         return FinetuneTrainer(
             model=model,
-            args=self._training_args(has_eval, device),
+            args=self._training_args(has_eval, device, len(train_f)),
             train_dataset=train_f,
             eval_dataset=val_f or None,
             data_collator=self.collator,

@@ -207,6 +207,8 @@ class FinetuneConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     eval_steps: int = 50  # evaluate (and checkpoint) every N optimizer steps
+    # > 0: evaluate (and checkpoint) this many times per epoch instead, whatever the data size
+    evals_per_epoch: int = 0
     eval_fraction: float = 0.1
     eval_before: bool = True  # evaluate the untouched base first (the card's "before" loss)
     early_stopping_patience: int = 3  # evaluations without improvement; 0 = off
@@ -248,6 +250,8 @@ class FinetuneConfig:
             raise bad(
                 "target_modules", "a non-empty list (e.g. ['all-linear'])", self.target_modules
             )
+        if self.evals_per_epoch < 0:
+            raise bad("evals_per_epoch", ">= 0 (0 = use eval_steps)", self.evals_per_epoch)
         if self.max_length < 16:
             raise bad("max_length", ">= 16", self.max_length)
         if self.epochs <= 0 and self.max_steps <= 0:
