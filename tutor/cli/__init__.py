@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from finetune import cli as finetune_cli
-from tutor.cli import chat, intents, kb, learners, serve, users
+from tutor.cli import chat, intents, judge, kb, learners, serve, users
 from tutor.cli import eval as eval_cli
 from tutor.cli.common import (
     CommandFn,
@@ -42,6 +42,7 @@ COMMAND_GROUPS: dict[str, Registrar] = {
     "serve": serve.register,
     "eval": eval_cli.register,
     "intents": intents.register,
+    "judge": judge.register,
 }
 
 __all__ = [
