@@ -14,6 +14,7 @@ import json
 import resource
 import shutil
 from pathlib import Path
+from typing import Any
 
 
 def checkpoint_complete(path: Path) -> bool:
@@ -105,3 +106,89 @@ def checkpoint_step(checkpoint: str | None) -> int | None:
         return int(Path(checkpoint).name.rsplit("-", 1)[1])
     except (IndexError, ValueError):
         return None
+
+
+# -- what a checkpoint was trained on ------------------------------------------------------------
+FINGERPRINT_FILE = "fingerprint.json"
+# settings that change what a resumed run would compute (epochs / max_steps may grow on resume)
+FINGERPRINT_KEYS = (
+    "base_model",
+    "qlora",
+    "data_format",
+    "qa_mode",
+    "telling_turns",
+    "skip_invalid",
+    "max_examples",
+    "eval_fraction",
+    "max_length",
+    "packing",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "target_modules",
+    "learning_rate",
+    "lr_scheduler",
+    "batch_size",
+    "grad_accum",
+    "warmup_ratio",
+    "weight_decay",
+    "seed",
+)
+
+
+def fingerprint(cfg: Any, files: list[Any]) -> dict[str, Any]:
+    """The data files' hashes and the training-relevant config of a run."""
+    return {
+        "data": {f"{f.path}": f.sha256 for f in files},
+        "config": {k: getattr(cfg, k) for k in FINGERPRINT_KEYS},
+    }
+
+
+def fingerprint_differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs between a checkpoint's fingerprint and this run's, one phrase each."""
+    out = []
+    old_data, new_data = saved.get("data", {}), now["data"]
+    for path in sorted(set(old_data) | set(new_data)):
+        a, b = old_data.get(path), new_data.get(path)
+        if a is None:
+            out.append(f"data file {path} was not in the checkpoint's data")
+        elif b is None:
+            out.append(f"data file {path} is no longer in the data")
+        elif a != b:
+            out.append(f"data file {path} changed (sha256 {a[:12]}… now {b[:12]}…)")
+    old_cfg = saved.get("config", {})
+    for key, value in now["config"].items():
+        if key in old_cfg and old_cfg[key] != value:
+            out.append(f"finetune.{key} was {old_cfg[key]!r}, now {value!r}")
+    return out
+
+
+def read_fingerprint(checkpoint: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads((checkpoint / FINGERPRINT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def read_progress(checkpoint: str | None) -> dict[str, float]:
+    """The training time and tokens a checkpoint's run had used (0 for a fresh run)."""
+    try:
+        path = Path(checkpoint or "") / "progress.json"
+        saved = json.loads(path.read_text(encoding="utf-8")) if checkpoint else {}
+        return {k: float(saved.get(k, 0.0)) for k in ("train_seconds", "train_tokens")}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {"train_seconds": 0.0, "train_tokens": 0.0}
+
+
+def run_train_loss(log_history: list[dict[str, Any]], fallback: float) -> float:
+    """The mean training loss over every step of the run, resumed segments included: the logged
+    losses (each the mean since the previous log), weighted by the steps they cover."""
+    total = steps = 0.0
+    last = 0
+    for h in log_history:
+        if "loss" in h and "step" in h and h["step"] > last:
+            total += float(h["loss"]) * (h["step"] - last)
+            steps += h["step"] - last
+            last = h["step"]
+    return total / steps if steps else fallback

@@ -35,11 +35,17 @@ from pathlib import Path
 from typing import Any
 
 from finetune.checkpoints import (
+    FINGERPRINT_FILE,
     checkpoint_step,
     disk_full_message,
+    fingerprint,
+    fingerprint_differences,
     last_complete_checkpoint,
     no_space,
+    read_fingerprint,
+    read_progress,
     remove_incomplete_checkpoints,
+    run_train_loss,
 )
 from finetune.data import DataStats, prepare_examples
 from finetune.errors import DiskFullError, RunExistsError, TrainingInterrupted
@@ -143,6 +149,9 @@ class LoRARecipe:
         self.resume_from: str | None = None
         self._stop: Any = None
         self._t0 = 0.0
+        self.fingerprint: dict[str, Any] = {}
+        self._prior = {"train_seconds": 0.0, "train_tokens": 0.0}
+        self._segment_t0 = 0.0
 
     @property
     def is_main(self) -> bool:
@@ -198,6 +207,20 @@ class LoRARecipe:
                 f"run '{self.cfg.run_name}' already reached step {step} of {target} "
                 f"({checkpoint.name}); nothing to resume. To train further, pass --resume with a "
                 f"larger --max-steps or --epochs; to start over, --overwrite"
+            )
+
+    def _check_fingerprint(self, checkpoint: Path) -> None:
+        """Refuse to resume a checkpoint trained on other data or with other settings."""
+        saved = read_fingerprint(checkpoint)
+        if saved is None:
+            log.warning("%s has no %s: cannot check its data", checkpoint.name, FINGERPRINT_FILE)
+            return
+        diff = fingerprint_differences(saved, self.fingerprint)
+        if diff:
+            raise RunExistsError(
+                f"cannot resume run '{self.cfg.run_name}' from {checkpoint.name}: it was trained "
+                f"on other data or settings: {'; '.join(diff)}. Resume with the same data and "
+                f"settings, or start a new run (--run-name NEW, or --overwrite to replace it)"
             )
 
     def _device(self) -> str:
@@ -266,6 +289,9 @@ class LoRARecipe:
         if self.quantize_base:
             check_4bit(device)
         train, val, self.stats = prepare_examples(cfg)
+        self.fingerprint = fingerprint(cfg, self.stats.files + self.stats.eval_files)
+        if self.resume_from:
+            self._check_fingerprint(Path(self.resume_from))
         tokenizer = load_base_tokenizer(self.config)
         train_f, val_f = tokenize_splits(cfg, tokenizer, train, val, self.stats)
         if self.is_main:
@@ -355,12 +381,19 @@ class LoRARecipe:
     ) -> Any:
         from transformers import EarlyStoppingCallback
 
-        from finetune.trainer import EvaluateAtEnd, FinetuneTrainer, StopOnSignal
+        from finetune.trainer import (
+            EvaluateAtEnd,
+            FinetuneTrainer,
+            SaveFingerprint,
+            StopOnSignal,
+        )
 
         cfg = self.cfg
         has_eval = bool(val_f)
         self._stop = StopOnSignal()
         callbacks: list[Any] = [self._stop, EvaluateAtEnd(has_eval)]
+        if self.is_main:
+            callbacks.append(SaveFingerprint(self.fingerprint, self._progress))
         if has_eval and cfg.early_stopping_patience > 0:
             callbacks.append(
                 EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)
@@ -400,14 +433,14 @@ class LoRARecipe:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 write_atomic(self.run_dir / "config.toml", self.resolved_config().to_toml())
         self._stop.install()
-        t0 = time.perf_counter()
+        self._prior = read_progress(self.resume_from)
+        self._segment_t0 = time.perf_counter()
         try:
             with self._saving("a training checkpoint"):
                 output = trainer.train(resume_from_checkpoint=self.resume_from)
         finally:
             self._stop.uninstall()
-        train_seconds = time.perf_counter() - t0
-        metrics = self._metrics(output, train_seconds)
+        metrics = self._metrics(output, self._progress())
         interrupted = self._stop.stopped
         adapter_dir = None
         if self.is_main:
@@ -460,10 +493,19 @@ class LoRARecipe:
         ft = dataclasses.replace(self.cfg, base_model=self.base_model, qlora=self.quantize_base)
         return dataclasses.replace(self.config, finetune=ft)
 
-    def _metrics(self, output: Any, train_seconds: float) -> dict[str, Any]:
+    def _progress(self) -> dict[str, float]:
+        """The whole run's training time and tokens so far, earlier segments included (the
+        resumed checkpoint's ``progress.json``); evaluation batches are not counted."""
+        tokens = getattr(self.trainer, "train_tokens", 0) * self.world_size
+        return {
+            "train_seconds": self._prior["train_seconds"] + time.perf_counter() - self._segment_t0,
+            "train_tokens": self._prior["train_tokens"] + tokens,
+        }
+
+    def _metrics(self, output: Any, progress: dict[str, float]) -> dict[str, Any]:
         state = self.trainer.state
         evals = [h for h in state.log_history if "eval_loss" in h]
-        tokens = self.collator.tokens * self.world_size
+        train_seconds, tokens = progress["train_seconds"], int(progress["train_tokens"])
         if self._stop.stopped:
             stop_reason = "interrupted"
         elif any(getattr(cb, "fired", False) for cb in self.extra_callbacks):
@@ -485,7 +527,7 @@ class LoRARecipe:
             "epoch": state.epoch,
             "stopped_early": stop_reason == "early_stopping",
             "resumed_from": self.resume_from,
-            "train_loss": output.training_loss,
+            "train_loss": run_train_loss(state.log_history, output.training_loss),
             "eval_loss_before": self.eval_loss_before,
             "final_eval_loss": evals[-1]["eval_loss"] if evals else None,
             "best_eval_loss": state.best_metric,

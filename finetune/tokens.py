@@ -392,6 +392,8 @@ class Collator:
             extra.append(f["position_ids"] + list(range(pad)) if packed else [1] * n + [0] * pad)
             self.tokens += n
         batch: dict[str, Any] = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)}
+        # real (unpadded) tokens, for the trainer's count of training tokens (popped there)
+        batch["num_real_tokens"] = torch.tensor(sum(len(f["input_ids"]) for f in features))
         batch["position_ids" if packed else "attention_mask"] = torch.tensor(extra)
         if packed:
             # transformers only derives the block-diagonal mask from position_ids when no KV

@@ -38,6 +38,9 @@ class FinetuneTrainer(Trainer):
         num_items_in_batch: Any = None,
     ) -> Any:
         labels = inputs.pop("labels")
+        n_real = inputs.pop("num_real_tokens", None)
+        if model.training and n_real is not None:
+            self.train_tokens = getattr(self, "train_tokens", 0) + int(n_real)
         targets = labels[:, 1:]
         keep = targets != IGNORE_INDEX
         # position t predicts token t+1: select positions whose next token is labelled
@@ -63,9 +66,24 @@ class FinetuneTrainer(Trainer):
                 loss = loss * self.accelerator.num_processes  # DDP averages gradients
             self.loss_is_scaled_for_ga = True
         else:
+            if not model.training:  # evaluation: the loss is the mean over all its tokens
+                self._eval_sum = getattr(self, "_eval_sum", 0.0) + float(loss.detach())
+                self._eval_tokens = getattr(self, "_eval_tokens", 0) + n_selected
             loss = loss / max(1, n_selected)
             self.loss_is_scaled_for_ga = False
         return (loss, outputs) if return_outputs else loss
+
+    def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
+        """The stock loop averages per-batch means; report the token-weighted mean instead."""
+        self._eval_sum, self._eval_tokens = 0.0, 0
+        out = super().evaluation_loop(*args, **kwargs)
+        totals = torch.tensor([self._eval_sum, float(self._eval_tokens)], device=self.args.device)
+        if self.accelerator.num_processes > 1:
+            totals = self.accelerator.reduce(totals, reduction="sum")
+        prefix = kwargs.get("metric_key_prefix", "eval")
+        if totals[1] > 0 and out.metrics is not None and f"{prefix}_loss" in out.metrics:
+            out.metrics[f"{prefix}_loss"] = float(totals[0] / totals[1])
+        return out
 
 
 class StopOnSignal(TrainerCallback):
@@ -118,6 +136,8 @@ class EvaluateAtEnd(TrainerCallback):
         if state.max_steps and state.global_step >= state.max_steps:
             control.should_save = True
             control.should_evaluate = self.has_eval
+        if control.should_save or control.should_training_stop:
+            control.should_log = True  # every step's loss is in the log (the card's train loss)
         return control
 
 
@@ -141,5 +161,30 @@ class TimeBudget(TrainerCallback):
             self.fired = True
             control.should_training_stop = True
             control.should_save = True
+            control.should_log = True
             control.should_evaluate = args.eval_strategy != "no"
+        return control
+
+
+class SaveFingerprint(TrainerCallback):
+    """Writes what the run trains on (data hashes, settings) into every checkpoint, so a resume
+    with other data or settings is refused (``finetune.checkpoints.fingerprint``)."""
+
+    def __init__(self, fingerprint: dict[str, Any], progress: Any = None) -> None:
+        self.fingerprint = fingerprint
+        self.progress = progress  # () -> the run's totals so far (time, tokens), kept beside it
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        import json
+        from pathlib import Path
+
+        from finetune.checkpoints import FINGERPRINT_FILE
+
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if ckpt.is_dir():
+            text = json.dumps(self.fingerprint, indent=2, default=str) + "\n"
+            (ckpt / FINGERPRINT_FILE).write_text(text, encoding="utf-8")
+            if self.progress is not None:
+                text = json.dumps(self.progress(), indent=2) + "\n"
+                (ckpt / "progress.json").write_text(text, encoding="utf-8")
         return control
