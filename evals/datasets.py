@@ -13,8 +13,11 @@ tutor's next turn is what the pedagogy suite generates and scores.
   the human reference response.
 - MRBench form (a JSON array or JSONL): ``{"conversation_id", "conversation_history":
   "Tutor: ...\\nStudent: ...", "Ground_Truth_Solution", "anno_llm_responses" (or
-  "tutor_responses"): {TUTOR: {"response", "annotation": {"Mistake_Identification": "Yes",
-  ...}}}}``; field names are matched case-insensitively.
+  "tutor_responses"): {TUTOR: {"response", "annotation" (or "annotations"):
+  {"Mistake_Identification": "Yes", ...}}}}``; field names are matched case-insensitively.
+  Several annotators' labels become a majority label (``evals.labels``). A ``conversation_id``
+  that occurs again (MRBench V2 / BEA-2025) gives a context of its own, ``<id>#2``, ``<id>#3``...
+  in file order; ``meta["conversation_id"]`` keeps the file's id.
 
 Errors name the file, the line and the field (``DatasetError``).
 """
@@ -29,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evals.dimensions import DIMENSIONS, dimension_for_field, normalize_label
+from evals.labels import LabelError, read_labels
 from tutor.errors import InputError
 
 
@@ -57,11 +60,15 @@ class Turn:
 
 @dataclass
 class AnnotatedResponse:
-    """A tutor response with human labels per dimension (MRBench form)."""
+    """A tutor response with human labels per dimension (MRBench form; see ``evals.labels``)."""
 
     tutor: str
     text: str
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # dimension -> (majority) label
+    votes: dict[str, list[str]] = field(default_factory=dict)  # several annotators' labels
+    ties: list[str] = field(default_factory=list)  # dimensions whose annotators tie: no label
+    unknown: list[str] = field(default_factory=list)  # annotation fields naming no dimension
+    annotation_field: str = ""  # "annotation" / "annotations"; "" when the response has none
 
 
 @dataclass
@@ -306,6 +313,8 @@ def mrbench_context(rec: Any, path: Path, line: int) -> DialogueContext:
     responses: list[AnnotatedResponse] = []
     raw = _get(rec, "anno_llm_responses", "tutor_responses")
     if raw is not None:
+        if _get(rec, "anno_llm_responses") is not None and _get(rec, "tutor_responses") is not None:
+            raise DatasetError(path, line, "tutor_responses", "and 'anno_llm_responses' both given")
         name = (
             "anno_llm_responses"
             if _get(rec, "anno_llm_responses") is not None
@@ -316,31 +325,7 @@ def mrbench_context(rec: Any, path: Path, line: int) -> DialogueContext:
                 path, line, name, "must be an object {tutor: {response, annotation}}"
             )
         for tutor, body in raw.items():
-            where = f"{name}.{tutor}"
-            if not isinstance(body, Mapping):
-                raise DatasetError(path, line, where, "must be an object with 'response'")
-            text = body.get("response")
-            if not isinstance(text, str):
-                raise DatasetError(path, line, f"{where}.response", "must be text")
-            labels: dict[str, str] = {}
-            ann = body.get("annotation") or {}
-            if not isinstance(ann, Mapping):
-                raise DatasetError(path, line, f"{where}.annotation", "must be an object of labels")
-            for fname, value in ann.items():
-                dim = dimension_for_field(str(fname))
-                if dim is None:
-                    continue
-                label = normalize_label(dim, value)
-                if label is None:
-                    allowed = " / ".join(DIMENSIONS[dim].labels)
-                    raise DatasetError(
-                        path,
-                        line,
-                        f"{where}.annotation.{fname}",
-                        f"has label {value!r}; use one of {allowed}",
-                    )
-                labels[dim] = label
-            responses.append(AnnotatedResponse(str(tutor), text.strip(), labels))
+            responses.append(_annotated_response(str(tutor), body, f"{name}.{tutor}", path, line))
     data = _text(_get(rec, "Data"), path, line, "Data")
     return DialogueContext(
         id=rid,
@@ -353,8 +338,31 @@ def mrbench_context(rec: Any, path: Path, line: int) -> DialogueContext:
         meta={
             "file": str(path),
             "line": line,
+            "conversation_id": rid,
             "topic": _text(_get(rec, "Topic"), path, line, "Topic"),
         },
+    )
+
+
+def _annotated_response(
+    tutor: str, body: Any, where: str, path: Path, line: int
+) -> AnnotatedResponse:
+    if not isinstance(body, Mapping):
+        raise DatasetError(path, line, where, "must be an object with 'response'")
+    text = body.get("response")
+    if not isinstance(text, str):
+        raise DatasetError(path, line, f"{where}.response", "must be text")
+    keys = [k for k in body if str(k).lower() in ("annotation", "annotations")]
+    if len(keys) > 1:
+        raise DatasetError(path, line, where, f"has both {keys[0]!r} and {keys[1]!r}; keep one")
+    if not keys or body[keys[0]] is None:
+        return AnnotatedResponse(tutor, text.strip())
+    try:
+        read = read_labels(body[keys[0]], f"{where}.{keys[0]}")
+    except LabelError as e:
+        raise DatasetError(path, line, e.field, e.problem) from None
+    return AnnotatedResponse(
+        tutor, text.strip(), read.labels, read.votes, read.ties, read.unknown, str(keys[0])
     )
 
 
@@ -402,6 +410,13 @@ def load_contexts(
                 "(record)",
                 "is neither dialogue form ('messages') nor MRBench form ('conversation_history')",
             )
+        if ctx.id in seen and f == "mrbench":
+            # MRBench V2 / BEA-2025 files repeat a conversation_id for different records: each
+            # record stays its own context, the later ones "<id>#2", "<id>#3"... (file order)
+            n = 2
+            while f"{ctx.id}#{n}" in seen:
+                n += 1
+            ctx.id = f"{ctx.id}#{n}"
         if ctx.id in seen:
             raise DatasetError(p, line, "id", f"{ctx.id!r} occurs twice")
         seen.add(ctx.id)

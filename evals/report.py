@@ -2,12 +2,13 @@
 self-contained ``report.html`` (tables, plots embedded), and the plots in ``plots/``.
 
 ``report.json`` layout (``format: tutor-eval-report/1``): ``complete`` (False for an
-interrupted run), ``config_hash``, ``code_version`` (the commit), ``machine`` (CPU model, cores,
-load average before and after), ``model``, ``adapter``, ``options``, ``config``,
-``suites.<name>.{summary, tables, notes, skipped, seconds, run}`` (``run``: that suite's
-commit, date and machine, kept when later commands add suites to the directory), ``metrics`` (flat:
-``"<suite>/<name>": {"value", "higher_is_better"}``, what ``tutor eval compare`` reads) and
-``items.<suite>`` (every per-item result, as in ``results.jsonl``).
+interrupted run, ``interrupted: true``, or when a suite left input unread, listed in its
+``suites.<name>.incomplete``), ``config_hash``, ``code_version`` (the commit), ``machine`` (CPU
+model, cores, load average before and after), ``model``, ``adapter``, ``options``, ``config``,
+``suites.<name>.{summary, tables, notes, skipped, incomplete, seconds, run}`` (``run``: that
+suite's commit, date and machine, kept when later commands add suites to the directory),
+``metrics`` (flat: ``"<suite>/<name>": {"value", "higher_is_better"}``, what ``tutor eval
+compare`` reads) and ``items.<suite>`` (every per-item result, as in ``results.jsonl``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def build_report(run: EvalRun, results: list[SuiteResult], *, complete: bool) ->
             "tables": r.tables,
             "notes": r.notes,
             "skipped": r.skipped,
+            "incomplete": r.incomplete,
             "seconds": round(r.seconds, 2),
             "items": len(r.keys),
             # suites run into one directory by several commands keep their own record
@@ -55,7 +57,9 @@ def build_report(run: EvalRun, results: list[SuiteResult], *, complete: bool) ->
     return {
         "format": FORMAT,
         "created": created,
-        "complete": complete,
+        # complete: not interrupted, and no suite left input unread (``suites.<name>.incomplete``)
+        "complete": complete and not any(r.incomplete for r in results),
+        "interrupted": not complete,
         "config_hash": run.store.hash,
         "code_version": commit,
         "machine": machine,
@@ -131,7 +135,9 @@ def keep_earlier_suites(report: dict[str, Any], previous: Path) -> None:
         old = json.loads(previous.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         return
-    if old.get("config_hash") != report["config_hash"] or not old.get("complete"):
+    if old.get("config_hash") != report["config_hash"] or old.get(
+        "interrupted", not old.get("complete")
+    ):
         return
     for name, suite in old.get("suites", {}).items():
         if name in report["suites"]:
@@ -141,6 +147,8 @@ def keep_earlier_suites(report: dict[str, Any], previous: Path) -> None:
         report["metrics"].update(
             {k: v for k, v in old.get("metrics", {}).items() if k.startswith(name + "/")}
         )
+        if suite.get("incomplete"):
+            report["complete"] = False
 
 
 def load_report(path: str | Path) -> dict[str, Any]:
@@ -309,15 +317,28 @@ def _cell(x: Any) -> str:
     return str(x).replace("|", "\\|").replace("\n", " ")
 
 
+def _complete_text(report: dict[str, Any]) -> str:
+    if report["complete"]:
+        return "yes"
+    if report.get("interrupted", True):
+        return "NO (interrupted; rerun the same command to resume)"
+    unread = {n: len(s["incomplete"]) for n, s in report["suites"].items() if s.get("incomplete")}
+    where = ", ".join(f"{n}: {k}" for n, k in unread.items())
+    return f"NO (input not read: {where}; listed under the suite as 'not read')"
+
+
+def _not_read(suite: dict[str, Any], limit: int = 20) -> list[str]:
+    items = list(suite.get("incomplete") or [])
+    more = [f"... and {len(items) - limit} more (report.json)"] if len(items) > limit else []
+    return items[:limit] + more
+
+
 def _header(report: dict[str, Any]) -> list[tuple[str, str]]:
     model = report["model"] + (f" + adapter {report['adapter']}" if report.get("adapter") else "")
     return [
         ("model", f"{model} ({report['backend']})"),
         ("created", report["created"]),
-        (
-            "complete",
-            "yes" if report["complete"] else "NO (interrupted; rerun the same command to resume)",
-        ),
+        ("complete", _complete_text(report)),
         ("config hash", report["config_hash"]),
         ("code", report.get("code_version", "unknown")),
         (
@@ -352,6 +373,7 @@ def render_markdown(report: dict[str, Any], plots: dict[str, Path], out: Path) -
             lines.append(f"- note: {n}")
         for what, why in s["skipped"].items():
             lines.append(f"- **skipped** {what}: {why}")
+        lines += [f"- **not read** {u}" for u in _not_read(s)]
         lines.append("")
     return "\n".join(lines)
 
@@ -386,5 +408,6 @@ def render_html(report: dict[str, Any], plots: dict[str, Path]) -> str:
             parts.append(f"<p>note: {e(n)}</p>")
         for what, why in s["skipped"].items():
             parts.append(f"<p class='skip'><b>skipped</b> {e(what)}: {e(why)}</p>")
+        parts += [f"<p class='skip'><b>not read</b> {e(u)}</p>" for u in _not_read(s)]
     parts.append("</body></html>")
     return "\n".join(parts)

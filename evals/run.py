@@ -305,6 +305,9 @@ class SuiteResult:
     keys: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # what did not run, and why
+    # input that was read but not used (e.g. human labels in an unknown form): the report
+    # is then not complete
+    incomplete: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def metric(self, name: str, value: float | None, higher_is_better: bool | None) -> None:

@@ -116,7 +116,7 @@ def _judge_options(p: argparse.ArgumentParser) -> None:
         action="append",
         metavar="FILE",
         default=None,
-        help="human-annotated responses in MRBench form (judge-calibration)",
+        help="human-labelled responses in MRBench form, V1 or V2/BEA-2025 (judge-calibration)",
     )
     j.add_argument(
         "--calibration-limit", type=int, default=0, help="contexts per calibration file (0 = all)"
@@ -318,7 +318,12 @@ def cmd_run(args: argparse.Namespace, config: Any) -> int:
                 print("| " + " | ".join(str(c) for c in row) + " |")
         for what, why in s["skipped"].items():
             print(f"skipped {name}/{what}: {why}", file=sys.stderr)
+        for what in s.get("incomplete", []):
+            print(f"not read {name}: {what}", file=sys.stderr)
     print(f"\nreport: {options.out / 'report.html'} ({report['seconds']:.0f} s)", file=sys.stderr)
+    if not report["complete"]:
+        print("the report is not complete: some input was not read (above)", file=sys.stderr)
+        return 1
     return 0
 
 
