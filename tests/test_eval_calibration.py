@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -139,7 +140,7 @@ def test_both_response_keys_is_an_error(tmp_path: Path) -> None:
         load_contexts(write(tmp_path / "v.json", [rec]))
 
 
-def calibrate(tmp_path: Path, data: Path, config, out: str = "run") -> dict:  # noqa: F811
+def calibrate(tmp_path: Path, data: Path, config: Any, out: str = "run") -> dict:  # noqa: F811
     o = opts(
         tmp_path / out,
         data,
@@ -149,7 +150,7 @@ def calibrate(tmp_path: Path, data: Path, config, out: str = "run") -> dict:  # 
     return run_eval(o, config, generator=ScriptedGenerator("unused"))
 
 
-def test_calibration_on_the_v2_form_resumes_per_record(tmp_path: Path, config) -> None:  # noqa: F811
+def test_calibration_on_the_v2_form_resumes_per_record(tmp_path: Path, config: Any) -> None:  # noqa: F811
     data = write(tmp_path / "v2.json", V2)
     rep = calibrate(tmp_path, data, config)
     items = rep["items"]["judge-calibration"]
@@ -187,7 +188,7 @@ def test_calibration_on_the_v2_form_resumes_per_record(tmp_path: Path, config) -
 
 def test_unread_labels_make_the_report_incomplete(
     tmp_path: Path,
-    config,  # noqa: F811
+    config: Any,  # noqa: F811
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     recs = [
@@ -218,10 +219,35 @@ def test_unread_labels_make_the_report_incomplete(
     assert "- **not read**" in md and "Mistake_Identifcation" in md
 
 
-def test_cli_exits_1_when_labels_were_not_read(tmp_path: Path, capsys) -> None:
+def test_cli_exits_1_when_labels_were_not_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bare = v2_record("c3", {"Bare": {"response": "Try again.", "annotation": {}}})
     data = write(tmp_path / "bare.json", [V2[1], bare])
     argv = ["eval", "judge-calibration", "--calibration-data", str(data), "--no-plots"]
     rc = main([*argv, "--home", str(tmp_path / "h"), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 1 and "Bare: annotation has no labels" in err and "not complete" in err
+
+
+def test_a_later_command_keeps_an_incomplete_suite_incomplete(tmp_path: Path) -> None:
+    from evals.report import keep_earlier_suites
+
+    cal = {"incomplete": ["f.json: labels not read: f.json:3 T: ..."]}
+    old = {"config_hash": "h", "complete": False, "interrupted": False}
+    old |= {"suites": {"judge-calibration": cal}, "items": {}, "metrics": {}}
+    path = write(tmp_path / "report.json", old)  # type: ignore[arg-type]
+
+    def new() -> dict:
+        return {"config_hash": "h", "complete": True, "suites": {}, "items": {}, "metrics": {}}
+
+    merged = new()
+    keep_earlier_suites(merged, path)
+    assert merged["suites"] == {"judge-calibration": cal} and merged["complete"] is False
+    # an interrupted earlier run (or an old report without 'interrupted') is not merged
+    without_flag = {k: v for k, v in old.items() if k != "interrupted"}
+    for earlier in (old | {"interrupted": True}, without_flag):
+        write(path, earlier)  # type: ignore[arg-type]
+        merged = new()
+        keep_earlier_suites(merged, path)
+        assert merged["suites"] == {} and merged["complete"] is True
