@@ -66,6 +66,11 @@ def tutor_reply(run: EvalRun, system: str, ctx: DialogueContext, key: str) -> di
     return conv.say(ctx.last_student).to_dict()
 
 
+def judge_title(run: EvalRun) -> str:
+    """How the tables name the judge: "move classifier" or "LM judge"."""
+    return "move classifier" if getattr(run.judge, "name", "") == "classifier" else "LM judge"
+
+
 def judge_labels(run: EvalRun, ctx: DialogueContext, text: str) -> dict[str, Any] | str:
     judge = run.judge
     if judge is None:
@@ -143,7 +148,7 @@ def run_pedagogy(run: EvalRun) -> SuiteResult:
             )
             res.keys.append(key)
     recs = [run.store.get(k) for k in res.keys]
-    summarize_pedagogy(res, recs, systems)
+    summarize_pedagogy(res, recs, systems, judge_title(run))
     if run.judge is not None and run.judge.skipped:
         res.skipped["judge"] = run.judge.skipped
     return res
@@ -325,10 +330,10 @@ def _responses_table(res: SuiteResult, per: dict[str, Any]) -> None:
     )
 
 
-def _dimensions_table(res: SuiteResult, per: dict[str, Any]) -> None:
+def _dimensions_table(res: SuiteResult, per: dict[str, Any], judge: str = "LM judge") -> None:
     rows = []
     for name, s in per.items():
-        for which, label in (("rules", "rules"), ("judge", "LM judge")):
+        for which, label in (("rules", "rules"), ("judge", judge)):
             if not s[which]:
                 continue
             rows.append(
@@ -348,7 +353,9 @@ def _dimensions_table(res: SuiteResult, per: dict[str, Any]) -> None:
     )
 
 
-def summarize_pedagogy(res: SuiteResult, recs: list[dict[str, Any]], systems: list[str]) -> None:
+def summarize_pedagogy(
+    res: SuiteResult, recs: list[dict[str, Any]], systems: list[str], judge: str = "LM judge"
+) -> None:
     per: dict[str, Any] = {}
     for system in systems:
         rs = [r for r in recs if r["system"] == system]
@@ -357,7 +364,7 @@ def summarize_pedagogy(res: SuiteResult, recs: list[dict[str, Any]], systems: li
     res.summary = {"systems": per}
     _responses_table(res, per)
     unguarded_table(res, per)
-    _dimensions_table(res, per)
+    _dimensions_table(res, per, judge)
 
 
 # -- judge calibration -----------------------------------------------------------------------
@@ -402,7 +409,7 @@ def run_calibration(run: EvalRun) -> SuiteResult:
                 }
             )
     recs = [run.store.get(k) for k in res.keys]
-    summarize_calibration(res, recs)
+    summarize_calibration(res, recs, judge_title(run))
     if run.judge is not None and run.judge.skipped:
         res.skipped["judge"] = run.judge.skipped
     return res
@@ -438,7 +445,9 @@ def agreement(recs: list[dict[str, Any]], dim: str, which: str) -> dict[str, Any
     }
 
 
-def summarize_calibration(res: SuiteResult, recs: list[dict[str, Any]]) -> None:
+def summarize_calibration(
+    res: SuiteResult, recs: list[dict[str, Any]], judge: str = "LM judge"
+) -> None:
     out: dict[str, Any] = {"rules": {}, "judge": {}, "human_by_tutor": {}}
     for which in ("rules", "judge"):
         for dim in DIMENSIONS:
@@ -458,7 +467,7 @@ def summarize_calibration(res: SuiteResult, recs: list[dict[str, Any]]) -> None:
         out["human_by_tutor"][t] = {"n": len(rs), "desired": row}
     res.summary = out
     rows = []
-    for which, label in (("rules", "rules"), ("judge", "LM judge")):
+    for which, label in (("rules", "rules"), ("judge", judge)):
         for dim, a in out[which].items():
             rows.append(
                 [

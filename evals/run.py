@@ -483,12 +483,18 @@ class EvalRun:
 
     @property
     def judge(self) -> Any:
-        """The LM judge, or None when none was asked for."""
+        """The judge (the LM judge, or the move classifier for ``backend: classifier``), or
+        None when none was asked for."""
         if self._judge is None and (self.options.judge or self._judge_generator is not None):
             from evals.judge import Judge
 
             gen = self._judge_generator
             spec = self.options.judge or {}
+            if spec.get("backend") == "classifier":
+                from evals.move_judge import ClassifierJudge
+
+                self._judge = ClassifierJudge.load(spec.get("weights") or None)
+                return self._judge
             if gen is None:
                 if spec.get("model") == "self":
                     gen = self.generator

@@ -107,6 +107,18 @@ def _judge_options(p: argparse.ArgumentParser) -> None:
     )
     j.add_argument("--judge-backend", choices=["hf", "openai"], default=None)
     j.add_argument(
+        "--judge",
+        choices=["classifier"],
+        default=None,
+        help="classifier: the trained move classifier (tutor judge) labels MI, PG and Act",
+    )
+    j.add_argument(
+        "--judge-weights",
+        default=None,
+        metavar="JSON",
+        help="move classifier weights for --judge classifier (default: the shipped ones)",
+    )
+    j.add_argument(
         "--judge-base-url",
         default=None,
         help="OpenAI-compatible server of the judge (implies --judge-backend openai)",
@@ -252,7 +264,11 @@ def options_from_args(args: argparse.Namespace, config: Any) -> Any:
     else:
         suites = (suite,)
     judge = None
-    if args.judge_model or args.judge_base_url:
+    if args.judge == "classifier":
+        judge = {"model": "classifier", "backend": "classifier", "base_url": ""}
+        if args.judge_weights:
+            judge["weights"] = str(Path(args.judge_weights).resolve())
+    elif args.judge_model or args.judge_base_url:
         judge = {
             "model": args.judge_model or "",
             "backend": args.judge_backend or "",

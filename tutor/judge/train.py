@@ -82,6 +82,15 @@ def _class_weights(labels: Sequence[str], train: Sequence[MoveExample]) -> Any:
     return w / w.mean()
 
 
+def _batches(cached: Sequence[Any], size: int, rng: np.random.Generator) -> list[list[int]]:
+    """Batches of similar length (little padding), in random order; members shuffled by a
+    random tie-break so batches differ between epochs."""
+    noise = rng.random(len(cached))
+    order = sorted(range(len(cached)), key=lambda i: (int(cached[i].shape[0]) // 8, noise[i]))
+    batches = [order[i : i + size] for i in range(0, len(order), size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def _epoch(
     model: MoveClassifier,
     fit: Sequence[MoveExample],
@@ -97,10 +106,8 @@ def _epoch(
 
     index = {lab: i for i, lab in enumerate(model.spec.labels)}
     model.net.train()
-    order = rng.permutation(len(fit))
     total = 0.0
-    for i in range(0, len(order), opts.batch_size):
-        rows = order[i : i + opts.batch_size]
+    for rows in _batches(cached, opts.batch_size, rng):
         y = torch.tensor([index[fit[j].label] for j in rows])
         loss = loss_fn(model.top_logits([cached[j] for j in rows]), y)
         optim.zero_grad()
