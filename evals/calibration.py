@@ -19,15 +19,11 @@ from typing import Any
 from evals import metrics as M
 from evals.datasets import AnnotatedResponse, DialogueContext, load_contexts
 from evals.dimensions import DIMENSIONS, is_desired
-from evals.pedagogy import SHORT, judge_labels
+from evals.pedagogy import SHORT, judge_labels, judge_title
 from evals.run import EvalRun, SuiteResult, file_tag, seeded_sample
 from evals.scorers import score_response
 
 log = logging.getLogger(__name__)
-
-
-def _judge_title(run: EvalRun) -> str:
-    return "move classifier" if getattr(run.judge, "name", "") == "classifier" else "LM judge"
 
 
 def _where(ctx: DialogueContext) -> str:
@@ -107,7 +103,7 @@ def run_calibration(run: EvalRun) -> SuiteResult:
             res.keys.append(key)
             _score(run, key, tag, ctx, resp)
     recs = [run.store.get(k) for k in res.keys]
-    summarize_calibration(res, recs, _judge_title(run))
+    summarize_calibration(res, recs, judge_title(run))
     res.summary["read"] = read
     read_table(res, read)
     if run.judge is not None and run.judge.skipped:
