@@ -31,6 +31,7 @@ from tutor.judge.data import MoveExample
 
 TABLE_TITLE = "Move classifier on held-out MathDial problems"
 TELLING_TITLE = "Telling detection on held-out MathDial problems"
+TRAINING_TITLE = "Move classifier: training and size"
 
 
 def f1_of(gold: Sequence[str], pred: Sequence[str], label: str) -> float:
@@ -130,10 +131,59 @@ def tables(report: dict[str, Any], labels: Sequence[str]) -> list[dict[str, Any]
             ],
         ],
     }
-    return [moves, telling]
+    out = [moves, telling]
+    tr = report.get("training")
+    if tr:
+        out.append(
+            {
+                "title": TRAINING_TITLE,
+                "columns": [
+                    "method",
+                    "trained params",
+                    "weights",
+                    "train time",
+                    "best epoch",
+                    "validation macro-F1",
+                    "temperature",
+                    "ms/turn (inference)",
+                ],
+                "rows": [
+                    [
+                        tr["method"],
+                        f"{tr['trained_params']:,}",
+                        f"{tr['weights_mb']:.1f} MB",
+                        f"{tr['seconds']:.0f} s",
+                        f"{tr['best_epoch']} of {tr['epochs_run']}",
+                        f"{tr['val_macro_f1']:.3f}",
+                        f"{tr['temperature']:.2f}",
+                        f"{report['inference_ms_per_turn']:.0f}",
+                    ]
+                ],
+            }
+        )
+    return out
 
 
-def write_result(report: dict[str, Any], model: Any, name: str, data: str, seconds: float) -> Any:
+def training_summary(model: Any, weights_mb: float) -> dict[str, Any]:
+    """What the training table shows, from the model's spec and training record."""
+    spec, rec = model.spec, model.record
+    tuned = "all layers" if not spec.top_layers else f"top {spec.top_layers} layers"
+    method = f"LoRA r={spec.lora_r}, {tuned}" if spec.method == "lora" else f"full, {tuned}"
+    return {
+        "method": f"MiniLM-L6 + {method} + linear head, max {spec.max_length} tokens",
+        "trained_params": int(rec.get("trained_params", 0)),
+        "weights_mb": weights_mb,
+        "seconds": rec.get("seconds", 0.0),
+        "best_epoch": rec.get("best_epoch", 0),
+        "epochs_run": len(rec.get("history", [])),
+        "val_macro_f1": rec.get("val_macro_f1", 0.0),
+        "temperature": spec.temperature,
+    }
+
+
+def write_result(
+    report: dict[str, Any], model: Any, name: str, data: str, seconds: float, weights: Any = None
+) -> Any:
     """Write ``evals/results/<name>.json`` in the eval result format (one suite, "judge"):
     commit, machine and load, the training record, and the tables ``evals.tables`` renders."""
     import json
@@ -145,11 +195,17 @@ def write_result(report: dict[str, Any], model: Any, name: str, data: str, secon
     from evals.results import FORMAT, RESULTS_DIR
 
     labels = model.spec.labels
+    if weights is not None:
+        report = {**report, "training": training_summary(model, weights.stat().st_size / 1e6)}
     commit, created = code_version(), datetime.now(UTC).isoformat(timespec="seconds")
     training = {k: v for k, v in model.record.items() if k != "history"}
     summary = {k: v for k, v in report.items() if k != "reliability"}
     suite = {
-        "run": {"commit": commit, "created": created, "machine": machine_info(load_average())},
+        "run": {
+            "commit": commit,
+            "created": created,
+            "machine": machine_info(model.record.get("load_before") or load_average()),
+        },
         "seconds": round(seconds, 1),
         "items": report["n"],
         "summary": {**summary, "training": training, "spec": dict(vars(model.spec))},

@@ -65,6 +65,11 @@ TABLES: dict[str, tuple[str, str, str]] = {
     "explain-keyfacts": ("eval-explain", "keyfacts", "Explain key-fact correctness"),
     "explain-grounding": ("eval-explain", "grounding", "Grounding of explain-mode answers"),
     "explain-runs": ("eval-explain", "*", "runs"),
+    # the move classifier (issue 15, item 1): `tutor judge train` writes its result file
+    "judge-moves": ("judge-moves", "judge", "Move classifier on held-out MathDial problems"),
+    "judge-telling": ("judge-moves", "judge", "Telling detection on held-out MathDial problems"),
+    "judge-training": ("judge-moves", "judge", "Move classifier: training and size"),
+    "judge-runs": ("judge-moves", "*", "runs"),
 }
 
 _BLOCK = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(<!-- /table -->)", re.S)

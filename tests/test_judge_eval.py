@@ -3,6 +3,7 @@ dimensions it labels, the ones it leaves alone, and how the CLI and the eval run
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,50 @@ def test_tables_name_the_judge_that_labelled(name: str) -> None:
         judge = type("J", (), {"name": name})()
 
     assert judge_title(Run()) == ("move classifier" if name == "classifier" else "LM judge")  # type: ignore[arg-type]
+
+
+def test_result_file_renders_the_doc_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    import evals.results
+    from evals.moves import evaluate, write_result
+    from evals.tables import render
+    from tutor.judge.data import MOVES, MoveExample
+    from tutor.judge.model import JudgeSpec
+
+    class Model:
+        spec = JudgeSpec(lora_r=4, temperature=1.3)
+        record = {
+            "seconds": 12.0,
+            "best_epoch": 2,
+            "history": [{}, {}, {}],
+            "val_macro_f1": 0.5,
+            "trained_params": 1234,
+            "load_before": [0.5, 0.4, 0.3],
+        }
+
+    held = [
+        MoveExample("p", "s", "4", r, lab, "g")
+        for r, lab in [
+            ("The answer is 4.", "telling"),
+            ("Hello", "generic"),
+            ("Check it", "focus"),
+            ("What next?", "probing"),
+        ]
+    ]
+    report = evaluate(np.full((4, 4), 0.25), held, held, MOVES)
+    report["inference_ms_per_turn"] = 3.0
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"x" * 2_000_000)
+    monkeypatch.setattr(evals.results, "RESULTS_DIR", tmp_path / "results")
+    path = write_result(report, Model(), "judge-moves", "/somewhere/mathdial.jsonl", 0.1, weights)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert "/somewhere" not in path.read_text(encoding="utf-8")
+    assert data["suites"]["judge"]["run"]["machine"]["load_before"] == [0.5, 0.4, 0.3]
+    results = {"judge-moves": data}
+    assert "| classifier |" in render("judge-moves", results)
+    assert "| 2.0 MB | 12 s | 2 of 3 |" in render("judge-training", results)
+    assert "AMD" in render("judge-runs", results) or "cores" in render("judge-runs", results)
+    assert "final-answer check" in render("judge-telling", results)

@@ -26,7 +26,8 @@ def _default_data() -> str:
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    from tutor.judge.model import SHIPPED
+    from tutor.judge.model import SHIPPED, JudgeSpec
+    from tutor.judge.train import TrainOptions
 
     p = sub.add_parser("judge", parents=[common], help="train or score the tutor-move classifier")
     jsub = p.add_subparsers(dest="judge_command", metavar="ACTION", required=True)
@@ -40,8 +41,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "--top-layers", type=int, default=0, help="tune only the last N layers (0 = all)"
     )
     x.add_argument("--base", default=None, help="encoder directory (default: the bundled MiniLM)")
-    x.add_argument("--epochs", type=int, default=6)
-    x.add_argument("--max-length", type=int, default=192, help="tokens of context + reply")
+    x.add_argument("--epochs", type=int, default=TrainOptions.epochs)
+    x.add_argument("--lr", type=float, default=TrainOptions.lr, help="adapter learning rate")
+    x.add_argument(
+        "--max-length", type=int, default=JudgeSpec.max_length, help="tokens of context + reply"
+    )
     x.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     x.set_defaults(func=cmd_train)
     x = jsub.add_parser("eval", parents=[common], help="score the classifier on held-out problems")
@@ -87,7 +91,7 @@ def cmd_train(args: argparse.Namespace, config: Any) -> int:
     spec = JudgeSpec(method=args.method, max_length=args.max_length, top_layers=args.top_layers)
     if args.base:
         spec.base = args.base
-    opts = TrainOptions(epochs=args.epochs, seed=args.seed, threads=args.threads)
+    opts = TrainOptions(epochs=args.epochs, lr=args.lr, seed=args.seed, threads=args.threads)
     model = train(train_set, spec, opts, show_progress=not getattr(args, "quiet", False))
     model.record["data"] = {
         "file": Path(data).name,
@@ -127,7 +131,8 @@ def _score(model: Any, args: argparse.Namespace, data: str, train_set: list, hel
     report = moves.evaluate(probs, heldout, train_set, model.spec.labels)
     report["inference_ms_per_turn"] = round(1000 * seconds / max(1, len(heldout)), 1)
     if args.result:
-        path = moves.write_result(report, model, args.result, data, seconds)
+        weights = Path(getattr(args, "out", None) or args.model).with_suffix(".safetensors")
+        path = moves.write_result(report, model, args.result, data, seconds, weights)
         print(f"wrote {path}", file=sys.stderr)
     if getattr(args, "json", False):
         print(json.dumps(report, indent=1))

@@ -47,11 +47,11 @@ class JudgeSpec:
     base: str = BUNDLED  # the bundled alias, or a directory holding an encoder + tokenizer
     method: Literal["lora", "top"] = "lora"  # LoRA adapters, or the top layers in full
     labels: tuple[str, ...] = MOVES
-    max_length: int = 192
+    max_length: int = 128  # most pairs fit; the problem is cut first
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.1
-    top_layers: int = 0  # tune only the last N encoder layers (0 = all; the rest are cached)
+    top_layers: int = 2  # tune only the last N encoder layers (0 = all; the rest are cached)
     temperature: float = 1.0  # fitted on validation problems after training
 
     def __post_init__(self) -> None:

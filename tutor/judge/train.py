@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -27,9 +28,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainOptions:
-    epochs: int = 6
+    epochs: int = 8
     batch_size: int = 16
-    lr: float = 5e-4  # adapter / top layers
+    lr: float = 2e-3  # adapter / top layers
     head_lr: float = 2e-3
     weight_decay: float = 0.01
     validation: float = 0.15  # share of the training problems used to pick the epoch
@@ -145,6 +146,7 @@ def train(
     from tqdm.auto import tqdm
 
     spec, opts = spec or JudgeSpec(), opts or TrainOptions()
+    load_before = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     check_classes(examples, f"the training split of {source_of(examples)}", spec.labels)
     torch.set_num_threads(max(1, opts.threads))
     torch.manual_seed(opts.seed)
@@ -192,5 +194,7 @@ def train(
         "examples": {"fit": len(fit), "validation": len(val)},
         "problems": {"fit": len({e.group for e in fit}), "validation": len({e.group for e in val})},
         "options": dict(vars(opts)),
+        "load_before": load_before,
+        "trained_params": sum(p.numel() for p in model.net.parameters() if p.requires_grad),
     }
     return model
