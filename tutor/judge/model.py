@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from tutor.errors import InputError, ModelNotFoundError
 from tutor.judge.data import MOVES, MoveExample
+from tutor.judge.features import FEATURE_NAMES, features
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,8 @@ def _build_net(spec: JudgeSpec, directory: Path) -> Any:
             n = int(self.encoder.config.num_hidden_layers)
             self.split = n - spec.top_layers if 0 < spec.top_layers < n else 0
             self.dropout = torch.nn.Dropout(0.1)
-            self.head = torch.nn.Linear(hidden, len(spec.labels))
+            # reply tokens pooled, context tokens pooled, surface features -> moves
+            self.head = torch.nn.Linear(2 * hidden + len(FEATURE_NAMES), len(spec.labels))
 
         def _mask(self, h: Any, attention_mask: Any) -> Any:
             bert = _bert(self.encoder)
@@ -150,16 +152,19 @@ def _build_net(spec: JudgeSpec, directory: Path) -> Any:
                     h = layer(h, mask)
             return h
 
-        def top(self, h: Any, attention_mask: Any) -> Any:
+        def top(self, h: Any, attention_mask: Any, token_type_ids: Any, feats: Any) -> Any:
             mask = self._mask(h, attention_mask)
             for layer in _bert(self.encoder).encoder.layer[self.split :]:
                 h = layer(h, mask)
-            m = attention_mask.unsqueeze(-1).to(h.dtype)
-            pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
-            return self.head(self.dropout(pooled))
+            pooled = []
+            for part in (token_type_ids == 1, token_type_ids == 0):  # reply, then context
+                m = (part & (attention_mask > 0)).unsqueeze(-1).to(h.dtype)
+                pooled.append((h * m).sum(1) / m.sum(1).clamp(min=1.0))
+            return self.head(self.dropout(torch.cat([*pooled, feats], dim=-1)))
 
-        def forward(self, **batch: Any) -> Any:
-            return self.top(self.bottom(**batch), batch["attention_mask"])
+        def forward(self, feats: Any, **batch: Any) -> Any:
+            h = self.bottom(**batch)
+            return self.top(h, batch["attention_mask"], batch["token_type_ids"], feats)
 
     net = MoveNet()
     for p in net.encoder.parameters():
@@ -202,44 +207,54 @@ class MoveClassifier:
 
     def encode(self, examples: Sequence[MoveExample]) -> dict[str, Any]:
         contexts = [context_text(e.problem, e.student, e.answer) for e in examples]
-        return dict(
-            self.tokenizer(
-                contexts,
-                [e.reply for e in examples],
-                truncation="only_first",
-                max_length=self.spec.max_length,
-                padding=True,
-                return_tensors="pt",
-            )
+        enc = self.tokenizer(
+            contexts,
+            [e.reply for e in examples],
+            truncation="only_first",
+            max_length=self.spec.max_length,
+            padding=True,
+            return_tensors="pt",
+            return_token_type_ids=True,
         )
+        return {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+
+    @staticmethod
+    def features(examples: Sequence[MoveExample]) -> Any:
+        import torch
+
+        return torch.tensor([features(e) for e in examples], dtype=torch.float32)
 
     def cache(self, examples: Sequence[MoveExample], batch_size: int = 32) -> list[Any]:
-        """The frozen bottom's output per example (unpadded), computed once for training."""
+        """Per example, computed once for training: the frozen bottom's output (unpadded), its
+        token types and the surface features."""
         order = sorted(
             range(len(examples)), key=lambda i: len(examples[i].reply) + len(examples[i].student)
         )
         out: list[Any] = [None] * len(examples)
+        feats = self.features(examples)
         self.net.eval()
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
             enc = self.encode([examples[j] for j in idx])
             h = self.net.bottom(**enc)
             for row, j in enumerate(idx):
-                out[j] = h[row, : int(enc["attention_mask"][row].sum())].clone()
+                n = int(enc["attention_mask"][row].sum())
+                out[j] = (h[row, :n].clone(), enc["token_type_ids"][row, :n].clone(), feats[j])
         return out
 
-    def top_logits(self, hidden: Sequence[Any]) -> Any:
+    def top_logits(self, cached: Sequence[Any]) -> Any:
         """Logits of the tuned top from cached bottoms (padded to the longest here)."""
         import torch
 
-        longest = max(int(h.shape[0]) for h in hidden)
-        width = int(hidden[0].shape[1])
-        h = torch.zeros(len(hidden), longest, width)
-        mask = torch.zeros(len(hidden), longest, dtype=torch.long)
-        for i, x in enumerate(hidden):
+        longest = max(int(c[0].shape[0]) for c in cached)
+        h = torch.zeros(len(cached), longest, int(cached[0][0].shape[1]))
+        mask = torch.zeros(len(cached), longest, dtype=torch.long)
+        types = torch.zeros(len(cached), longest, dtype=torch.long)
+        for i, (x, tt, _) in enumerate(cached):
             h[i, : x.shape[0]] = x
             mask[i, : x.shape[0]] = 1
-        return self.net.top(h, mask)
+            types[i, : x.shape[0]] = tt
+        return self.net.top(h, mask, types, torch.stack([c[2] for c in cached]))
 
     def logits(self, examples: Sequence[MoveExample], batch_size: int = 32) -> Any:
         """Raw logits (n, labels) in eval mode, without the temperature."""
@@ -249,7 +264,8 @@ class MoveClassifier:
         out = []
         with torch.inference_mode():
             for i in range(0, len(examples), batch_size):
-                out.append(self.net(**self.encode(examples[i : i + batch_size])))
+                part = examples[i : i + batch_size]
+                out.append(self.net(self.features(part), **self.encode(part)))
         return torch.cat(out) if out else torch.zeros(0, len(self.spec.labels))
 
     def probabilities(self, examples: Sequence[MoveExample]) -> Any:

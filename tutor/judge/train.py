@@ -87,7 +87,7 @@ def _batches(cached: Sequence[Any], size: int, rng: np.random.Generator) -> list
     """Batches of similar length (little padding), in random order; members shuffled by a
     random tie-break so batches differ between epochs."""
     noise = rng.random(len(cached))
-    order = sorted(range(len(cached)), key=lambda i: (int(cached[i].shape[0]) // 8, noise[i]))
+    order = sorted(range(len(cached)), key=lambda i: (int(cached[i][0].shape[0]) // 8, noise[i]))
     batches = [order[i : i + size] for i in range(0, len(order), size)]
     return [batches[i] for i in rng.permutation(len(batches))]
 
