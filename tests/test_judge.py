@@ -311,3 +311,18 @@ def test_shipped_weights_load_and_judge_obvious_replies() -> None:
     )
     assert told.move == "telling" and told.derived["tells"] > 0.5
     assert hello.move == "generic" and hello.derived["gives_guidance"] < 0.5
+
+
+def test_number_features_see_told_results() -> None:
+    from tutor.judge.features import FEATURE_NAMES, features, numbers
+
+    assert numbers("He pays $1,200.50 and 3.0 kg, 7") == {"1200.5", "3", "7"}
+    told = MoveExample(
+        "Billy has 10 and buys 40 at .05", "I got 3", "4", "So 10 - 6 = 4.", "telling", "g"
+    )
+    f = dict(zip(FEATURE_NAMES, features(told), strict=True))
+    assert f["states_final_answer"] == 1.0 and f["has_equation"] == 1.0
+    assert f["new_numbers"] == pytest.approx(np.log1p(2)) and f["asks_question"] == 0.0
+    asked = MoveExample("Billy has 10", "I got 3", "4", "Why 3?", "probing", "g")
+    f = dict(zip(FEATURE_NAMES, features(asked), strict=True))
+    assert f["asks_question"] == 1.0 and f["new_numbers"] == 0.0 and f["states_final_answer"] == 0.0
