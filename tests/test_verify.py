@@ -29,6 +29,8 @@ from tutor.verify.arithmetic import problem_equations
         "Well done!",
         "Exactly.",
         "Great job on this one.",
+        "Awesome job! +1 point for your work.",
+        "Fantastic!",
         "You are right.",
         "That looks right to me.",
         "That's correct, but could you explain why?",
@@ -232,6 +234,8 @@ def test_gate_holds_an_unfinished_sentence_until_it_ends():
         ("Plants make glucose. They also store it in their roots and …", "Plants make glucose. "),
         # the model stopped without a full stop
         ("Add the numerators. Then keep the denominator", "Add the numerators. "),
+        # an answer whose last sentence introduces what never comes
+        ("Look at the last step. Here is a better version:", "Look at the last step. "),
         # an answer that ends well keeps everything; so does math or a question at the end
         ("Add the tops. Keep the bottom!", "Add the tops. Keep the bottom! "),
         ("Write it as $\\frac{3}{4}$", "Write it as $\\frac{3}{4}$ "),
@@ -243,7 +247,8 @@ def test_gate_holds_an_unfinished_sentence_until_it_ends():
 def test_an_answer_ends_at_its_last_whole_sentence(text, shown, early):
     gate = SentenceGate(VerifyContext(), drop_bad_math=True, early=early)
     assert _stream(gate, text) == shown
-    assert gate.report.cut_dropped == (text.rstrip().endswith(("…", "denominator")) and "." in text)
+    cut = text.rstrip().endswith(("…", "denominator", ":")) and "." in text
+    assert gate.report.cut_dropped == cut
 
 
 def test_words_stream_early_until_a_risky_one_and_a_failed_sentence_is_withdrawn():

@@ -204,12 +204,13 @@ class SentenceGate:
         return ""
 
 
-_FINISHED = re.compile(r"(?:[.!?:;]|\$|```)[\"')\]}»”’*_]*\s*$")
+_FINISHED = re.compile(r"(?:[.!?]|\$|```)[\"')\]}»”’*_]*\s*$")
 
 
 def unfinished(sentence: str) -> bool:
-    """A sentence that stops before its end: no closing punctuation (closing quotes or brackets
-    aside; math or a code block may end it too), or the backends' cut mark " …"."""
+    """A sentence that stops before its end: no closing ``.``, ``!`` or ``?`` (closing quotes or
+    brackets aside; math or a code block may end it too), so also one that introduces what
+    never comes ("Here's the corrected version:"), or the backends' cut mark " …"."""
     text = sentence.rstrip()
     return bool(text) and (text.endswith("…") or not _FINISHED.search(text))
 

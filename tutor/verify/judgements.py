@@ -30,12 +30,13 @@ _REJECT = re.compile(
 _AFFIRM = re.compile(
     r"^\W*(?:yes|yeah|yep|bingo)\b|^\W*(?:correct|right|exactly|perfect|excellent)\s*(?:[!.,]|$)"
     r"|\b(?:indeed|well\s+done|great\s+job|good\s+job|nice\s+job|nice\s+work|great\s+work|"
+    r"(?:awesome|amazing|fantastic|terrific|brilliant|superb|outstanding)\s+(?:job|work)|"
     r"good\s+work|spot\s+on|you\s+got\s+it|you've\s+got\s+it|nailed\s+it|bravo|"
     r"(?:that's|that\s+is|this\s+is|it's|it\s+is|you're|you\s+are|is|are|was|were|looks|"
     r"sounds|absolutely|exactly|perfectly|completely|totally|quite|all)\s+(?:the\s+)?"
     r"(?:correct|right)(?!\s+(?:angle|triangle|side|hand|way\s+to|answer\s+is|there|here|now|away))|"
     r"correct\s*!|"
-    r"(?:good|great|excellent|nice|perfect)\s*!)",
+    r"(?:good|great|excellent|nice|perfect|awesome|amazing|fantastic|brilliant|superb)\s*!)",
     re.I,
 )
 _NOT_JUDGING = re.compile(
