@@ -107,7 +107,8 @@ class SentenceGate:
         self.shown = ""  # the start of the current sentence, already released
         self.retract = 0
         self.tripped = False
-        self.released = False  # a sentence passed its check and went out
+        self.released = 0  # sentences that passed their check and went out
+        self.last_sentence = ""  # the last of them, as shown
         self.report = GateReport()
         self._verdict_said = not ctx.verdict_line or ctx.verdict == "unknown"
 
@@ -129,21 +130,32 @@ class SentenceGate:
         return "".join(out)
 
     def finish(self) -> str:
-        """The held end of the answer. A last sentence that never ended (cut by the token
-        budget, which the backends mark with " …", or left without its full stop) is withdrawn
-        when complete sentences came before it: an answer ends at a sentence boundary."""
-        if self.tripped or not (self.pending or self.shown):
+        """The held end of the answer. It ends at a whole sentence: a last sentence that never
+        ended (cut by the token budget, which the backends mark with " …", or left without its
+        full stop) is withdrawn when whole sentences came before it, and so is a last shown
+        sentence that introduces what never came ("Here's the corrected version:")."""
+        if self.tripped:
             return ""
-        tail, self.pending = self.pending, ""
-        if self.released and unfinished(self.shown + tail):
-            self.report.cut_dropped += 1
-            self.report.sentences_dropped += 1
-            self.report.withheld.append((self.shown + tail).strip())
-            self.retract += len(self.shown)
-            self.shown = ""
-            return ""
-        out = self._release(tail)
-        return "" if self.tripped else out
+        out = ""
+        if self.pending or self.shown:
+            tail, self.pending = self.pending, ""
+            if self.released and unfinished(self.shown + tail):
+                self._withdraw_cut(self.shown + tail, len(self.shown))
+                self.shown = ""
+            else:
+                out = self._release(tail)
+                if self.tripped:
+                    return ""
+        if not out.strip() and self.released > 1 and unfinished(self.last_sentence):
+            self._withdraw_cut(self.last_sentence, len(self.last_sentence))
+            self.released -= 1
+        return out
+
+    def _withdraw_cut(self, sentence: str, on_screen: int) -> None:
+        self.report.cut_dropped += 1
+        self.report.sentences_dropped += 1
+        self.report.withheld.append(sentence.strip())
+        self.retract += on_screen
 
     def _early(self) -> str:
         """The words of the unfinished sentence that carry no risk yet."""
@@ -156,6 +168,12 @@ class SentenceGate:
         self.shown += candidate
         self.pending = self.pending[cut + 1 :]
         return candidate
+
+    def _passed(self, shown: str, out: str) -> str:
+        """A sentence passed its check: ``out`` goes out after its ``shown`` start."""
+        self.released += 1
+        self.last_sentence = shown + out
+        return out
 
     def _release(self, tail: str) -> str:
         sentence, shown = self.shown + tail, self.shown
@@ -170,14 +188,14 @@ class SentenceGate:
             verdict = "unverified"
         finally:
             self.report.check_ms += (time.perf_counter() - t0) * 1000
-        if verdict in ("ok", "cite"):
-            self.released = True
         if verdict == "ok":
-            return tail
+            return self._passed(shown, tail)
         if verdict == "cite":  # supported: the supporting passage's marker, not the LM's
             body = _CITATION.sub("", tail).rstrip()
             end = len(body.rstrip(".!?:;\"')"))
-            return f"{body[:end].rstrip()} {detail}{body[end:]}{_trailing_space(tail)}"
+            return self._passed(
+                shown, f"{body[:end].rstrip()} {detail}{body[end:]}{_trailing_space(tail)}"
+            )
         self.report.withheld.append(sentence.strip())
         if verdict == "unsupported":
             self.report.unsupported += 1
