@@ -25,10 +25,10 @@ log = logging.getLogger(__name__)
 
 
 def _suite_functions() -> dict[str, Callable[[EvalRun], SuiteResult]]:
+    from evals.calibration import run_calibration
     from evals.grounding import run_grounding
     from evals.keyfacts import run_keyfacts
     from evals.learner_model import run_learner_model
-    from evals.calibration import run_calibration
     from evals.pedagogy import run_pedagogy
     from evals.retrieval import run_retrieval
     from evals.simulation import run_simulation
