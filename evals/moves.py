@@ -181,6 +181,47 @@ def training_summary(model: Any, weights_mb: float) -> dict[str, Any]:
     }
 
 
+# the code a judge result depends on: a tree dirty only elsewhere still names a clean commit
+JUDGE_CODE = (
+    "tutor/judge/",
+    "tutor/cli/judge.py",
+    "tutor/grading/",
+    "evals/moves.py",
+    "evals/metrics.py",
+    "evals/scorers.py",
+    "evals/datasets.py",
+    "evals/dimensions.py",
+    "knowledge_base/embed.py",
+)
+
+
+def judge_commit() -> tuple[str, list[str]]:
+    """(commit, uncommitted files): ``+dirty`` only when the judge's own code has changes
+    (other engineers' work in progress elsewhere in a shared tree does not change its figures)."""
+    import subprocess
+
+    from evals.report import code_version
+    from evals.run import REPO_ROOT
+
+    commit = code_version()
+    if not commit.endswith("+dirty"):
+        return commit, []
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return commit, []
+    dirty = sorted(line[3:].strip() for line in out.splitlines() if line.strip())
+    if any(path.startswith(JUDGE_CODE) for path in dirty):
+        return commit, dirty
+    return commit.removesuffix("+dirty"), dirty
+
+
 def write_result(
     report: dict[str, Any], model: Any, name: str, data: str, seconds: float, weights: Any = None
 ) -> Any:
@@ -191,13 +232,13 @@ def write_result(
     from pathlib import Path
 
     from evals.machine import load_average, machine_info
-    from evals.report import code_version
     from evals.results import FORMAT, RESULTS_DIR
 
     labels = model.spec.labels
     if weights is not None:
         report = {**report, "training": training_summary(model, weights.stat().st_size / 1e6)}
-    commit, created = code_version(), datetime.now(UTC).isoformat(timespec="seconds")
+    commit, dirty = judge_commit()
+    created = datetime.now(UTC).isoformat(timespec="seconds")
     training = {k: v for k, v in model.record.items() if k != "history"}
     summary = {k: v for k, v in report.items() if k != "reliability"}
     suite = {
@@ -212,6 +253,11 @@ def write_result(
         "tables": tables(report, labels),
         "notes": [
             f"data {Path(data).name}; split by problem (qid); the cue rules are evals.scorers",
+            *(
+                [f"uncommitted changes outside the judge's code: {len(dirty)} files"]
+                if dirty and not commit.endswith("+dirty")
+                else []
+            ),
         ],
         "skipped": {},
     }

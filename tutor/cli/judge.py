@@ -38,7 +38,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     x.add_argument("--out", default=str(SHIPPED), help="weights spec JSON (default: shipped)")
     x.add_argument("--method", choices=("lora", "top"), default="lora")
     x.add_argument(
-        "--top-layers", type=int, default=0, help="tune only the last N layers (0 = all)"
+        "--top-layers",
+        type=int,
+        default=JudgeSpec.top_layers,
+        help="tune only the last N layers; the rest are run once and cached (0 = all)",
     )
     x.add_argument("--base", default=None, help="encoder directory (default: the bundled MiniLM)")
     x.add_argument("--epochs", type=int, default=TrainOptions.epochs)

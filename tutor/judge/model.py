@@ -52,7 +52,7 @@ class JudgeSpec:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.1
-    top_layers: int = 2  # tune only the last N encoder layers (0 = all; the rest are cached)
+    top_layers: int = 0  # tune only the last N encoder layers (0 = all; the rest are cached)
     temperature: float = 1.0  # fitted on validation problems after training
 
     def __post_init__(self) -> None:
