@@ -139,3 +139,25 @@ def test_result_file_renders_the_doc_tables(
     assert "| 2.0 MB | 12 s | 2 of 3 |" in render("judge-training", results)
     assert "AMD" in render("judge-runs", results) or "cores" in render("judge-runs", results)
     assert "final-answer check" in render("judge-telling", results)
+
+
+def test_judge_commit_is_dirty_only_for_the_judges_own_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import subprocess
+
+    import evals.report
+    from evals.moves import judge_commit
+
+    monkeypatch.setattr(evals.report, "code_version", lambda: "abc1234+dirty")
+
+    def status(lines: str) -> None:
+        out = subprocess.CompletedProcess([], 0, stdout=lines, stderr="")
+        monkeypatch.setattr(subprocess, "run", lambda *a, **k: out)
+
+    status(" M finetune/recipe.py\n M docs/evals.md\n")
+    assert judge_commit() == ("abc1234", ["docs/evals.md", "finetune/recipe.py"])
+    status(" M tutor/judge/model.py\n")
+    assert judge_commit() == ("abc1234+dirty", ["tutor/judge/model.py"])
+    monkeypatch.setattr(evals.report, "code_version", lambda: "abc1234")
+    assert judge_commit() == ("abc1234", [])
