@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from tutor import safety
+from tutor.candidates import best_of_n
 from tutor.errors import InputError
 from tutor.events import (
     Done,
@@ -89,6 +90,7 @@ class AgentSettings:
     max_new_tokens: int = 256
     explain: ExplainSettings = field(default_factory=ExplainSettings)
     intent_model: bool = True
+    candidates: int = 1  # best-of-N replies for an LM turn (tutor.candidates)
 
     @classmethod
     def from_config(cls, config: Config) -> AgentSettings:
@@ -106,6 +108,7 @@ class AgentSettings:
                 t.cover_threshold, t.support_threshold, t.quote_sentences, t.general_knowledge
             ),
             intent_model=t.intent_model,
+            candidates=t.candidates,
         )
 
 
@@ -536,7 +539,10 @@ class TutorAgent:
         guarded = opened if self.settings.leak_guard else None
         graded = turn.meta.get("grading", {}).get("correct")
         checks = verify_context(opened, ctx.state.attempts, ctx.text, graded)
-        strict = strict_math = False
+        flags = yield from best_of_n(self, ctx, (mode, summary, passages, problem), checks, guarded)
+        if flags is None:  # best-of-N (``[tutor] candidates`` > 1) showed a reply
+            return True
+        strict, strict_math = flags  # N = 1, or every candidate failed: the tries below
         leaks_left = self.settings.leak_retries
         while True:
             msgs = self._prompt(ctx, mode, summary, passages, problem, strict, strict_math)

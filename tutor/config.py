@@ -136,8 +136,15 @@ class TutorConfig:
     # The trained intent classifier (``tutor.intents``, on the bundled embedder's vectors)
     # decides what a message is; off, or with another embedder, the rules of tutor.modes do.
     intent_model: bool = True
+    # Best-of-N: sample this many replies for a turn the LM writes, drop those a verifier
+    # rejects, show the one the move classifier ranks best (tutor.candidates). 1 = one reply.
+    candidates: int = 1
 
     def __post_init__(self) -> None:
+        if not 1 <= self.candidates <= 8:
+            raise ConfigError(
+                f"tutor.candidates must be 1..8 (replies sampled per turn), got {self.candidates}"
+            )
         if self.solution_after_attempts < 0:
             raise ConfigError(
                 f"tutor.solution_after_attempts must be >= 0, got {self.solution_after_attempts}"
