@@ -172,3 +172,10 @@ def test_candidates_out_of_range_is_a_clear_config_error(bad):
 def test_candidates_reach_the_agent_settings():
     cfg = load_config(None, {}, overrides={"tutor": {"candidates": 4}})
     assert AgentSettings.from_config(cfg).candidates == 4
+
+
+def test_judgements_in_every_candidate_show_the_first_as_one_reply_would(store):
+    agent, gen, _ = make_agent(store, ["Great job! What is 7 + 5?", "Well done! Add them."], 2)
+    ev, meta = run(agent, store, "How do I check a sum?", mode="guide")
+    assert seen(ev).strip() == "What is 7 + 5?" and len(gen.calls) == 2  # no extra call
+    assert meta["candidates"]["chosen"] == 0 and "fallback" in meta["candidates"]

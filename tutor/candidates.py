@@ -11,8 +11,10 @@ classifier (``tutor.judge``) ranks them by the probability of the turn's goal: a
 focusing move while the learner's problem is unsolved, anything but a generic one once
 this turn graded it right. Without the
 classifier a deterministic rule ranks them (ends with a question, then fewest words withheld).
-The chosen text is then shown at once. When every candidate fails, the caller goes on with the
-single-reply tries (stricter where the candidates failed). What happened goes in
+The chosen text is then shown at once. When every candidate fails, what one reply would have
+shown is shown: the greedy candidate with its withdrawn judgements left out, or, when it tripped
+the leak guard or the arithmetic check, the caller's single-reply tries (stricter where the
+candidates failed). What happened goes in
 ``turn.meta["candidates"]``.
 """
 
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_CANDIDATES = 8
+REPLY_ROOM = 32  # classifier tokens left for the context and the special tokens
 SAMPLING: dict[str, Any] = {"temperature": 0.8, "top_p": 0.95}
 OPEN_GOAL = ("probing", "focus")  # while the learner's problem is unsolved
 ANY_GOAL = ("focus", "probing", "telling")  # once solved: anything but a generic move
@@ -66,9 +69,18 @@ class ClassifierRanker:
         from tutor.judge.data import MoveExample
 
         label = self.classifier.spec.labels[0]
+        replies = [self._fit(r) for r in replies]
         examples = [MoveExample(problem, student, answer, r, label, "") for r in replies]
         judged = self.classifier.judge_many(examples)
         return [round(sum(j.probabilities.get(m, 0.0) for m in goal), 4) for j in judged]
+
+    def _fit(self, reply: str) -> str:
+        """The reply's last tokens when it alone would fill the classifier's input (its
+        tokenizer cuts only the context, and raises for a reply that long); a question that
+        makes a move probing comes at the end."""
+        tok, room = self.classifier.tokenizer, self.classifier.spec.max_length - REPLY_ROOM
+        ids = tok(reply, add_special_tokens=False)["input_ids"]
+        return reply if len(ids) <= room else str(tok.decode(ids[-room:]))
 
 
 class RuleRanker:
@@ -218,8 +230,17 @@ def best_of_n(
         yield turn.say(best.turn.text)
         return None
     meta["candidates"] = [c.record() for c in made]
-    meta["fallback"] = "every candidate failed a check: the single-reply tries"
     turn.timings["candidates_ms"] = _ms(t0)
+    first = made[0] if made else None
+    if first is not None and first.outcome == "judgement" and first.turn.text.strip():
+        # what one reply shows: the greedy candidate with its judgements withdrawn
+        meta.update(fallback="every candidate failed a check: the first, as one reply", chosen=0)
+        record_checks(turn, first.gate)
+        turn.cited = first.turn.cited
+        turn.timings["first_text_ms"] = _ms(t0)
+        yield turn.say(first.turn.text)
+        return None
+    meta["fallback"] = "every candidate failed a check: the single-reply tries"
     outcomes = {c.outcome for c in made}
     return "leak" in outcomes, "math" in outcomes
 
