@@ -179,3 +179,27 @@ def test_judgements_in_every_candidate_show_the_first_as_one_reply_would(store):
     ev, meta = run(agent, store, "How do I check a sum?", mode="guide")
     assert seen(ev).strip() == "What is 7 + 5?" and len(gen.calls) == 2  # no extra call
     assert meta["candidates"]["chosen"] == 0 and "fallback" in meta["candidates"]
+
+
+@pytest.mark.slow
+def test_the_shipped_classifier_ranks_a_probing_reply_first_and_takes_a_long_one():
+    from tutor.candidates import OPEN_GOAL, ClassifierRanker
+    from tutor.judge.model import SHIPPED, MoveClassifier
+
+    ranker = ClassifierRanker(MoveClassifier.load(SHIPPED))
+    telling = "The answer is 42 because 17 + 25 = 42."
+    long = "You should add the tens first. " * 60 + "What do you get?"  # over its 128 tokens
+    scores = ranker.scores([telling, PROBE, long], "What is 17 + 25?", "41", "42", OPEN_GOAL)
+    assert scores[1] > scores[0] and all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_a_ranker_that_fails_falls_back_to_the_rule(store):
+    class Broken:
+        name = "broken"
+
+        def scores(self, *a):
+            raise RuntimeError("no")
+
+    agent, gen, _ = make_agent(store, [TELL, PROBE], 2, Broken())
+    ev, meta = run(agent, store, "How do I add 17 and 25?", mode="guide")
+    assert seen(ev).strip() == PROBE and meta["candidates"]["ranker"] == "rule"
