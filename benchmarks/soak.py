@@ -80,7 +80,7 @@ def echo_reply(messages: list[dict[str, Any]]) -> str:
     ref = f" (answering {found.group(1)})" if found else ""
     return (
         "Let us think about it step by step. The course explains this idea [1]. What do you "
-        f"notice first, and which rule could you use here?{ref}"
+        f"notice first, and which rule could you use here{ref}?"
     )
 
 

@@ -109,6 +109,7 @@ class SentenceGate:
         self.tripped = False
         self.released = 0  # sentences that passed their check and went out
         self.last_sentence = ""  # the last of them, as shown
+        self.run_on = False  # the sentence going out is a run-on, released in parts
         self.report = GateReport()
         self._verdict_said = not ctx.verdict_line or ctx.verdict == "unknown"
 
@@ -123,6 +124,7 @@ class SentenceGate:
                 break
             end = m.end() if m is not None else len(self.pending)
             tail, self.pending = self.pending[:end], self.pending[end:]
+            self.run_on = m is None  # a run-on's first part: no whole sentence
             out.append(self._release(tail))
             if self.tripped:
                 return ""
@@ -139,7 +141,7 @@ class SentenceGate:
         out = ""
         if self.pending or self.shown:
             tail, self.pending = self.pending, ""
-            if self.released and unfinished(self.shown + tail):
+            if self.released and not self.run_on and unfinished(self.shown + tail):
                 self._withdraw_cut(self.shown + tail, len(self.shown))
                 self.shown = ""
             else:
@@ -171,8 +173,9 @@ class SentenceGate:
 
     def _passed(self, shown: str, out: str) -> str:
         """A sentence passed its check: ``out`` goes out after its ``shown`` start."""
-        self.released += 1
-        self.last_sentence = shown + out
+        if not self.run_on:
+            self.released += 1
+            self.last_sentence = shown + out
         return out
 
     def _release(self, tail: str) -> str:
