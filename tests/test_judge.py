@@ -326,3 +326,16 @@ def test_number_features_see_told_results() -> None:
     asked = MoveExample("Billy has 10", "I got 3", "4", "Why 3?", "probing", "g")
     f = dict(zip(FEATURE_NAMES, features(asked), strict=True))
     assert f["asks_question"] == 1.0 and f["new_numbers"] == 0.0 and f["states_final_answer"] == 0.0
+
+
+def test_a_reply_longer_than_the_input_is_judged_by_its_end(tmp_path: Path) -> None:
+    """Truncation cuts only the context and raised for a reply that alone fills the input."""
+    from tutor.judge.model import JudgeSpec, MoveClassifier
+
+    model = MoveClassifier(JudgeSpec(base=str(tiny_encoder(tmp_path)), max_length=32))
+    long = " ".join(["step"] * 200) + " What do you get?"
+    fitted = model.fit_reply(long)
+    assert fitted.endswith("?") and len(fitted) < len(long)  # its end, closing question kept
+    assert model.fit_reply("What do you get?") == "What do you get?"  # short ones untouched
+    judged = model.judge(long, problem="2 + 3", student="6")
+    assert abs(sum(judged.probabilities.values()) - 1) < 1e-3

@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_CANDIDATES = 8
-REPLY_ROOM = 32  # classifier tokens left for the context and the special tokens
 SAMPLING: dict[str, Any] = {"temperature": 0.8, "top_p": 0.95}
 OPEN_GOAL = ("probing", "focus")  # while the learner's problem is unsolved
 ANY_GOAL = ("focus", "probing", "telling")  # once solved: anything but a generic move
@@ -69,18 +68,9 @@ class ClassifierRanker:
         from tutor.judge.data import MoveExample
 
         label = self.classifier.spec.labels[0]
-        replies = [self._fit(r) for r in replies]
         examples = [MoveExample(problem, student, answer, r, label, "") for r in replies]
         judged = self.classifier.judge_many(examples)
         return [round(sum(j.probabilities.get(m, 0.0) for m in goal), 4) for j in judged]
-
-    def _fit(self, reply: str) -> str:
-        """The reply's last tokens when it alone would fill the classifier's input (its
-        tokenizer cuts only the context, and raises for a reply that long); a question that
-        makes a move probing comes at the end."""
-        tok, room = self.classifier.tokenizer, self.classifier.spec.max_length - REPLY_ROOM
-        ids = tok(reply, add_special_tokens=False)["input_ids"]
-        return reply if len(ids) <= room else str(tok.decode(ids[-room:]))
 
 
 class RuleRanker:

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 FORMAT = "tutor-move-judge/1"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 SHIPPED = WEIGHTS_DIR / "moves.json"
+REPLY_ROOM = 8  # a reply longer than max_length - 8 tokens is cut (shorter ones never: as trained)
 BUNDLED = "all-minilm-l6-v2"
 
 # derived judgement -> the moves whose probabilities it sums (the mapping, documented in
@@ -205,11 +206,18 @@ class MoveClassifier:
         names = {n for n, p in self.net.named_parameters() if p.requires_grad}
         return {k: v.detach().clone() for k, v in self.net.state_dict().items() if k in names}
 
+    def fit_reply(self, reply: str) -> str:
+        """The reply's last tokens when it alone would fill the input (truncation cuts only
+        the context, and raises for a reply that long); a closing question stays."""
+        room = self.spec.max_length - REPLY_ROOM
+        ids = self.tokenizer(reply, add_special_tokens=False)["input_ids"]
+        return reply if len(ids) <= room else str(self.tokenizer.decode(ids[-room:]))
+
     def encode(self, examples: Sequence[MoveExample]) -> dict[str, Any]:
         contexts = [context_text(e.problem, e.student, e.answer) for e in examples]
         enc = self.tokenizer(
             contexts,
-            [e.reply for e in examples],
+            [self.fit_reply(e.reply) for e in examples],
             truncation="only_first",
             max_length=self.spec.max_length,
             padding=True,
