@@ -157,6 +157,15 @@ def test_conditionals_and_plain_numbers_state_no_claim():
         assert find_claims(sentence) == [], sentence
 
 
+def test_a_claim_before_a_conditional_word_is_stated():
+    """A best-of-N candidate showed "So multiply 18 * 4*6 = 64, add 64 + 72 = 96, ... when
+    adding more than 1 ...": the "when" late in the sentence hid every claim before it."""
+    sentence = "So 18 * 4 = 64, add 64 + 72 = 96, when adding more than 1 such thing."
+    assert _verdicts(sentence) == [False, False]
+    assert check_sentence(sentence, VerifyContext())[0] == "false"
+    assert find_claims("When you add them, 3 + 4 = 8.") == []  # inside the condition: not stated
+
+
 @pytest.mark.parametrize(
     "sentence",
     [

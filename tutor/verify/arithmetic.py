@@ -231,10 +231,14 @@ def find_claims(
     sentence: str, variables: frozenset[str] = frozenset(), *, conditionals: bool = False
 ) -> list[Claim]:
     """The arithmetic/algebraic claims stated in ``sentence`` (conditionals state none unless
-    ``conditionals``). ``variables``: the letters that name unknowns here."""
-    if not conditionals and _CONDITIONAL.search(sentence):
+    ``conditionals``: what follows "if", "when", "suppose", ... is not stated, what comes
+    before it is: "18 * 4 = 64, when adding ..." states 18 * 4 = 64). ``variables``: the
+    letters that name unknowns here."""
+    cond = None if conditionals else _CONDITIONAL.search(sentence)
+    stated = sentence[: cond.start()] if cond is not None else sentence
+    if not stated.strip():
         return []
-    s = _normalize(sentence)
+    s = _normalize(stated)
     # a lone letter before "=" names an unknown, unless it is a unit after a number ("4 m =")
     letters = variables | frozenset(
         m.group(1)
