@@ -15,6 +15,7 @@ from tutor.errors import InputError, NotFoundError
 from tutor.explain import NOT_COVERED_REPLY
 from tutor.items import load_default_bank
 from tutor.store import LearnerStore
+from tutor.testing.events import seen as text_of
 from tutor.testing.fake_lm import ScriptedGenerator
 
 DOCS = {
@@ -56,16 +57,6 @@ def run(agent, learner, session, message, **kw):
 
 def kinds(events):
     return [e.kind for e in events]
-
-
-def text_of(events):
-    out = ""
-    for e in events:
-        if e.kind == "reset":
-            out = ""
-        elif e.kind == "text":
-            out += e.text
-    return out
 
 
 def test_explain_event_order_sources_and_persistence(store, kb):

@@ -13,6 +13,7 @@ from tutor.agent import GENERIC_HINT, AgentSettings, TutorAgent
 from tutor.items import load_default_bank
 from tutor.prompts import STRICT_MATH
 from tutor.store import LearnerStore
+from tutor.testing.events import ever_shown, seen
 from tutor.testing.fake_lm import ScriptedGenerator
 from tutor.verify import STEP_RIGHT
 
@@ -39,22 +40,6 @@ def store(tmp_path: Path) -> LearnerStore:
 def make_agent(store, reply) -> tuple[TutorAgent, ScriptedGenerator]:
     gen = ScriptedGenerator(reply)
     return TutorAgent(gen, store, None, AgentSettings(min_score=0.05)), gen
-
-
-def seen(events) -> str:
-    """The text a student is left with, as the UI rebuilds it."""
-    out = ""
-    for e in events:
-        if e.kind == "reset":
-            out = ""
-        elif e.kind == "text":
-            out += e.text
-    return out
-
-
-def ever_shown(events) -> str:
-    """Every piece of text that reached the screen, even if withdrawn later."""
-    return "".join(e.text for e in events if e.kind == "text")
 
 
 def turn(agent, store, *messages, mode="auto"):

@@ -14,6 +14,7 @@ from tutor.config import load_config
 from tutor.errors import ConfigError
 from tutor.items import load_default_bank
 from tutor.store import LearnerStore
+from tutor.testing.events import ever_shown, seen
 from tutor.testing.fake_lm import ScriptedGenerator
 
 PROBE = "What do you get when you add the tens first?"
@@ -58,20 +59,6 @@ def make_agent(store, replies, n, ranker=None):
     agent = TutorAgent(gen, store, None, AgentSettings(min_score=0.05, candidates=n))
     agent.ranker = ranker if ranker is not None else FakeRanker()  # type: ignore[attr-defined]
     return agent, gen, options
-
-
-def seen(events) -> str:
-    out = ""
-    for e in events:
-        if e.kind == "reset":
-            out = ""
-        elif e.kind == "text":
-            out += e.text
-    return out
-
-
-def ever_shown(events) -> str:
-    return "".join(e.text for e in events if e.kind == "text")
 
 
 def run(agent, store, *messages, mode="auto"):

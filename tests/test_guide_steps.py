@@ -16,6 +16,7 @@ from tutor.guide import CANNOT_CHECK, PLAN, check_work, choose_move, guide_reply
 from tutor.items import load_default_bank
 from tutor.store import LearnerStore
 from tutor.store.records import SessionState
+from tutor.testing.events import seen
 from tutor.testing.fake_lm import ScriptedGenerator
 from tutor.verify import check_claim, find_claims
 from tutor.verify.steps import (
@@ -188,16 +189,6 @@ def store(tmp_path: Path) -> LearnerStore:
     return LearnerStore(
         f"sqlite:///{tmp_path / 'learners.sqlite'}", fallback_bank=load_default_bank, kdf_n=2
     )
-
-
-def seen(events) -> str:
-    out = ""
-    for e in events:
-        if e.kind == "reset":
-            out = ""
-        elif e.kind == "text":
-            out += e.text
-    return out
 
 
 def _open(store, problem: str, answer: str, solution: str = ""):
