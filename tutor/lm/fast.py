@@ -11,7 +11,7 @@ processors, so repetition penalty, n-gram blocking, temperature and top-p behave
 ``generate``.
 
 ``LlamaDecoder.unsupported_reason(model)`` says why a model must go through ``generate``
-instead (another architecture, biases, dynamic RoPE, an adapter, a GPU...).
+instead (another architecture, biases, dynamic RoPE, a peft adapter, a GPU...).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tutor.lm.quant import Int4Linear, Int8Linear
+from tutor.lm.lora import LoraLinear, PackedLora, fused_adapter
+from tutor.lm.quant import COMPUTE_DTYPE, Int4Linear, Int8Linear
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,12 @@ def _fuse(parts: Sequence[nn.Module]) -> Callable[[torch.Tensor], torch.Tensor] 
 
     Dense weights are concatenated and the original parameters re-pointed at slices of the
     fused tensor, so no memory is duplicated and ``generate`` still sees the same values.
+    Unmerged LoRA adapters (``tutor.lm.lora``) fuse into one more pair of small matmuls.
     """
+    adapter = fused_adapter(list(parts))
+    if adapter is not None:
+        base = _fuse([p.base if isinstance(p, LoraLinear) else p for p in parts])
+        return None if base is None else _with_adapter(base, adapter)
     if all(type(p) is nn.Linear and p.bias is None for p in parts):
         dense = cast("list[nn.Linear]", list(parts))
         weights = [p.weight for p in dense]
@@ -55,6 +61,37 @@ def _fuse(parts: Sequence[nn.Module]) -> Callable[[torch.Tensor], torch.Tensor] 
     if all(type(p) is Int8Linear for p in parts):
         return Int8Linear.concat(cast("list[Int8Linear]", list(parts)))
     return None
+
+
+def _with_adapter(
+    base: Callable[[torch.Tensor], torch.Tensor], lora: PackedLora
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``base(x)`` plus the unmerged adapter, without module calls around it (per token, the
+    calls would cost as much as the adapter's two small matmuls). Over int4 layers the bf16
+    input is cast once for both."""
+    if isinstance(base, Int4Linear):
+        mm4 = torch.ops.aten._weight_int4pack_mm_for_cpu
+        packed, group, sz = base.packed, base.group_size, base.scales_and_zeros
+
+        def project(x: torch.Tensor) -> torch.Tensor:
+            xb = x.reshape(-1, x.shape[-1]).to(COMPUTE_DTYPE)
+            y = mm4(xb, packed, group, sz) + lora.delta(xb)
+            return y.reshape(*x.shape[:-1], y.shape[-1]).to(x.dtype)
+
+        return project
+
+    def plain(x: torch.Tensor) -> torch.Tensor:
+        xb = x.reshape(-1, x.shape[-1]).to(COMPUTE_DTYPE)
+        d = lora.delta(xb)
+        return base(x) + d.reshape(*x.shape[:-1], d.shape[-1]).to(x.dtype)
+
+    return plain
+
+
+def _single(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    if isinstance(module, LoraLinear):
+        return _with_adapter(module.base, module.lora)
+    return module
 
 
 def sampling_top_k(model: Any) -> int | None:
@@ -94,8 +131,8 @@ class _Layer:
             self.gate_up = lambda x: (g(x), u(x))
         else:
             self.gate_up = lambda x: gate_up(x).chunk(2, -1)
-        self.o_proj = attn.o_proj
-        self.down_proj = mlp.down_proj
+        self.o_proj = _single(attn.o_proj)
+        self.down_proj = _single(mlp.down_proj)
 
 
 class LlamaDecoder:

@@ -306,9 +306,11 @@ def load_causal_lm(
     ``load_in_4bit`` quantizes the base to NF4 with double quantization through bitsandbytes.
     ``adapter`` loads a peft LoRA directory on top (``trainable_adapter`` keeps it trainable).
     ``quantize`` (``none | auto | int4 | int8``) stores the linear layers as weight-only int4/int8
-    for faster CPU decoding (inference only; see ``tutor.lm.quant``). ``merge_adapter`` folds
-    the LoRA weights into the base for serving (same outputs, plain model: the lean decode
-    loop applies); it is skipped on a 4-bit base, where merging would round the adapter away.
+    for faster CPU decoding (inference only; see ``tutor.lm.quant``). ``merge_adapter`` prepares
+    the adapter for serving: on CPU a plain LoRA stays unmerged beside an int4 base and is
+    merged into dense weights otherwise (``tutor.lm.lora``); other adapters are merged by
+    peft. Either way the model is a plain one the lean decode loop accepts. It is skipped on a
+    4-bit (bitsandbytes) base, where merging would round the adapter away.
     ``dtype="auto"`` on CPU (for inference) chooses float32, bf16 or the int4 repack by timing
     them (``tutor.lm.speed``; cached per machine, ``remeasure`` times them again); the choice is
     left on the model as ``tutor_decode_path``.
@@ -341,22 +343,43 @@ def load_causal_lm(
     if not load_in_4bit:
         model.to(dev)
     merged = False
-    if adapter:
+    lora = None
+    if adapter and merge_adapter and dev == "cpu" and not trainable_adapter and not load_in_4bit:
+        lora = _served_lora(adapter)  # kept beside the base: the base keeps its int4 path
+    if adapter and lora is None:
         model = attach_adapter(model, adapter, trainable=trainable_adapter)
         if merge_adapter and not trainable_adapter and not load_in_4bit:
             model = model.merge_and_unload()
             merged = True
     model.eval()
-    mode = pick_quantize(
-        quantize, dev, load_in_4bit=load_in_4bit, adapter="" if merged else adapter
-    )
+    unmerged = "" if merged or lora is not None else adapter
+    mode = pick_quantize(quantize, dev, load_in_4bit=load_in_4bit, adapter=unmerged)
     if merged and mode == "auto":
         mode = "none"  # merged weights are off the GGUF grid: nothing lossless to pack
-    if measure and not (adapter and not merged):
-        return _measured_path(model, mode, source, models_dir, adapter, remeasure), tokenizer
-    if mode != "none":
+    if measure and not unmerged:
+        model = _measured_path(model, mode, source, models_dir, "" if lora else adapter, remeasure)
+    elif mode != "none":
         quantize_loaded(model, mode, source, models_dir)
+    if lora is not None:
+        from tutor.lm.lora import apply_lora
+
+        model.tutor_adapter = apply_lora(model, lora)
+        log.info("adapter %s: %s", adapter, model.tutor_adapter)
     return model, tokenizer
+
+
+def _served_lora(adapter: str) -> Any:
+    """The adapter's LoRA matrices for serving beside the base (``tutor.lm.lora``), or None
+    when only peft can apply it (DoRA, trained extra modules, ...): then it is merged."""
+    from tutor.lm.lora import read_lora
+
+    path = Path(adapter).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        return None  # attach_adapter names the problem
+    lora, reason = read_lora(path)
+    if lora is None:
+        log.info("adapter %s is merged through peft: %s", adapter, reason)
+    return lora
 
 
 def _measured_path(
