@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def build_generator(config: Config) -> Generator:
-    """The configured LM backend (``lm.backend``): ``hf`` or ``openai``."""
+    """The configured LM backend (``lm.backend``): ``hf``, ``openai`` or ``llamacpp``."""
     lm = config.lm
     if lm.backend == "hf":
         from tutor.lm.hf import HFGenerator
@@ -35,7 +35,11 @@ def build_generator(config: Config) -> Generator:
         from tutor.lm.openai import OpenAIGenerator
 
         return OpenAIGenerator.from_config(lm)
-    raise ConfigError(f"lm.backend={lm.backend!r} is not known; use 'hf' or 'openai'")
+    if lm.backend == "llamacpp":
+        from tutor.lm.llamacpp import LlamaCppGenerator
+
+        return LlamaCppGenerator.from_config(lm)
+    raise ConfigError(f"lm.backend={lm.backend!r} is not known; use 'hf', 'openai' or 'llamacpp'")
 
 
 def build_learner_store(config: Config) -> LearnerStore:

@@ -29,14 +29,14 @@ DEFAULT_CONFIG_FILE = "tutor.toml"
 class LMConfig:
     """The causal LM that writes the tutor's turns."""
 
-    backend: Literal["hf", "openai"] = "hf"
+    backend: Literal["hf", "openai", "llamacpp"] = "hf"
     # HF id, local directory, or a bundled alias (``smollm2-135m-instruct``).
     model: str = "smollm2-135m-instruct"
     # ``auto``: bf16 on CUDA or on CPUs with avx512_bf16/AMX, else fp32.
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     load_in_4bit: bool = False  # bitsandbytes NF4 + double quant (the [gpu] extra)
-    adapter: str = ""  # a peft LoRA directory loaded on top of the base model
+    adapter: str = ""  # a peft LoRA directory on top of the base model (llamacpp: a GGUF LoRA)
     max_new_tokens: int = 256
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0

@@ -71,7 +71,9 @@ def add_lm_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="HF id, local dir, .gguf file or bundled alias",
     )
-    g.add_argument("--backend", dest="lm.backend", choices=["hf", "openai"], default=None)
+    g.add_argument(
+        "--backend", dest="lm.backend", choices=["hf", "openai", "llamacpp"], default=None
+    )
     g.add_argument(
         "--adapter", dest="lm.adapter", default=None, help="peft LoRA directory to load on top"
     )
