@@ -4,7 +4,8 @@ Stages, one module each: ``formats`` (a record of any supported format -> ``Chat
 the tutor's own system prompt), ``data`` (files, validation, dedupe, split by problem, stats),
 ``tokens`` (chat template, labels on assistant turns, truncation, packing), ``recipe`` (the
 LoRA / QLoRA recipe: setup -> train -> cleanup), ``trainer`` (the Trainer and its callbacks),
-``card`` (training card), ``merge`` (adapter + base -> one 16-bit model), ``cli`` (``tutor
+``card`` (training card), ``merge`` (adapter + base -> one 16-bit model), ``export`` and
+``gguf_vocab`` (the merged model or the adapter as a GGUF file for llama.cpp), ``cli`` (``tutor
 finetune``), ``demo`` (``make finetune-demo``).
 
 Nothing here imports torch at import time, so ``tutor --help`` stays instant.

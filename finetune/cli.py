@@ -1,4 +1,5 @@
-"""``tutor finetune {train,data,merge}``: thin commands over ``finetune.recipe`` / ``merge``.
+"""``tutor finetune {train,data,merge,export}``: thin commands over ``finetune.recipe`` /
+``merge`` / ``export``.
 
 Options with ``dest="finetune.KEY"`` are config overrides (they win over ``--config FILE``,
 the environment and the defaults).
@@ -89,6 +90,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     d.set_defaults(func=cmd_data)
 
     _merge_parser(fsub, common)
+    _export_parser(fsub, common)
 
 
 def _training_options(t: argparse.ArgumentParser) -> None:
@@ -171,6 +173,39 @@ def _merge_parser(fsub: Any, common: argparse.ArgumentParser) -> None:
     m.set_defaults(func=cmd_merge)
 
 
+def _export_parser(fsub: Any, common: argparse.ArgumentParser) -> None:
+    e = fsub.add_parser(
+        "export",
+        parents=[common],
+        help="write a fine-tune as a GGUF file for llama.cpp / Ollama",
+        description="Write base + adapter merged as one GGUF model file, or (--lora) the adapter "
+        "alone as a llama.cpp GGUF LoRA. Examples: tutor finetune export --gguf "
+        ".tutor/runs/my-run/adapter --out my-run.gguf; tutor finetune export --gguf --lora "
+        ".tutor/runs/my-run/adapter --out my-run-lora.gguf",
+    )
+    e.add_argument("adapter", nargs="?", metavar="ADAPTER_DIR", help="an adapter directory")
+    e.add_argument("--run", metavar="NAME", help="a run in <home>/runs (instead of ADAPTER_DIR)")
+    e.add_argument(
+        "--gguf", action="store_true", required=True, help="GGUF format (the only one for now)"
+    )
+    e.add_argument(
+        "--lora",
+        action="store_true",
+        help="write the adapter alone (a GGUF LoRA for llama.cpp --lora), not the merged model",
+    )
+    e.add_argument(
+        "--out",
+        metavar="FILE",
+        help="the .gguf file (default: <run>/merged-<outtype>.gguf or <run>/lora-<outtype>.gguf)",
+    )
+    e.add_argument("--outtype", default="f32", help="f32 (default), f16 or q8_0")
+    e.add_argument(
+        "--model", metavar="BASE", default="", help="base model (default: the run's base)"
+    )
+    e.add_argument("--overwrite", action="store_true")
+    e.set_defaults(func=cmd_export)
+
+
 def cmd_train(args: argparse.Namespace, config: Any) -> int:
     from finetune.recipe import run_finetune, world
 
@@ -234,4 +269,38 @@ def cmd_merge(args: argparse.Namespace, config: Any) -> int:
     )
     print(path)
     print(f"use it:  tutor chat --model {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, config: Any) -> int:
+    from finetune.export import export_lora_gguf, export_merged_gguf
+    from tutor.errors import InputError
+
+    if bool(args.run) == bool(args.adapter):
+        raise InputError("give either ADAPTER_DIR or --run NAME (one of them)")
+    if args.run:
+        run_dir = config.paths.runs_dir / args.run
+        adapter = run_dir / "adapter"
+    else:
+        adapter = Path(args.adapter)
+        run_dir = adapter.parent
+    kind = "lora" if args.lora else "merged"
+    out = Path(args.out) if args.out else run_dir / f"{kind}-{args.outtype}.gguf"
+    common = dict(base_model=args.model, models_dir=config.paths.models_dir, outtype=args.outtype)
+    if args.lora:
+        done = export_lora_gguf(adapter, out, overwrite=args.overwrite, **common)
+    else:
+        done = export_merged_gguf(
+            adapter, out, chat_template=config.lm.chat_template, overwrite=args.overwrite, **common
+        )
+    print(done.path)
+    size = done.size_bytes / 2**20
+    print(f"{done.tensors} tensors, {size:.1f} MiB, {done.seconds:.1f} s", file=sys.stderr)
+    if args.lora:
+        print(f"use it:  llama-cli -m BASE.gguf --lora {done.path}", file=sys.stderr)
+    else:
+        print(
+            f"use it:  llama-cli -m {done.path}  (or an Ollama Modelfile: FROM {done.path})",
+            file=sys.stderr,
+        )
     return 0
