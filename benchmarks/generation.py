@@ -34,6 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from gen_llamacpp import add_llamacpp  # noqa: E402
 from results import Recorder  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -410,6 +411,7 @@ def _add_variants(b: Bench) -> None:
     )
     # (``quantize=int4`` is not listed: on this model it makes exactly what ``auto`` makes.)
     _add_default_variant(b)
+    add_llamacpp(b, Run, _gaps)  # when llama-cpp-python is installed
     if b.args.compile:
         log("compiling (static cache + torch.compile; minutes) ...")
         comp, _, _ = b.load(dtype="float32", quantize="none")
