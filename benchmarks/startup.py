@@ -18,6 +18,7 @@ embedder, the models linked from ``--models`` (default ``.tutor/models``).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -54,6 +55,35 @@ print("READY", flush=True)
 """
 
 
+MEMORY_STEPS = """
+import io, json, os, re
+def rss():
+    text = open("/proc/self/status").read()
+    return int(re.search(r"^VmRSS:\\s+(\\d+) kB", text, re.M).group(1)) / 1024
+steps = [("Python", rss())]
+from tutor.config import load_config
+import torch
+steps.append(("+ import torch", rss()))
+import transformers.modeling_utils
+steps.append(("+ import transformers (modeling)", rss()))
+import gradio
+steps.append(("+ import gradio", rss()))
+from tutor.startup import load_models
+load_models(load_config(env=os.environ), out=io.StringIO())
+steps.append(("+ the model and the embedder loaded", rss()))
+print("STEPS", json.dumps(steps), flush=True)
+"""
+
+
+def memory_steps(env: dict[str, str]) -> list[tuple[str, float]]:
+    """RSS of a fresh process after each step of a start, in MB."""
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_STEPS], env=env, capture_output=True, text=True, check=True
+    )
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("STEPS "))
+    return [(str(n), float(v)) for n, v in json.loads(line.removeprefix("STEPS "))]
+
+
 def timed_script(code: str, env: dict[str, str]) -> float:
     t0 = time.perf_counter()
     out = subprocess.run(
@@ -63,8 +93,19 @@ def timed_script(code: str, env: dict[str, str]) -> float:
     return time.perf_counter() - t0
 
 
-def timed_serve(env: dict[str, str], port: int) -> tuple[float, float]:
-    """(seconds until /login answers 200, the 'ready in N s' the server printed)."""
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MB (Linux; NaN elsewhere)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    m = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+    return int(m.group(1)) / 1024 if m else float("nan")
+
+
+def timed_serve(env: dict[str, str], port: int) -> tuple[float, float, float]:
+    """(seconds until /login answers 200, the 'ready in N s' the server printed, and the
+    server's peak RSS in MB at that point)."""
     t0 = time.perf_counter()
     cmd = [sys.executable, "-m", "tutor", "serve", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
@@ -79,11 +120,12 @@ def timed_serve(env: dict[str, str], port: int) -> tuple[float, float]:
             except OSError:
                 time.sleep(0.1)
         first_page = time.perf_counter() - t0
+        rss = peak_rss_mb(proc.pid)
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     m = re.search(r"^ready in ([\d.]+) s", err or "", re.M)
-    return first_page, float(m.group(1)) if m else float("nan")
+    return first_page, float(m.group(1)) if m else float("nan"), rss
 
 
 def make_home(models: Path) -> Path:
@@ -113,12 +155,14 @@ def main() -> None:
     par: list[float] = []
     page: list[float] = []
     ready: list[float] = []
+    rss: list[float] = []
     for _ in range(args.rounds):
         seq.append(timed_script(SEQUENTIAL, env))
         par.append(timed_script(PARALLEL, env))
-        p, r = timed_serve(env, args.port)
+        p, r, m = timed_serve(env, args.port)
         page.append(p)
         ready.append(r)
+        rss.append(m)
     rows = []
     for name, xs in (
         ("one after the other (before): model, then embedder at the first question", seq),
@@ -129,9 +173,28 @@ def main() -> None:
         rec.latency(name, xs, unit="s")
         s = summary(xs)
         rows.append([name, f"{s['p50']:.1f}", f"{s['min']:.1f}", f"{s['max']:.1f}", s["n"]])
+    rec.latency("tutor serve peak RSS at the sign-in page", rss, unit="MB")
+    s = summary(rss)
+    memory = [
+        [
+            "`tutor serve`, peak RSS (VmHWM) when the sign-in page answers",
+            f"{s['p50']:.0f}",
+            f"{s['min']:.0f}",
+            f"{s['max']:.0f}",
+            s["n"],
+        ]
+    ]
+    steps = memory_steps(env)
+    rec.samples("rss after each start step (MB)", steps)
+    memory += [[f"one process: {name}", f"{mb:.0f}", "", "", 1] for name, mb in steps]
     rec.meta(model_dir=str(args.models), home=str(home), question=QUESTION)
     print(
         rec.table("start", ["cached start", "median s", "min s", "max s", "n"], rows, align="lrrrr")
+    )
+    print(
+        rec.table(
+            "memory", ["process", "median MB", "min MB", "max MB", "n"], memory, align="lrrrr"
+        )
     )
     rec.write()
 
