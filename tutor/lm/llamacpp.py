@@ -45,7 +45,7 @@ def import_llama_cpp() -> Any:
     except ImportError as e:
         raise MissingDependencyError(
             f"lm.backend=llamacpp needs llama-cpp-python; install it with: {INSTALL} "
-            f"(it compiles llama.cpp from source: needs cmake and a C++ compiler, ~20-45 min "
+            f"(it compiles llama.cpp from source: needs cmake and a C++ compiler, ~5-45 min "
             f"on 2 cores)"
         ) from e
     return llama_cpp
