@@ -171,7 +171,7 @@ class LlamaDecoder:
     def unsupported_reason(model: Any) -> str | None:
         """None when the lean path computes exactly what the model's own forward does."""
         cfg = getattr(model, "config", None)
-        if type(model).__name__ != "LlamaForCausalLM" or cfg is None:
+        if type(model).__name__ not in ("LlamaForCausalLM", "LeanLlama") or cfg is None:
             return f"{type(model).__name__} is not a LlamaForCausalLM"
         if getattr(cfg, "model_type", "") != "llama":
             return f"model_type {cfg.model_type!r}"

@@ -97,6 +97,7 @@ class HFGenerator:
             merge_adapter=True,
             chat_template=lm.chat_template,
             quantize=lm.quantize,
+            lean=lm.fast_decode and not lm.static_cache and not lm.compile,
         )
         defaults = GenerationOptions(
             max_new_tokens=lm.max_new_tokens,

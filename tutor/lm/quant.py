@@ -60,6 +60,9 @@ def int4_error(w: torch.Tensor, group_size: int = GROUP_SIZE) -> float:
     return _int4_parts(w, group_size)[3]
 
 
+_CONCAT_CHECKED: set[tuple[int, int, tuple[int, ...]]] = set()
+
+
 class Int4Linear(nn.Module):
     """``nn.Linear`` (no bias) with 4-bit groupwise weights; computes in bf16 on CPU."""
 
@@ -123,10 +126,20 @@ class Int4Linear(nn.Module):
             sum(p.out_features for p in parts),
             first.group_size,
         )
-        probe = torch.linspace(-1, 1, first.in_features, dtype=COMPUTE_DTYPE)[None]
-        with torch.inference_mode():
-            if not torch.equal(fused(probe), torch.cat([p(probe) for p in parts], -1)):
-                return None
+        shape = (first.in_features, first.group_size, tuple(p.out_features for p in parts))
+        if shape not in _CONCAT_CHECKED:  # once per process and shape, not for every layer
+            probe = torch.linspace(-1, 1, first.in_features, dtype=COMPUTE_DTYPE)[None]
+            with torch.inference_mode():
+                if not torch.equal(fused(probe), torch.cat([p(probe) for p in parts], -1)):
+                    return None
+            _CONCAT_CHECKED.add(shape)
+        # the parts' packed weights become views of the fused ones (the same bytes), so the
+        # fused copy costs no memory; their (small) scales stay their own
+        start = 0
+        for p in parts:
+            n = p.packed.shape[0]
+            p.packed = fused.packed[start : start + n]
+            start += n
         return fused
 
     def extra_repr(self) -> str:

@@ -240,14 +240,21 @@ def ensure_bundled_cache(alias: str, models_dir: Path) -> Path:
     return target
 
 
-def load_tokenizer(source: ModelSource, chat_template: str = "") -> Any:
+def load_tokenizer(source: ModelSource, chat_template: str = "", *, fast: bool = False) -> Any:
+    """The model's tokenizer. ``fast``: a local ``tokenizer.json`` loads straight into the
+    tokenizers-backed class, without ``AutoTokenizer``'s model-config imports (~1 s at start)."""
     from transformers import AutoTokenizer
 
     kwargs: dict[str, Any] = {"local_files_only": hub_offline()}
     if source.gguf_file:
         kwargs["gguf_file"] = source.gguf_file
+    loader: Any = AutoTokenizer
+    if fast and not source.gguf_file and (Path(source.path) / "tokenizer.json").is_file():
+        from transformers import PreTrainedTokenizerFast
+
+        loader = PreTrainedTokenizerFast
     try:
-        tok = AutoTokenizer.from_pretrained(source.path, **kwargs)
+        tok = loader.from_pretrained(source.path, **kwargs)
     except OSError as e:
         raise _not_found(source.path, e) from e
     template = resolve_chat_template(chat_template)
@@ -300,6 +307,7 @@ def load_causal_lm(
     quantize: str = "none",
     merge_adapter: bool = False,
     remeasure: bool = False,
+    lean: bool = False,
 ) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` for generation or training.
 
@@ -313,7 +321,9 @@ def load_causal_lm(
     4-bit (bitsandbytes) base, where merging would round the adapter away.
     ``dtype="auto"`` on CPU (for inference) chooses float32, bf16 or the int4 repack by timing
     them (``tutor.lm.speed``; cached per machine, ``remeasure`` times them again); the choice is
-    left on the model as ``tutor_decode_path``.
+    left on the model as ``tutor_decode_path``. ``lean`` (a caller that decodes with the lean
+    loop only) lets a cached start of the bundled model skip transformers' modelling code
+    (``tutor.lm.lean_load``) when the remembered path is int4.
     """
     source = resolve_source(spec, models_dir)  # fails fast, before the heavy imports
     if source.alias and source.gguf_file and models_dir is not None:
@@ -323,21 +333,13 @@ def load_causal_lm(
     dev = pick_device(device)
     # dtype "auto" on CPU: load float32 and let tutor.lm.speed pick the path by measurement
     measure = dtype == "auto" and dev == "cpu" and not load_in_4bit and not trainable_adapter
-    torch_dtype = pick_dtype("float32" if measure else dtype, dev)
-    kwargs: dict[str, Any] = {"dtype": torch_dtype}
-    if load_in_4bit:
-        if source.gguf_file:
-            raise ConfigError(
-                "lm.load_in_4bit cannot quantize a GGUF file directly; use the bundled alias "
-                "(cached as safetensors) or a safetensors model directory"
-            )
-        kwargs["quantization_config"] = bnb_4bit_config(torch_dtype)
-        kwargs["device_map"] = {"": dev if dev != "cpu" else "cpu"}
-    if source.gguf_file:
-        from transformers import GgufConfig
-
-        kwargs["gguf_file"] = source.gguf_file
-        kwargs["quantization_config"] = GgufConfig(dequantize=True)
+    if lean and measure and quantize == "auto" and (merge_adapter or not adapter):
+        found = _lean_start(source, models_dir, adapter, chat_template)
+        if found is not None:
+            return found
+    kwargs = _load_kwargs(
+        source, pick_dtype("float32" if measure else dtype, dev), dev, load_in_4bit
+    )
     tokenizer = load_tokenizer(source, chat_template)
     model = _from_pretrained(spec, source, kwargs)
     if not load_in_4bit:
@@ -366,6 +368,70 @@ def load_causal_lm(
         model.tutor_adapter = apply_lora(model, lora)
         log.info("adapter %s: %s", adapter, model.tutor_adapter)
     return model, tokenizer
+
+
+def _load_kwargs(source: ModelSource, torch_dtype: Any, dev: str, load_in_4bit: bool) -> Any:
+    """``from_pretrained``'s keyword arguments: dtype, the 4-bit config, the GGUF file."""
+    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    if load_in_4bit:
+        if source.gguf_file:
+            raise ConfigError(
+                "lm.load_in_4bit cannot quantize a GGUF file directly; use the bundled alias "
+                "(cached as safetensors) or a safetensors model directory"
+            )
+        kwargs["quantization_config"] = bnb_4bit_config(torch_dtype)
+        kwargs["device_map"] = {"": dev if dev != "cpu" else "cpu"}
+    if source.gguf_file:
+        from transformers import GgufConfig
+
+        kwargs["gguf_file"] = source.gguf_file
+        kwargs["quantization_config"] = GgufConfig(dequantize=True)
+    return kwargs
+
+
+def _lean_start(
+    source: ModelSource, models_dir: Path | None, adapter: str, chat_template: str
+) -> tuple[Any, Any] | None:
+    """The bundled model on its remembered int4 path without transformers' modelling code
+    (``tutor.lm.lean_load``), or None where only the full load gives the same model."""
+    from tutor.lm.speed import cached_choice, machine_key, model_key
+
+    lora = _served_lora(adapter) if adapter else None
+    if not source.alias or models_dir is None or (adapter and lora is None):
+        return None
+    key = {**machine_key(), **model_key(source.path, ""), "quantize": "auto"}
+    choice = cached_choice(models_dir, key)
+    packed = _packed_cache(source, models_dir, "auto", "float32")
+    if choice is None or (choice.dtype, choice.quantize) != ("float32", "int4") or not packed:
+        return None
+    from tutor.lm.lean_load import load_lean
+
+    model: Any = load_lean(Path(source.path), *packed)
+    if model is None:
+        return None
+    model.tutor_decode_path = choice
+    tokenizer = load_tokenizer(source, chat_template, fast=True)
+    if lora is not None:
+        from tutor.lm.lora import apply_lora
+
+        model.tutor_adapter = apply_lora(model, lora)
+    log.info("decode path: %s (lean start)", choice.label)
+    return model, tokenizer
+
+
+def _packed_cache(
+    source: ModelSource, models_dir: Path | None, mode: str, dtype: str
+) -> tuple[Path, str] | None:
+    """Where the packed layers of the bundled model's cache are saved, and the stamp of the
+    weights they come from; None for other models (their packing is not cached)."""
+    import torch
+
+    weights = Path(source.path) / "model.safetensors"
+    if not (source.alias and models_dir is not None and weights.is_file()):
+        return None
+    st = weights.stat()
+    name = f"{mode}-{dtype}-torch{torch.__version__}.safetensors"
+    return Path(source.path) / "quantized" / name, f"{st.st_size}-{st.st_mtime_ns}"
 
 
 def _served_lora(adapter: str) -> Any:
@@ -427,19 +493,12 @@ def quantize_loaded(model: Any, mode: str, source: ModelSource, models_dir: Path
     """Quantize in place; False when ``auto`` found nothing lossless to pack. For the bundled
     model's cache (a directory this tutor owns) the result is saved beside it and reused, so
     only the first start pays for the packing. The saved file is keyed by the model's dtype."""
-    import torch
-
     from tutor.lm.quant import load_quantized, quantize_model, save_quantized
 
     cache_file = stamp = None
-    weights = Path(source.path) / "model.safetensors"
-    if source.alias and models_dir is not None and weights.is_file():
-        st = weights.stat()
-        stamp = f"{st.st_size}-{st.st_mtime_ns}"
-        dtype = str(model.dtype).removeprefix("torch.")
-        cache_file = (
-            Path(source.path) / "quantized" / f"{mode}-{dtype}-torch{torch.__version__}.safetensors"
-        )
+    packed = _packed_cache(source, models_dir, mode, str(model.dtype).removeprefix("torch."))
+    if packed is not None:
+        cache_file, stamp = packed
         if load_quantized(model, cache_file, stamp):
             return True
     report = quantize_model(model, "int4" if mode == "auto" else mode, lossless_only=mode == "auto")
