@@ -1,5 +1,7 @@
-"""A mean-pooling sentence encoder run with transformers alone, for models that are exactly
-Transformer -> mean Pooling -> Normalize (the bundled all-MiniLM-L6-v2 is).
+"""A mean-pooling sentence encoder without sentence-transformers, for models that are exactly
+Transformer -> mean Pooling -> Normalize (the bundled all-MiniLM-L6-v2 is). A plain BERT runs
+in ``LeanBert`` (torch ops on the mapped weights, no transformers modelling code); other
+transformers run through ``AutoModel``.
 
 Importing sentence-transformers costs a serving process ~3-4 s and ~250 MB on a 2-core machine
 (it pulls in scikit-learn, peft and, where installed, bitsandbytes), all for what is, for such a
@@ -54,20 +56,102 @@ def supported(directory: Path) -> bool:
     )
 
 
+class LeanBert:
+    """``BertModel``'s forward for a plain BERT (absolute positions, exact GELU, LayerNorm after
+    each block) in torch ops, on the safetensors weights mapped from disk: no transformers
+    modelling code to import (torch's compiler and distributed packages come with it)."""
+
+    def __init__(self, directory: Path, cfg: dict[str, Any]) -> None:
+        from safetensors import safe_open
+
+        with safe_open(str(directory / "model.safetensors"), framework="pt") as f:
+            self.w = {k: f.get_tensor(k) for k in f.keys()}
+        self.heads = int(cfg["num_attention_heads"])
+        self.layers = int(cfg["num_hidden_layers"])
+        self.eps = float(cfg.get("layer_norm_eps", 1e-12))
+        self.hidden = int(cfg["hidden_size"])
+
+    @classmethod
+    def load(cls, directory: Path) -> LeanBert | None:
+        cfg = _json(directory / "config.json") or {}
+        plain = (
+            cfg.get("model_type") == "bert"
+            and cfg.get("hidden_act") == "gelu"
+            and cfg.get("position_embedding_type", "absolute") == "absolute"
+            and (directory / "model.safetensors").is_file()
+        )
+        if not plain:
+            return None
+        lean = cls(directory, cfg)
+        return lean if "embeddings.word_embeddings.weight" in lean.w else None
+
+    def _norm(self, x: Any, name: str) -> Any:
+        import torch.nn.functional as F
+
+        w = self.w
+        return F.layer_norm(x, (self.hidden,), w[name + ".weight"], w[name + ".bias"], self.eps)
+
+    def _linear(self, x: Any, name: str) -> Any:
+        import torch.nn.functional as F
+
+        return F.linear(x, self.w[name + ".weight"], self.w[name + ".bias"])
+
+    def __call__(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
+        """The last hidden state, (batch, tokens, hidden)."""
+        import torch
+        import torch.nn.functional as F
+
+        w, (b, n) = self.w, input_ids.shape
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        h = F.embedding(input_ids, w["embeddings.word_embeddings.weight"])
+        h = h + F.embedding(token_type_ids, w["embeddings.token_type_embeddings.weight"])
+        h = h + F.embedding(torch.arange(n), w["embeddings.position_embeddings.weight"])[None]
+        h = self._norm(h, "embeddings.LayerNorm")
+        mask = attention_mask[:, None, None, :].bool()
+        hd = self.hidden // self.heads
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}."
+            q, k, v = (
+                self._linear(h, p + f"attention.self.{part}")
+                .view(b, n, self.heads, hd)
+                .transpose(1, 2)
+                for part in ("query", "key", "value")
+            )
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            a = a.transpose(1, 2).reshape(b, n, self.hidden)
+            h = self._norm(
+                self._linear(a, p + "attention.output.dense") + h, p + "attention.output.LayerNorm"
+            )
+            x = F.gelu(self._linear(h, p + "intermediate.dense"))
+            h = self._norm(self._linear(x, p + "output.dense") + h, p + "output.LayerNorm")
+        return h
+
+
 class MeanPoolingEncoder:
     """The subset of ``SentenceTransformer`` the knowledge base uses, for a mean-pooling model."""
 
     def __init__(self, directory: Path, device: str | None = None) -> None:
         import torch
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import PreTrainedTokenizerFast
 
         self.device = torch.device(device or "cpu")
-        self.tokenizer = AutoTokenizer.from_pretrained(str(directory))
-        self.model = AutoModel.from_pretrained(str(directory), dtype=torch.float32)
-        self.model.to(self.device).eval()
+        # tokenizer.json straight into the tokenizers-backed class (AutoTokenizer would import
+        # the model's config classes too)
+        self.tokenizer = PreTrainedTokenizerFast.from_pretrained(str(directory))
+        lean = LeanBert.load(directory) if self.device.type == "cpu" else None
+        if lean is not None:
+            self.forward: Any = lean
+            self.dimension = lean.hidden
+        else:
+            from transformers import AutoModel
+
+            model = AutoModel.from_pretrained(str(directory), dtype=torch.float32)
+            model.to(self.device).eval()
+            self.forward = lambda **enc: model(**enc).last_hidden_state
+            self.dimension = int(model.config.hidden_size)
         cfg = _json(directory / "sentence_bert_config.json") or {}
         self.max_seq_length = int(cfg["max_seq_length"])
-        self.dimension = int(self.model.config.hidden_size)
 
     @classmethod
     def load(cls, directory: Path | None, device: str | None = None) -> MeanPoolingEncoder | None:
@@ -105,7 +189,7 @@ class MeanPoolingEncoder:
                     max_length=self.max_seq_length,
                     return_tensors="pt",
                 ).to(self.device)
-                tokens = self.model(**enc).last_hidden_state
+                tokens = self.forward(**enc)
                 mask = enc["attention_mask"].unsqueeze(-1).to(tokens.dtype)
                 vecs = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 if normalize_embeddings:
