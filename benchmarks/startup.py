@@ -64,13 +64,14 @@ steps = [("Python", rss())]
 from tutor.config import load_config
 import torch
 steps.append(("+ import torch", rss()))
-import transformers.modeling_utils
-steps.append(("+ import transformers (modeling)", rss()))
 import gradio
 steps.append(("+ import gradio", rss()))
 from tutor.startup import load_models
 load_models(load_config(env=os.environ), out=io.StringIO())
-steps.append(("+ the model and the embedder loaded", rss()))
+import sys
+modelling = "transformers.modeling_utils" in sys.modules
+steps.append((f"+ the model and the embedder loaded (transformers' modelling code imported: "
+              f"{'yes' if modelling else 'no'})", rss()))
 print("STEPS", json.dumps(steps), flush=True)
 """
 
