@@ -104,6 +104,14 @@ def peak_rss_mb(pid: int) -> float:
     return int(m.group(1)) / 1024 if m else float("nan")
 
 
+def timed_ask(env: dict[str, str]) -> float:
+    """Seconds for a whole ``tutor ask`` (start, load, a 32-token answer, exit)."""
+    t0 = time.perf_counter()
+    cmd = [sys.executable, "-m", "tutor", "ask", "--max-new-tokens", "32", QUESTION]
+    subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    return time.perf_counter() - t0
+
+
 def timed_serve(env: dict[str, str], port: int) -> tuple[float, float, float]:
     """(seconds until /login answers 200, the 'ready in N s' the server printed, and the
     server's peak RSS in MB at that point)."""
@@ -157,7 +165,9 @@ def main() -> None:
     page: list[float] = []
     ready: list[float] = []
     rss: list[float] = []
+    ask: list[float] = []
     for _ in range(args.rounds):
+        ask.append(timed_ask(env))
         seq.append(timed_script(SEQUENTIAL, env))
         par.append(timed_script(PARALLEL, env))
         p, r, m = timed_serve(env, args.port)
@@ -170,6 +180,7 @@ def main() -> None:
         ("load_models (now; two threads on more than 2 cores), then the first question", par),
         ("`tutor serve` (now): start to the sign-in page", page),
         ("`tutor serve` (now): its own 'ready in N s' (model and embedder)", ready),
+        ("`tutor ask` with a 32-token answer, start to exit", ask),
     ):
         rec.latency(name, xs, unit="s")
         s = summary(xs)
