@@ -30,6 +30,20 @@ class GenerationOptions:
     end_at_sentence: bool = False
     drop_repeated_sentences: bool = False  # a sentence said twice in one answer is dropped
 
+    @classmethod
+    def from_config(cls, lm: Any) -> GenerationOptions:
+        """The defaults an ``LMConfig`` sets (``no_repeat_ngram_size`` is read by ``hf`` only)."""
+        return cls(
+            max_new_tokens=lm.max_new_tokens,
+            temperature=lm.temperature,
+            top_p=lm.top_p,
+            repetition_penalty=lm.repetition_penalty,
+            no_repeat_ngram_size=lm.no_repeat_ngram_size,
+            stop=list(lm.stop),
+            end_at_sentence=lm.end_at_sentence,
+            drop_repeated_sentences=lm.drop_repeated_sentences,
+        )
+
     def updated(self, **overrides: Any) -> GenerationOptions:
         known = {f.name for f in fields(self)}
         unknown = set(overrides) - known

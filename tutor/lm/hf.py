@@ -99,16 +99,7 @@ class HFGenerator:
             quantize=lm.quantize,
             lean=lm.fast_decode and not lm.static_cache and not lm.compile,
         )
-        defaults = GenerationOptions(
-            max_new_tokens=lm.max_new_tokens,
-            temperature=lm.temperature,
-            top_p=lm.top_p,
-            repetition_penalty=lm.repetition_penalty,
-            no_repeat_ngram_size=lm.no_repeat_ngram_size,
-            stop=list(lm.stop),
-            end_at_sentence=lm.end_at_sentence,
-            drop_repeated_sentences=lm.drop_repeated_sentences,
-        )
+        defaults = GenerationOptions.from_config(lm)
         name = lm.model + (f"+{lm.adapter}" if lm.adapter else "")
         return cls(
             model,

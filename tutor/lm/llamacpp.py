@@ -240,15 +240,7 @@ class LlamaCppGenerator:
             )
         except (ValueError, RuntimeError) as e:
             raise BackendError(f"llama.cpp could not load {model_path}: {e}") from e
-        defaults = GenerationOptions(
-            max_new_tokens=lm.max_new_tokens,
-            temperature=lm.temperature,
-            top_p=lm.top_p,
-            repetition_penalty=lm.repetition_penalty,
-            stop=list(lm.stop),
-            end_at_sentence=lm.end_at_sentence,
-            drop_repeated_sentences=lm.drop_repeated_sentences,
-        )
+        defaults = GenerationOptions.from_config(lm)
         return cls(
             llm,
             name=lm.model + (f"+{lm.adapter}" if lm.adapter else ""),

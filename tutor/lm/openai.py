@@ -64,15 +64,7 @@ class OpenAIGenerator:
 
     @classmethod
     def from_config(cls, lm: Any) -> OpenAIGenerator:
-        defaults = GenerationOptions(
-            max_new_tokens=lm.max_new_tokens,
-            temperature=lm.temperature,
-            top_p=lm.top_p,
-            repetition_penalty=lm.repetition_penalty,
-            stop=list(lm.stop),
-            end_at_sentence=lm.end_at_sentence,
-            drop_repeated_sentences=lm.drop_repeated_sentences,
-        )
+        defaults = GenerationOptions.from_config(lm)
         return cls(
             lm.base_url,
             lm.api_model or lm.model,
