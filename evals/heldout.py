@@ -1,0 +1,74 @@
+"""The held-out records of a fine-tune run: the source lines whose problems its split kept for
+validation, so base and adapter can be compared on dialogues the adapter never learned from.
+
+``--exclude-run`` leaves out every problem in a run's data files, and records without a
+``problem`` (BRIDGE, CIMA) cannot be matched by problem at all. The run's own split (by problem,
+seeded: ``finetune.data.split_by_problem``) is the held-out set there is: this rebuilds it from
+the run's ``config.toml`` and writes the original records of the validation side, one JSON line
+each, in their files' order.
+
+    python -m evals.heldout .tutor/runs/my-run /tmp/heldout.jsonl
+    tutor eval pedagogy --data /tmp/heldout.jsonl --adapter .tutor/runs/my-run/adapter ...
+
+Validation problems were not trained on, but their loss was watched during training (and with
+early stopping picked the checkpoint), so they are held out from the weights, not from every
+choice. The output is derived from the run's data; keep it out of the repository when that data
+is not the project's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from pathlib import Path
+
+
+def heldout_records(run_dir: Path) -> list[str]:
+    """The validation side's source lines (raw JSON text) of the run in ``run_dir``."""
+    from finetune.data import prepare_examples
+    from tutor.config import load_config
+
+    cfg_file = run_dir / "config.toml"
+    if not cfg_file.is_file():
+        raise SystemExit(f"{run_dir} is not a fine-tune run (no config.toml); pass runs/<name>")
+    values = tomllib.loads(cfg_file.read_text(encoding="utf-8"))
+    if values.get("finetune", {}).get("eval_data"):
+        raise SystemExit("this run was validated on its own eval_data files: evaluate on those")
+    cfg = load_config(env={}, file_values={"finetune": values["finetune"]})
+    _, val, _ = prepare_examples(cfg.finetune)
+    wanted: dict[str, set[int]] = {}
+    for ex in val:
+        file, _, line = ex.source.rpartition(":")
+        wanted.setdefault(file, set()).add(int(line))
+    out: list[str] = []
+    for file in cfg.finetune.data:
+        lines = wanted.get(str(file)) or wanted.get(str(Path(file)))
+        if not lines:
+            continue
+        with open(file, encoding="utf-8") as f:
+            out += [text.rstrip("\n") for n, text in enumerate(f, 1) if n in lines]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", type=Path, help="the fine-tune run directory (runs/<name>)")
+    ap.add_argument("out", type=Path, help="where to write the held-out records (JSONL)")
+    args = ap.parse_args(argv)
+    records = heldout_records(args.run)
+    if not records:
+        print("no held-out records found", file=sys.stderr)
+        return 1
+    args.out.write_text("\n".join(records) + "\n", encoding="utf-8")
+    kinds: dict[str, int] = {}
+    for r in records:
+        src = str(json.loads(r).get("source", "?"))
+        kinds[src] = kinds.get(src, 0) + 1
+    print(f"{len(records)} held-out records -> {args.out} ({kinds})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
