@@ -433,10 +433,29 @@ def normalize_problem(text: str) -> str:
     return re.sub(r"\s+", " ", (text or "").strip().lower())
 
 
+def _opening(messages: Any) -> str | None:
+    """The key of a dialogue without a problem: its first non-empty turn, normalized."""
+    if not isinstance(messages, list):
+        return None
+    for m in messages:
+        text = m.get("content") if isinstance(m, Mapping) else None
+        if isinstance(text, str) and text.strip():
+            return "opening: " + normalize_problem(text)
+    return None
+
+
+def context_key(context: DialogueContext) -> str:
+    """What ``training_problems`` holds for the record a context comes from."""
+    if context.problem.strip():
+        return normalize_problem(context.problem)
+    return _opening([{"content": t.content} for t in context.history]) or ""
+
+
 def training_problems(run_dir: str | Path, *, base: Path | None = None) -> set[str]:
-    """The problem statements a ``tutor finetune`` run trained on: its ``config.toml`` names
-    the data files and ``max_examples`` (the first N records of each file). Only records with
-    a ``problem`` field (dialogue form: MathDial, BRIDGE, ...) or a GSM8K ``question`` count."""
+    """The problems a ``tutor finetune`` run trained on: its ``config.toml`` names the data
+    files and ``max_examples`` (the first N records of each file). A record counts by its
+    ``problem`` (dialogue form) or GSM8K ``question``; one without either (BRIDGE, CIMA) by the
+    first turn of its dialogue (``context_key`` gives a context's key)."""
     import tomllib
 
     d = Path(run_dir)
@@ -463,6 +482,8 @@ def training_problems(run_dir: str | Path, *, base: Path | None = None) -> set[s
             text = rec.get("problem") or rec.get("question")
             if isinstance(text, str) and text.strip():
                 out.add(normalize_problem(text))
+            elif (opening := _opening(rec.get("messages"))) is not None:
+                out.add(opening)  # no problem (BRIDGE, CIMA): the dialogue's first turn
             n += 1
             if limit and n >= limit:
                 break

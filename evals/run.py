@@ -390,9 +390,9 @@ class EvalRun:
                 self._excluded |= training_problems(d, base=REPO_ROOT)
         if not self._excluded:
             return list(contexts), 0
-        from evals.datasets import normalize_problem
+        from evals.datasets import context_key
 
-        kept = [c for c in contexts if normalize_problem(c.problem) not in self._excluded]
+        kept = [c for c in contexts if context_key(c) not in self._excluded]
         return kept, len(contexts) - len(kept)
 
     # -- progress ------------------------------------------------------------------------------

@@ -219,6 +219,24 @@ def test_contexts_a_fine_tune_trained_on_are_left_out(
         )
 
 
+def test_dialogues_without_a_problem_are_matched_by_their_first_turn(
+    tmp_path: Path, config
+) -> None:
+    """BRIDGE and CIMA records have no problem: a run that trained on one leaves it out by its
+    opening turn (before, every such context passed the check)."""
+    records = [dict(d, problem=None, id=f"n{i}") for i, d in enumerate(DIALOGUES)]
+    data = tmp_path / "noproblem.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    trained = tmp_path / "trained.jsonl"
+    trained.write_text(json.dumps(records[0]) + "\n")
+    run_dir = tmp_path / "runs" / "lora"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.toml").write_text(f'[finetune]\ndata = ["{trained}"]\n')
+    o = opts(tmp_path / "out", data, systems=("reference",), exclude_runs=[str(run_dir)])
+    rep = run_eval(o, config, generator=ScriptedGenerator())
+    assert {r["context_id"] for r in items(rep, "pedagogy")} == {"n1", "n2"}
+
+
 def test_report_files_written_and_readable(tmp_path: Path, dialogues: Path, config) -> None:
     out = tmp_path / "run"
     o = opts(out, dialogues, suites=("pedagogy", "learner-model"), plots=True)
