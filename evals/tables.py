@@ -65,6 +65,22 @@ TABLES: dict[str, tuple[str, str, str]] = {
     "explain-keyfacts": ("eval-explain", "keyfacts", "Explain key-fact correctness"),
     "explain-grounding": ("eval-explain", "grounding", "Grounding of explain-mode answers"),
     "explain-runs": ("eval-explain", "*", "runs"),
+    # the tutoring LoRA (issue 15, item 4): base and adapter on held-out contexts
+    **{
+        f"lora-{kind}-{name}": (f"eval-lora-{kind}", suite, title)
+        for kind in ("base", "adapter")
+        for name, suite, title in (
+            ("pedagogy", "pedagogy", "Tutor responses"),
+            ("unguarded", "pedagogy", "Measures the leak guard does not decide"),
+            (
+                "dimensions",
+                "pedagogy",
+                "MRBench dimensions: share of responses with the desired label",
+            ),
+            ("simulation", "simulation", "Simulated tutoring (up to"),
+            ("runs", "*", "runs"),
+        )
+    },
     # the move classifier (issue 15, item 1): `tutor judge train` writes its result file
     "judge-moves": ("judge-moves", "judge", "Move classifier on held-out MathDial problems"),
     "judge-telling": ("judge-moves", "judge", "Telling detection on held-out MathDial problems"),
