@@ -100,3 +100,29 @@ def test_lean_start_does_not_import_the_modelling_code(bundled_model_dir: Path, 
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["LeanLlama", "lean", "False", "False"]
+
+
+@pytest.mark.slow
+def test_lean_start_serves_an_adapter_unmerged(bundled_model_dir: Path, tmp_path: Path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    models = _models_with_choice(bundled_model_dir, tmp_path, "float32", "int4")
+    base, _ = load_causal_lm(ALIAS, models_dir=models, dtype="float32", quantize="none")
+    torch.manual_seed(0)
+    peft_model = get_peft_model(base, LoraConfig(r=8, target_modules=["q_proj", "down_proj"]))
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    peft_model.save_pretrained(tmp_path / "adapter")
+    kw = {"models_dir": models, "device": "cpu", "quantize": "auto", "merge_adapter": True}
+    lean, tok = load_causal_lm(ALIAS, adapter=str(tmp_path / "adapter"), lean=True, **kw)
+    full, _ = load_causal_lm(ALIAS, adapter=str(tmp_path / "adapter"), dtype="float32", **kw)
+    plain, _ = load_causal_lm(ALIAS, lean=True, **{**kw, "merge_adapter": False})
+    assert type(lean).__name__ == "LeanLlama" and "unmerged" in lean.tutor_adapter
+    msgs = [{"role": "user", "content": "How do I add 1/3 and 1/6?"}]
+    ids = list(tok.apply_chat_template(msgs, add_generation_prompt=True, return_dict=False))
+    with_adapter = _greedy(lean, ids, 32)
+    assert with_adapter == _greedy(full, ids, 32)
+    assert with_adapter != _greedy(plain, ids, 32)  # the adapter does change the answer
