@@ -349,3 +349,15 @@ def _llama_greedy(gen: LlamaCppGenerator, ids: list[int], n: int) -> list[int]:
             break
     tokens.close()
     return out
+
+
+def test_config_show_says_llamacpp_decodes_itself():
+    from tutor.cli.chat import decode_path_notes
+    from tutor.config import load_config
+
+    cfg = load_config(None, {}, {"lm": {"backend": "llamacpp"}})
+    assert decode_path_notes(cfg) == [
+        "# decode path: llama.cpp's own kernels on the GGUF's quantized weights"
+    ]
+    cfg = load_config(None, {}, {"lm": {"backend": "openai"}})
+    assert "server decides" in decode_path_notes(cfg)[0]

@@ -91,6 +91,8 @@ def decode_path_notes(config: Any) -> list[str]:
     from tutor.lm.speed import describe
 
     lm = config.lm
+    if lm.backend == "llamacpp":
+        return ["# decode path: llama.cpp's own kernels on the GGUF's quantized weights"]
     if lm.backend != "hf":
         return [f"# decode path: the {lm.backend} backend's server decides"]
     if lm.dtype != "auto":
