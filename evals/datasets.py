@@ -435,26 +435,20 @@ def normalize_problem(text: str) -> str:
 
 def _opening(messages: Any) -> str | None:
     """The key of a dialogue without a problem: its first non-empty turn, normalized."""
-    if not isinstance(messages, list):
-        return None
-    for m in messages:
-        text = m.get("content") if isinstance(m, Mapping) else None
-        if isinstance(text, str) and text.strip():
-            return "opening: " + normalize_problem(text)
-    return None
+    texts = [m.get("content") for m in messages or [] if isinstance(m, Mapping)]
+    first = next((t for t in texts if isinstance(t, str) and t.strip()), None)
+    return None if first is None else "opening: " + normalize_problem(first)
 
 
 def context_key(context: DialogueContext) -> str:
     """What ``training_problems`` holds for the record a context comes from."""
-    if context.problem.strip():
-        return normalize_problem(context.problem)
-    return _opening([{"content": t.content} for t in context.history]) or ""
+    turns = [{"content": t.content} for t in context.history]
+    return normalize_problem(context.problem) or _opening(turns) or ""
 
 
 def training_problems(run_dir: str | Path, *, base: Path | None = None) -> set[str]:
-    """The problems a ``tutor finetune`` run trained on: its ``config.toml`` names the data
-    files and ``max_examples`` (the first N records of each file). A record counts by its
-    ``problem`` (dialogue form) or GSM8K ``question``; one without either (BRIDGE, CIMA) by the
+    """The problems a ``tutor finetune`` run trained on (its ``config.toml``: data files,
+    ``max_examples``): a record's ``problem`` or GSM8K ``question``, else (BRIDGE, CIMA) the
     first turn of its dialogue (``context_key`` gives a context's key)."""
     import tomllib
 

@@ -44,6 +44,11 @@ def _name(path: str) -> str:
     return "=".join(Path(part).name for part in str(path).split("="))
 
 
+def _adapter_name(adapter: str | None) -> str | None:
+    """``.../runs/NAME/adapter`` -> ``runs/NAME/adapter``: the run, not the machine's path."""
+    return "/".join(Path(adapter).parts[-3:]) if adapter else adapter
+
+
 _ABS_PATH = re.compile(r"/[^\s:'\"=]+/([^/\s:'\"=]+)")
 
 
@@ -74,7 +79,7 @@ def compact(report: dict[str, Any], name: str) -> dict[str, Any]:
         "created": report.get("created"),
         "machine": report.get("machine"),
         "model": report.get("model"),
-        "adapter": report.get("adapter"),
+        "adapter": _adapter_name(report.get("adapter")),
         "backend": report.get("backend"),
         "generation": {
             k: report.get("config", {}).get("lm", {}).get(k)

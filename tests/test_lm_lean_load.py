@@ -83,9 +83,13 @@ def test_lean_start_only_where_the_remembered_path_is_int4(bundled_model_dir: Pa
 
 @pytest.mark.slow
 def test_lean_start_does_not_import_the_modelling_code(bundled_model_dir: Path, tmp_path: Path):
+    import torch
+
     models = _models_with_choice(bundled_model_dir, tmp_path, "float32", "int4")
+    # the remembered choice is keyed by the thread count, which other tests may have changed
     code = (
-        "import sys\n"
+        "import sys, torch\n"
+        f"torch.set_num_threads({torch.get_num_threads()})\n"
         "from pathlib import Path\n"
         "from tutor.config import LMConfig\n"
         "from tutor.lm.hf import HFGenerator\n"

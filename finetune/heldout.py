@@ -7,7 +7,7 @@ seeded: ``finetune.data.split_by_problem``) is the held-out set there is: this r
 the run's ``config.toml`` and writes the original records of the validation side, one JSON line
 each, in their files' order.
 
-    python -m evals.heldout .tutor/runs/my-run /tmp/heldout.jsonl
+    python -m finetune.heldout .tutor/runs/my-run /tmp/heldout.jsonl
     tutor eval pedagogy --data /tmp/heldout.jsonl --adapter .tutor/runs/my-run/adapter ...
 
 Validation problems were not trained on, but their loss was watched during training (and with
