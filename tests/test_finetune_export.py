@@ -322,7 +322,7 @@ def test_bundled_model_export_mirrors_the_shipped_gguf(tmp_path: Path, bundled_m
 
 needs_llama_cpp = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None,
-    reason="llama-cpp-python is not installed (pip install llama-cpp-python to run llama.cpp)",
+    reason='llama-cpp-python is not installed (pip install ".[llamacpp]" to run llama.cpp)',
 )
 
 
@@ -338,6 +338,7 @@ def llama_cpp_logits(model_path: Path, prompt: list[int], lora_path: Path | None
     return llm, np.array(llm.scores[: len(prompt)])
 
 
+@pytest.mark.llamacpp  # the extra compiles for minutes: CI does not install it
 @needs_llama_cpp
 def test_llama_cpp_runs_the_merged_export(tmp_path: Path) -> None:
     import torch
@@ -366,6 +367,7 @@ def test_llama_cpp_runs_the_merged_export(tmp_path: Path) -> None:
     assert got == greedy.tolist()
 
 
+@pytest.mark.llamacpp
 @needs_llama_cpp
 def test_llama_cpp_applies_the_lora_export(tmp_path: Path) -> None:
     """The base as GGUF (an all-zero adapter merged) plus the LoRA file == the merged model."""
