@@ -80,12 +80,7 @@ def _with_adapter(
 
         return project
 
-    def plain(x: torch.Tensor) -> torch.Tensor:
-        xb = x.reshape(-1, x.shape[-1]).to(COMPUTE_DTYPE)
-        d = lora.delta(xb)
-        return base(x) + d.reshape(*x.shape[:-1], d.shape[-1]).to(x.dtype)
-
-    return plain
+    return lambda x: base(x) + lora.delta_of(x)
 
 
 def _single(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:

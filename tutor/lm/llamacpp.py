@@ -65,8 +65,8 @@ def gguf_model_path(spec: str) -> Path:
         return path
     if path.is_dir():
         ggufs = sorted(path.glob("*.gguf"))
-        if len(ggufs) == 1:
-            return ggufs[0]
+        if found := _single_gguf(path):
+            return found
         if ggufs:
             names = ", ".join(g.name for g in ggufs)
             raise ConfigError(
@@ -80,6 +80,12 @@ def gguf_model_path(spec: str) -> Path:
     )
 
 
+def _single_gguf(folder: Path) -> Path | None:
+    """The folder's one ``.gguf`` file, or None (none, or several)."""
+    ggufs = sorted(folder.glob("*.gguf"))
+    return ggufs[0] if len(ggufs) == 1 else None
+
+
 def gguf_adapter_path(adapter: str) -> Path | None:
     """The GGUF LoRA file ``lm.adapter`` names (None when unset). A peft adapter directory
     raises an error naming the command that converts it."""
@@ -89,9 +95,8 @@ def gguf_adapter_path(adapter: str) -> Path | None:
     if path.is_file() and path.suffix.lower() == ".gguf":
         return path
     if path.is_dir():
-        ggufs = sorted(path.glob("*.gguf"))
-        if len(ggufs) == 1:
-            return ggufs[0]
+        if found := _single_gguf(path):
+            return found
         if (path / "adapter_config.json").is_file():
             raise ConfigError(
                 f"lm.adapter={adapter} is a peft LoRA directory; llama.cpp needs a GGUF LoRA "

@@ -147,6 +147,11 @@ class PackedLora:
         mm8 = torch.ops.aten._weight_int8pack_mm
         return mm8(mm8(xb, self.a_q, self.a_s), self.b_q, self.b_s)
 
+    def delta_of(self, x: torch.Tensor) -> torch.Tensor:
+        """``delta`` for any input: flattened to rows in bf16, back in ``x``'s shape and dtype."""
+        d = self.delta(x.reshape(-1, x.shape[-1]).to(torch.bfloat16))
+        return d.reshape(*x.shape[:-1], d.shape[-1]).to(x.dtype)
+
 
 class LoraLinear(nn.Module):
     """A packed (int4/int8) linear layer with a LoRA adapter applied beside it, unmerged.
@@ -170,9 +175,7 @@ class LoraLinear(nn.Module):
         self.out_features = int(pair.b.shape[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xb = x.reshape(-1, self.in_features).to(torch.bfloat16)
-        d = self.lora.delta(xb).reshape(*x.shape[:-1], self.out_features)
-        return self.base(x) + d.to(x.dtype)
+        return self.base(x) + self.lora.delta_of(x)
 
     def extra_repr(self) -> str:
         return f"LoRA r={self.rank} (padded; unmerged, int8)"

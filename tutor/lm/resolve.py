@@ -333,8 +333,11 @@ def load_causal_lm(
     dev = pick_device(device)
     # dtype "auto" on CPU: load float32 and let tutor.lm.speed pick the path by measurement
     measure = dtype == "auto" and dev == "cpu" and not load_in_4bit and not trainable_adapter
-    if lean and measure and quantize == "auto" and (merge_adapter or not adapter):
-        found = _lean_start(source, models_dir, adapter, chat_template)
+    lora = None
+    if adapter and merge_adapter and dev == "cpu" and not trainable_adapter and not load_in_4bit:
+        lora = _served_lora(adapter)  # kept beside the base: the base keeps its int4 path
+    if lean and measure and quantize == "auto" and (lora is not None or not adapter):
+        found = _lean_start(source, models_dir, lora, chat_template)
         if found is not None:
             return found
     kwargs = _load_kwargs(
@@ -345,9 +348,6 @@ def load_causal_lm(
     if not load_in_4bit:
         model.to(dev)
     merged = False
-    lora = None
-    if adapter and merge_adapter and dev == "cpu" and not trainable_adapter and not load_in_4bit:
-        lora = _served_lora(adapter)  # kept beside the base: the base keeps its int4 path
     if adapter and lora is None:
         model = attach_adapter(model, adapter, trainable=trainable_adapter)
         if merge_adapter and not trainable_adapter and not load_in_4bit:
@@ -390,14 +390,14 @@ def _load_kwargs(source: ModelSource, torch_dtype: Any, dev: str, load_in_4bit: 
 
 
 def _lean_start(
-    source: ModelSource, models_dir: Path | None, adapter: str, chat_template: str
+    source: ModelSource, models_dir: Path | None, lora: Any, chat_template: str
 ) -> tuple[Any, Any] | None:
     """The bundled model on its remembered int4 path without transformers' modelling code
-    (``tutor.lm.lean_load``), or None where only the full load gives the same model."""
+    (``tutor.lm.lean_load``), with ``lora`` (``tutor.lm.lora``) beside it when given; None
+    where only the full load gives the same model."""
     from tutor.lm.speed import cached_choice, machine_key, model_key
 
-    lora = _served_lora(adapter) if adapter else None
-    if not source.alias or models_dir is None or (adapter and lora is None):
+    if not source.alias or models_dir is None:
         return None
     key = {**machine_key(), **model_key(source.path, ""), "quantize": "auto"}
     choice = cached_choice(models_dir, key)
