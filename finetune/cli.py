@@ -91,6 +91,49 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     _merge_parser(fsub, common)
     _export_parser(fsub, common)
+    _preference_parsers(fsub, common)
+
+
+def _preference_parsers(fsub: Any, common: argparse.ArgumentParser) -> None:
+    p = fsub.add_parser(
+        "pairs",
+        parents=[common],
+        help="build DPO preference pairs: human turns against model replies a check rejects",
+        description="For the training contexts of an SFT run, sample the run's model and pair "
+        "the human teacher turn (chosen) with a candidate the verifiers or the move classifier "
+        "reject. Example: tutor finetune pairs --run tutoring-lora --limit 300",
+    )
+    p.add_argument("--run", metavar="NAME", required=True, help="the SFT run in <home>/runs")
+    p.add_argument("--out", metavar="FILE", help="default: <run>/pairs.jsonl")
+    p.add_argument("--candidates", type=int, default=2, metavar="N", help="replies per context")
+    p.add_argument("--limit", type=int, default=0, metavar="N", help="contexts (0 = all)")
+    p.add_argument("--per-dialogue", type=int, default=1, metavar="N", help="turns per dialogue")
+    p.add_argument("--max-new-tokens", type=int, default=60, metavar="N")
+    p.add_argument("--seed", type=int, default=0, metavar="N")
+    p.add_argument(
+        "--no-classifier", action="store_true", help="verifiers only (no telling/generic check)"
+    )
+    p.set_defaults(func=cmd_pairs)
+
+    d = fsub.add_parser(
+        "dpo",
+        parents=[common],
+        help="train an SFT run's adapter further by DPO on preference pairs",
+        description="Example: tutor finetune dpo --run tutoring-lora --pairs "
+        ".tutor/runs/tutoring-lora/pairs.jsonl --run-name tutoring-dpo",
+    )
+    d.add_argument("--run", metavar="NAME", required=True, help="the SFT run in <home>/runs")
+    d.add_argument("--pairs", metavar="FILE", help="default: <run>/pairs.jsonl")
+    d.add_argument("--run-name", metavar="NAME", required=True, help="the new run's name")
+    d.add_argument("--beta", type=float, default=0.1)
+    d.add_argument("--lr", type=float, default=5e-5)
+    d.add_argument("--epochs", type=float, default=1.0)
+    d.add_argument("--max-steps", type=int, default=-1, metavar="N")
+    d.add_argument("--max-length", type=int, default=512, metavar="N")
+    d.add_argument("--eval-steps", type=int, default=10, metavar="N")
+    d.add_argument("--eval-fraction", type=float, default=0.1, metavar="X")
+    d.add_argument("--overwrite", action="store_true")
+    d.set_defaults(func=cmd_dpo)
 
 
 def _training_options(t: argparse.ArgumentParser) -> None:
@@ -303,4 +346,82 @@ def cmd_export(args: argparse.Namespace, config: Any) -> int:
             f"use it:  llama-cli -m {done.path}  (or an Ollama Modelfile: FROM {done.path})",
             file=sys.stderr,
         )
+    return 0
+
+
+def cmd_pairs(args: argparse.Namespace, config: Any) -> int:
+    import dataclasses
+
+    from finetune.heldout import run_split
+    from finetune.merge import base_model_of
+    from finetune.pairs import build_pairs, classifier_moves, pair_contexts, write_pairs
+    from tutor.builders import build_generator
+
+    run_dir = config.paths.runs_dir / args.run
+    _, train, _ = run_split(run_dir)
+    contexts = pair_contexts(train, seed=args.seed, per_example=args.per_dialogue)
+    if args.limit > 0:
+        contexts = contexts[: args.limit]
+    adapter = run_dir / "adapter"
+    lm = dataclasses.replace(config.lm, model=base_model_of(adapter), adapter=str(adapter))
+    generator = build_generator(dataclasses.replace(config, lm=lm))
+    moves = None
+    if not args.no_classifier:
+        from tutor.judge.model import MoveClassifier
+
+        moves = classifier_moves(MoveClassifier.load())
+    total = len(contexts)
+
+    def progress(n: int, st: Any) -> None:
+        if n % 10 == 0 or n == total:
+            eta = st.seconds / n * (total - n)
+            print(
+                f"pairs: {n}/{total} contexts, {st.pairs} pairs, {st.seconds / n:.1f} s each, "
+                f"{eta:.0f} s left",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    pairs, stats = build_pairs(
+        generator,
+        contexts,
+        candidates=args.candidates,
+        max_new_tokens=args.max_new_tokens,
+        moves=moves,
+        progress=progress,
+    )
+    out = Path(args.out) if args.out else run_dir / "pairs.jsonl"
+    write_pairs(out, pairs)
+    print(out)
+    print(json.dumps(stats.to_dict()), file=sys.stderr)
+    return 0
+
+
+def cmd_dpo(args: argparse.Namespace, config: Any) -> int:
+    from finetune.dpo import DPOSettings, run_dpo
+
+    sft = config.paths.runs_dir / args.run
+    settings = DPOSettings(
+        beta=args.beta,
+        learning_rate=args.lr,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        max_length=args.max_length,
+        eval_steps=args.eval_steps,
+        eval_fraction=args.eval_fraction,
+    )
+    result = run_dpo(
+        config,
+        sft_run=sft,
+        pairs_file=Path(args.pairs) if args.pairs else sft / "pairs.jsonl",
+        run_name=args.run_name,
+        settings=settings,
+        overwrite=args.overwrite,
+    )
+    m = result.metrics
+    print(f"run:        {result.run_dir}")
+    print(f"adapter:    {result.adapter_dir}")
+    print(f"validation: {m['eval_before']} -> {m['eval_after']}")
+    print(f"steps:      {m['global_step']} (best {m['best_step']})  {m['train_seconds']:.0f} s")
+    print(f"use it:     tutor chat --adapter {result.adapter_dir}")
     return 0

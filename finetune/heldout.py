@@ -23,27 +23,39 @@ import json
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
+
+from tutor.errors import InputError
 
 
-def heldout_records(run_dir: Path) -> list[str]:
-    """The validation side's source lines (raw JSON text) of the run in ``run_dir``."""
+def run_split(run_dir: Path) -> tuple[Any, list[Any], list[Any]]:
+    """(the run's ``finetune`` config, its train examples, its validation examples), rebuilt
+    from ``run_dir/config.toml`` as the run split them."""
     from finetune.data import prepare_examples
     from tutor.config import load_config
 
     cfg_file = run_dir / "config.toml"
     if not cfg_file.is_file():
-        raise SystemExit(f"{run_dir} is not a fine-tune run (no config.toml); pass runs/<name>")
+        raise InputError(f"{run_dir} is not a fine-tune run (no config.toml); pass runs/<name>")
     values = tomllib.loads(cfg_file.read_text(encoding="utf-8"))
     if values.get("finetune", {}).get("eval_data"):
-        raise SystemExit("this run was validated on its own eval_data files: evaluate on those")
+        raise InputError(
+            f"{cfg_file}: this run was validated on its own eval_data files: evaluate on those"
+        )
     cfg = load_config(env={}, file_values={"finetune": values["finetune"]})
-    _, val, _ = prepare_examples(cfg.finetune)
+    train, val, _ = prepare_examples(cfg.finetune)
+    return cfg.finetune, train, val
+
+
+def heldout_records(run_dir: Path) -> list[str]:
+    """The validation side's source lines (raw JSON text) of the run in ``run_dir``."""
+    ft, _, val = run_split(run_dir)
     wanted: dict[str, set[int]] = {}
     for ex in val:
         file, _, line = ex.source.rpartition(":")
         wanted.setdefault(file, set()).add(int(line))
     out: list[str] = []
-    for file in cfg.finetune.data:
+    for file in ft.data:
         lines = wanted.get(str(file)) or wanted.get(str(Path(file)))
         if not lines:
             continue
@@ -57,7 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("run", type=Path, help="the fine-tune run directory (runs/<name>)")
     ap.add_argument("out", type=Path, help="where to write the held-out records (JSONL)")
     args = ap.parse_args(argv)
-    records = heldout_records(args.run)
+    try:
+        records = heldout_records(args.run)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if not records:
         print("no held-out records found", file=sys.stderr)
         return 1
