@@ -106,7 +106,9 @@ def _preference_parsers(fsub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--run", metavar="NAME", required=True, help="the SFT run in <home>/runs")
     p.add_argument("--out", metavar="FILE", help="default: <run>/pairs.jsonl")
     p.add_argument("--candidates", type=int, default=2, metavar="N", help="replies per context")
-    p.add_argument("--limit", type=int, default=0, metavar="N", help="contexts (0 = all)")
+    p.add_argument(
+        "--limit", type=int, default=0, metavar="N", help="contexts drawn at random (0 = all)"
+    )
     p.add_argument("--per-dialogue", type=int, default=1, metavar="N", help="turns per dialogue")
     p.add_argument("--max-new-tokens", type=int, default=60, metavar="N")
     p.add_argument("--seed", type=int, default=0, metavar="N")
@@ -354,14 +356,19 @@ def cmd_pairs(args: argparse.Namespace, config: Any) -> int:
 
     from finetune.heldout import run_split
     from finetune.merge import base_model_of
-    from finetune.pairs import build_pairs, classifier_moves, pair_contexts, write_pairs
+    from finetune.pairs import (
+        build_pairs,
+        classifier_moves,
+        pair_contexts,
+        sample_contexts,
+        write_pairs,
+    )
     from tutor.builders import build_generator
 
     run_dir = config.paths.runs_dir / args.run
     _, train, _ = run_split(run_dir)
     contexts = pair_contexts(train, seed=args.seed, per_example=args.per_dialogue)
-    if args.limit > 0:
-        contexts = contexts[: args.limit]
+    contexts = sample_contexts(contexts, args.limit, args.seed)
     adapter = run_dir / "adapter"
     lm = dataclasses.replace(config.lm, model=base_model_of(adapter), adapter=str(adapter))
     generator = build_generator(dataclasses.replace(config, lm=lm))

@@ -144,6 +144,17 @@ def pair_contexts(
     return out
 
 
+def sample_contexts(
+    contexts: Sequence[PairContext], limit: int, seed: int = 0
+) -> list[PairContext]:
+    """``limit`` contexts drawn at random (seeded), in their original order; all when
+    ``limit`` <= 0. Drawn, not the first ones: data files come one source after another."""
+    if limit <= 0 or limit >= len(contexts):
+        return list(contexts)
+    keep = set(random.Random(seed).sample(range(len(contexts)), limit))
+    return [c for i, c in enumerate(contexts) if i in keep]
+
+
 def rejection(reply: str, ctx: PairContext, move: str = "") -> str | None:
     """The first check ``reply`` fails in this context (one of ``REASONS``), or None. ``move``:
     the classifier's move for it ("" when not classified)."""

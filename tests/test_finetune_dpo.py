@@ -99,6 +99,16 @@ def test_contexts_take_learned_teacher_turns_after_a_student_turn(tmp_path: Path
     assert pair_contexts(examples, seed=1) == pair_contexts(examples, seed=1)
 
 
+def test_a_limit_draws_contexts_from_every_file_in_order() -> None:
+    from finetune.pairs import sample_contexts
+
+    ctxs = [context(chosen=f"c{i}") for i in range(40)]
+    drawn = sample_contexts(ctxs, 10, seed=2)
+    assert len(drawn) == 10 and drawn == sorted(drawn, key=ctxs.index)
+    assert drawn[-1] != ctxs[9]  # not just the first ten
+    assert sample_contexts(ctxs, 0) == ctxs and sample_contexts(ctxs, 99) == ctxs
+
+
 @pytest.mark.parametrize(
     ("reply", "move", "reason"),
     [
