@@ -104,6 +104,14 @@ def _preference_parsers(fsub: Any, common: argparse.ArgumentParser) -> None:
         "reject. Example: tutor finetune pairs --run tutoring-lora --limit 300",
     )
     p.add_argument("--run", metavar="NAME", required=True, help="the SFT run in <home>/runs")
+    p.add_argument(
+        "--data",
+        nargs="+",
+        metavar="FILE",
+        default=[],
+        help="more dialogue files (e.g. from `tutor finetune synth`): their teacher turns are "
+        "chosen replies too; problems the run held out are left out",
+    )
     p.add_argument("--out", metavar="FILE", help="default: <run>/pairs.jsonl")
     p.add_argument("--candidates", type=int, default=2, metavar="N", help="replies per context")
     p.add_argument(
@@ -116,6 +124,21 @@ def _preference_parsers(fsub: Any, common: argparse.ArgumentParser) -> None:
         "--no-classifier", action="store_true", help="verifiers only (no telling/generic check)"
     )
     p.set_defaults(func=cmd_pairs)
+
+    s = fsub.add_parser(
+        "synth",
+        parents=[common],
+        help="write tutoring dialogues from template moves: a planted mistake, located",
+        description="Dialogues from the item bank (and GSM8K-form files): a student's work with "
+        "one planted mistake and the tutor's template move that locates it. Example: tutor "
+        "finetune synth --gsm8k ../shared/data/qa/gsm8k_train_sample.jsonl --out synth.jsonl",
+    )
+    s.add_argument("--out", metavar="FILE", required=True, help="the dialogue JSONL to write")
+    s.add_argument("--items", nargs="+", metavar="PATH", default=[], help="default: the bank")
+    s.add_argument("--no-items", action="store_true", help="leave the item bank out")
+    s.add_argument("--gsm8k", nargs="+", metavar="FILE", default=[], help="GSM8K-form files")
+    s.add_argument("--seed", type=int, default=0, metavar="N")
+    s.set_defaults(func=cmd_synth)
 
     d = fsub.add_parser(
         "dpo",
@@ -366,9 +389,20 @@ def cmd_pairs(args: argparse.Namespace, config: Any) -> int:
     from tutor.builders import build_generator
 
     run_dir = config.paths.runs_dir / args.run
-    _, train, _ = run_split(run_dir)
+    _, train, val = run_split(run_dir)
     contexts = pair_contexts(train, seed=args.seed, per_example=args.per_dialogue)
     contexts = sample_contexts(contexts, args.limit, args.seed)
+    held = {ex.group for ex in val}
+    for file in args.data:
+        from finetune.data import apply_telling, load_files
+
+        extra, _ = apply_telling(load_files([file])[0], "drop")
+        more = pair_contexts(
+            [ex for ex in extra if ex.group not in held],
+            seed=args.seed,
+            per_example=args.per_dialogue,
+        )
+        contexts += sample_contexts(more, args.limit, args.seed)
     adapter = run_dir / "adapter"
     lm = dataclasses.replace(config.lm, model=base_model_of(adapter), adapter=str(adapter))
     generator = build_generator(dataclasses.replace(config, lm=lm))
@@ -401,6 +435,23 @@ def cmd_pairs(args: argparse.Namespace, config: Any) -> int:
     write_pairs(out, pairs)
     print(out)
     print(json.dumps(stats.to_dict()), file=sys.stderr)
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace, config: Any) -> int:
+    from finetune.synth import bank_problems, gsm8k_problems, synthesize
+
+    problems = [] if args.no_items else bank_problems(args.items)
+    for file in args.gsm8k:
+        problems += gsm8k_problems(file)
+    dialogues, counts = synthesize(problems, seed=args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in dialogues))
+    print(out)
+    print(
+        f"{len(dialogues)} dialogues from {len(problems)} problems: {dict(counts)}", file=sys.stderr
+    )
     return 0
 
 

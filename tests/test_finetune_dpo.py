@@ -317,7 +317,9 @@ def test_the_pairs_command_reads_the_run_and_writes_a_file(
 ) -> None:
     from tutor.cli import main
 
-    config, sft_dir, _ = sft_run
+    config, sft_dir, data = sft_run
+    _, train, _ = run_split(sft_dir)
+    own = len(pair_contexts(train))
     home = str(config.paths.home)
     code = main(
         ["--home", home, "finetune", "pairs", "--run", sft_dir.name, "--limit", "2",
@@ -327,3 +329,11 @@ def test_the_pairs_command_reads_the_run_and_writes_a_file(
     assert code == 0 and out.strip() == str(sft_dir / "pairs.jsonl")
     assert json.loads(err.strip().splitlines()[-1])["contexts"] == 2
     assert (sft_dir / "pairs.jsonl").is_file()
+    # --data: every dialogue of the run's files again, the held-out problems left out
+    code = main(
+        ["--home", home, "finetune", "pairs", "--run", sft_dir.name, "--data", str(data),
+         "--candidates", "1", "--max-new-tokens", "4", "--no-classifier", "--out",
+         str(sft_dir / "more.jsonl")]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0 and json.loads(err.strip().splitlines()[-1])["contexts"] == 2 * own
