@@ -47,7 +47,7 @@ def test_lean_start_gives_the_full_loads_model(bundled_model_dir: Path, tmp_path
 
     models = _models_with_choice(bundled_model_dir, tmp_path, "float32", "int4")
     lean, tok = load_causal_lm(ALIAS, models_dir=models, device="cpu", quantize="auto", lean=True)
-    assert type(lean).__name__ == "LeanLlama"
+    assert type(lean).__name__ == "LeanLlama" and type(tok).__name__ == "LeanTokenizer"
     assert lean.tutor_decode_path.label == "float32 + int4"
     full, full_tok = load_causal_lm(
         ALIAS, models_dir=models, dtype="float32", device="cpu", quantize="auto"
@@ -96,14 +96,16 @@ def test_lean_start_does_not_import_the_modelling_code(bundled_model_dir: Path, 
         f"gen = HFGenerator.from_config(LMConfig(), Path({str(models)!r}))\n"
         "text = ''.join(gen.stream([{'role': 'user', 'content': 'Hi!'}], max_new_tokens=4))\n"
         "print(type(gen.model).__name__, gen.decode_path,\n"
-        "      'transformers.modeling_utils' in sys.modules, 'torch._dynamo' in sys.modules)\n"
+        "      'transformers.modeling_utils' in sys.modules, 'torch._dynamo' in sys.modules,\n"
+        "      'transformers' in sys.modules, type(gen.tokenizer).__name__)\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["LeanLlama", "lean", "False", "False"]
+    # not even transformers itself: the tokenizer, the streamer and the greedy loop are lean
+    assert out.stdout.split() == ["LeanLlama", "lean", "False", "False", "False", "LeanTokenizer"]
 
 
 @pytest.mark.slow

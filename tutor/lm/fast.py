@@ -89,18 +89,14 @@ def _single(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return module
 
 
+DEFAULT_TOP_K = 50  # transformers' GenerationConfig default (a test holds them equal)
+
+
 def sampling_top_k(model: Any) -> int | None:
     """The top-k ``generate`` applies when sampling: the model's generation config, else
     transformers' global default (50), so both decode paths sample alike."""
     top_k = getattr(getattr(model, "generation_config", None), "top_k", None)
-    if top_k is None:
-        from transformers import GenerationConfig
-
-        defaults: dict[str, Any] = getattr(
-            GenerationConfig, "_get_default_generation_params", dict
-        )()
-        top_k = defaults.get("top_k")
-    return top_k
+    return DEFAULT_TOP_K if top_k is None else top_k
 
 
 class _Layer:
@@ -287,28 +283,10 @@ class LlamaDecoder:
         The streamer receives the prompt first, then each new token (``TextIteratorStreamer``
         protocol); ``stopping_criteria`` is called after every token as in ``generate``.
         """
-        from transformers import (
-            LogitsProcessorList,
-            NoRepeatNGramLogitsProcessor,
-            RepetitionPenaltyLogitsProcessor,
-            TemperatureLogitsWarper,
-            TopKLogitsWarper,
-            TopPLogitsWarper,
-        )
-
         ids = input_ids.reshape(1, -1).to("cpu")
-        processors = LogitsProcessorList()
-        if repetition_penalty != 1.0:
-            processors.append(RepetitionPenaltyLogitsProcessor(penalty=repetition_penalty))
-        if no_repeat_ngram_size > 0:
-            processors.append(NoRepeatNGramLogitsProcessor(no_repeat_ngram_size))
-        if do_sample:  # the order of transformers' _get_logits_processor
-            if temperature != 1.0:
-                processors.append(TemperatureLogitsWarper(temperature))
-            if top_k:
-                processors.append(TopKLogitsWarper(top_k=top_k))
-            if top_p < 1.0:
-                processors.append(TopPLogitsWarper(top_p=top_p))
+        processors = _processors(
+            do_sample, temperature, top_k, top_p, repetition_penalty, no_repeat_ngram_size
+        )
         if eos_token_id is None:
             eos: set[int] = set()
         elif isinstance(eos_token_id, int):
@@ -320,7 +298,9 @@ class LlamaDecoder:
         self.reset(ids.shape[1] + max_new_tokens)
         logits = self.forward(ids[0])
         for step in range(max_new_tokens):
-            scores = processors(ids, logits)  # type: ignore[arg-type]  # typed as LongTensor
+            scores = logits
+            for processor in processors:
+                scores = processor(ids, scores)
             if do_sample:
                 probs = F.softmax(scores, dim=-1)
                 nxt = torch.multinomial(probs, num_samples=1).squeeze(1)
@@ -337,3 +317,57 @@ class LlamaDecoder:
         if streamer is not None:
             streamer.end()
         return ids
+
+
+class RepetitionPenalty:
+    """transformers' ``RepetitionPenaltyLogitsProcessor`` for (batch, vocab) scores: every
+    token already in ``input_ids`` has its score divided by ``penalty`` (multiplied where
+    negative)."""
+
+    def __init__(self, penalty: float) -> None:
+        self.penalty = penalty
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        vocab = scores.shape[-1]
+        ids = input_ids.clamp(max=vocab)  # ids past the vocab land on the padded column
+        padded = F.pad(scores, (0, 1))
+        score = padded.gather(1, ids)
+        score = torch.where(score < 0, score * self.penalty, score / self.penalty)
+        return padded.scatter(1, ids, score)[..., :vocab]
+
+
+def _processors(
+    do_sample: bool,
+    temperature: float,
+    top_k: int | None,
+    top_p: float,
+    repetition_penalty: float,
+    no_repeat_ngram_size: int,
+) -> list[Any]:
+    """The logits processors for these options, in ``generate``'s order: transformers' own,
+    except for greedy decoding with only a repetition penalty (the default), which gets
+    ``RepetitionPenalty`` and no ``transformers`` import."""
+    sampling = do_sample and (temperature != 1.0 or bool(top_k) or top_p < 1.0)
+    if no_repeat_ngram_size <= 0 and not sampling:
+        return [] if repetition_penalty == 1.0 else [RepetitionPenalty(repetition_penalty)]
+    from transformers import (
+        NoRepeatNGramLogitsProcessor,
+        RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    out: list[Any] = []
+    if repetition_penalty != 1.0:
+        out.append(RepetitionPenaltyLogitsProcessor(penalty=repetition_penalty))
+    if no_repeat_ngram_size > 0:
+        out.append(NoRepeatNGramLogitsProcessor(no_repeat_ngram_size))
+    if do_sample:  # the order of transformers' _get_logits_processor
+        if temperature != 1.0:
+            out.append(TemperatureLogitsWarper(temperature))
+        if top_k:
+            out.append(TopKLogitsWarper(top_k=top_k))
+        if top_p < 1.0:
+            out.append(TopPLogitsWarper(top_p=top_p))
+    return out

@@ -1,4 +1,5 @@
-"""The ``hf`` backend: a transformers causal LM streamed with ``TextIteratorStreamer``.
+"""The ``hf`` backend: a transformers (or lean, ``tutor.lm.lean_load``) causal LM, streamed
+through ``tutor.lm.streamer``.
 
 Decoding runs in a worker thread that is always joined; closing the stream or setting the
 cancel event stops it at the next token through a stopping criterion. One lock serialises
@@ -138,7 +139,10 @@ class HFGenerator:
         stop_event = threading.Event()
         streamer = _counting_streamer(self.tokenizer, self.stream_timeout)
         gen_kwargs = self._generate_kwargs(
-            input_ids, opts, streamer, _stopping_criteria(cancel, stop_event)
+            input_ids,
+            opts,
+            streamer,
+            _stopping_criteria(cancel, stop_event, lean=self.decoder is not None),
         )
         error: list[BaseException] = []
         result: list[Any] = []
@@ -293,23 +297,26 @@ class _Progress:
 
 
 def _counting_streamer(tokenizer: Any, timeout: float | None) -> Any:
-    """A ``TextIteratorStreamer`` that counts the new tokens put into it (``new_tokens``)."""
-    from transformers import TextIteratorStreamer
+    """The streamer of one answer (``tutor.lm.streamer``): text chunks, ``new_tokens``."""
+    from tutor.lm.streamer import TokenTextStreamer
 
-    class _Counting(TextIteratorStreamer):
-        new_tokens = 0
-
-        def put(self, value: Any) -> None:
-            if not (self.skip_prompt and self.next_tokens_are_prompt):
-                self.new_tokens += int(value.numel())
-            super().put(value)
-
-    return _Counting(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=timeout)
+    return TokenTextStreamer(tokenizer, timeout)
 
 
-def _stopping_criteria(cancel: threading.Event, stop_event: threading.Event) -> Any:
-    """A ``StoppingCriteriaList`` that stops decoding once ``cancel`` or ``stop_event`` is set."""
+def _stopping_criteria(
+    cancel: threading.Event, stop_event: threading.Event, *, lean: bool = False
+) -> Any:
+    """What stops decoding once ``cancel`` or ``stop_event`` is set: a plain function for the
+    lean loop (no ``transformers`` import), a ``StoppingCriteriaList`` for ``generate``."""
     import torch
+
+    if lean:
+
+        def stop(input_ids: Any, scores: Any) -> Any:
+            done = cancel.is_set() or stop_event.is_set()
+            return torch.full((input_ids.shape[0],), done, dtype=torch.bool)
+
+        return stop
     from transformers import StoppingCriteria, StoppingCriteriaList
 
     class _Stop(StoppingCriteria):

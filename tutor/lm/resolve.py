@@ -410,7 +410,11 @@ def _lean_start(
     if model is None:
         return None
     model.tutor_decode_path = choice
-    tokenizer = load_tokenizer(source, chat_template, fast=True)
+    from tutor.lm.lean_tokenizer import load_lean_tokenizer
+
+    tokenizer: Any = load_lean_tokenizer(Path(source.path), resolve_chat_template(chat_template))
+    if tokenizer is None:
+        tokenizer = load_tokenizer(source, chat_template, fast=True)
     if lora is not None:
         from tutor.lm.lora import apply_lora
 
