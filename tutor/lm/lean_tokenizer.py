@@ -68,10 +68,10 @@ class LeanTokenizer:
         self.chat_template = template
         self._template = _compile(template)
         self.special = special
-        for name in SPECIAL:
-            setattr(self, name, special.get(name))
-        if self.pad_token is None:
-            self.pad_token = self.eos_token
+        self.bos_token = special.get("bos_token")
+        self.eos_token = special.get("eos_token")
+        self.unk_token = special.get("unk_token")
+        self.pad_token = special.get("pad_token") or self.eos_token
 
     def _id(self, token: str | None) -> int | None:
         return None if token is None else self.backend.token_to_id(token)
