@@ -128,17 +128,45 @@ class LeanBert:
         return h
 
 
+class BatchTokenizer:
+    """``tokenizer.json`` through the ``tokenizers`` library, as ``transformers``' fast
+    tokenizer calls it here (``padding=True``, ``truncation="longest_first"``, ``max_length``):
+    a batch padded to its longest text, as tensors ``input_ids``, ``token_type_ids``,
+    ``attention_mask``. The tests compare it with the ``transformers`` call."""
+
+    def __init__(self, directory: Path, max_length: int) -> None:
+        from tokenizers import Tokenizer
+
+        self.backend = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        config = _json(directory / "tokenizer_config.json") or {}
+        pad = config.get("pad_token") or "[PAD]"
+        pad = pad.get("content", "[PAD]") if isinstance(pad, dict) else str(pad)
+        pad_id = self.backend.token_to_id(pad)
+        self.backend.enable_truncation(max_length=max_length, strategy="longest_first")
+        self.backend.enable_padding(pad_id=pad_id if pad_id is not None else 0, pad_token=pad)
+
+    def __call__(self, texts: Sequence[str]) -> dict[str, Any]:
+        import torch
+
+        encs = self.backend.encode_batch(list(texts))
+        return {
+            "input_ids": torch.tensor([e.ids for e in encs]),
+            "token_type_ids": torch.tensor([e.type_ids for e in encs]),
+            "attention_mask": torch.tensor([e.attention_mask for e in encs]),
+        }
+
+
 class MeanPoolingEncoder:
     """The subset of ``SentenceTransformer`` the knowledge base uses, for a mean-pooling model."""
 
     def __init__(self, directory: Path, device: str | None = None) -> None:
         import torch
-        from transformers import PreTrainedTokenizerFast
 
         self.device = torch.device(device or "cpu")
-        # tokenizer.json straight into the tokenizers-backed class (AutoTokenizer would import
-        # the model's config classes too)
-        self.tokenizer = PreTrainedTokenizerFast.from_pretrained(str(directory))
+        cfg = _json(directory / "sentence_bert_config.json") or {}
+        self.max_seq_length = int(cfg["max_seq_length"])
+        # tokenizer.json straight into the tokenizers library: no transformers import at all
+        self.tokenizer = BatchTokenizer(directory, self.max_seq_length)
         lean = LeanBert.load(directory) if self.device.type == "cpu" else None
         if lean is not None:
             self.forward: Any = lean
@@ -150,8 +178,6 @@ class MeanPoolingEncoder:
             model.to(self.device).eval()
             self.forward = lambda **enc: model(**enc).last_hidden_state
             self.dimension = int(model.config.hidden_size)
-        cfg = _json(directory / "sentence_bert_config.json") or {}
-        self.max_seq_length = int(cfg["max_seq_length"])
 
     @classmethod
     def load(cls, directory: Path | None, device: str | None = None) -> MeanPoolingEncoder | None:
@@ -182,13 +208,9 @@ class MeanPoolingEncoder:
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
                 idx = order[start : start + batch_size]
-                enc = self.tokenizer(
-                    [texts[i] for i in idx],
-                    padding=True,
-                    truncation="longest_first",
-                    max_length=self.max_seq_length,
-                    return_tensors="pt",
-                ).to(self.device)
+                enc = {
+                    k: v.to(self.device) for k, v in self.tokenizer([texts[i] for i in idx]).items()
+                }
                 tokens = self.forward(**enc)
                 mask = enc["attention_mask"].unsqueeze(-1).to(tokens.dtype)
                 vecs = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)

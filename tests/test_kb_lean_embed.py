@@ -64,27 +64,31 @@ def test_the_bundled_embedder_does_not_import_sentence_transformers():
         "v = e.encode(['How do I add fractions?', 'Two texts'])\n"
         "assert v.shape == (2, e.dimension == 384 and 384), v.shape\n"
         "print(type(e.model).__name__, type(e.model.forward).__name__,\n"
-        "      'sentence_transformers' in sys.modules, 'transformers.modeling_utils' in sys.modules)\n"
+        "      'sentence_transformers' in sys.modules, 'transformers.modeling_utils' in sys.modules,\n"
+        "      'transformers' in sys.modules)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
     )
-    # neither sentence-transformers nor transformers' modelling code (BERT runs in LeanBert)
-    assert out.stdout.split() == ["MeanPoolingEncoder", "LeanBert", "False", "False"], out.stderr[
+    # neither sentence-transformers nor transformers (BERT runs in LeanBert, the tokenizer in
+    # the tokenizers library)
+    words = out.stdout.split()
+    assert words == ["MeanPoolingEncoder", "LeanBert", "False", "False", "False"], out.stderr[
         -2000:
     ]
 
 
-def test_the_tokenizer_gives_autotokenizers_ids():
+def test_the_tokenizer_gives_autotokenizers_batches():
     from transformers import AutoTokenizer
 
     path = bundled_model_path()
     lean = MeanPoolingEncoder(path).tokenizer
     auto = AutoTokenizer.from_pretrained(str(path))
-    for text in TEXTS:
-        want = auto(text, truncation="longest_first", max_length=256)
-        got = lean(text, truncation="longest_first", max_length=256)
-        assert got["input_ids"] == want["input_ids"]
-        assert got["attention_mask"] == want["attention_mask"]
-        # one sentence: BERT's token types are all 0, which LeanBert uses when none are given
-        assert set(want["token_type_ids"]) == {0}
+    for batch in (TEXTS, TEXTS[:1], TEXTS[2:4]):
+        want = auto(
+            batch, padding=True, truncation="longest_first", max_length=256, return_tensors="pt"
+        )
+        got = lean(batch)
+        assert set(got) == {"input_ids", "token_type_ids", "attention_mask"}
+        for key in got:
+            assert got[key].tolist() == want[key].tolist(), key
