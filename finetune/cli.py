@@ -158,6 +158,9 @@ def _preference_parsers(fsub: Any, common: argparse.ArgumentParser) -> None:
     d.add_argument("--eval-steps", type=int, default=10, metavar="N")
     d.add_argument("--eval-fraction", type=float, default=0.1, metavar="X")
     d.add_argument("--overwrite", action="store_true")
+    d.add_argument(
+        "--resume", action="store_true", help="continue the run from its last checkpoint"
+    )
     d.set_defaults(func=cmd_dpo)
 
 
@@ -475,6 +478,7 @@ def cmd_dpo(args: argparse.Namespace, config: Any) -> int:
         run_name=args.run_name,
         settings=settings,
         overwrite=args.overwrite,
+        resume=args.resume,
     )
     m = result.metrics
     print(f"run:        {result.run_dir}")

@@ -26,9 +26,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from finetune.errors import RunExistsError
+from finetune.errors import RunExistsError, TrainingInterrupted
 from finetune.pairs import read_pairs
-from tutor.errors import InputError, ModelNotFoundError
+from finetune.trainer import StopOnSignal
+from tutor.errors import InputError, ModelNotFoundError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +190,11 @@ def run_dpo(
     run_name: str,
     settings: DPOSettings,
     overwrite: bool = False,
+    resume: bool = False,
 ) -> DPOResult:
-    """Train the SFT run's adapter on the pairs by DPO into ``<runs>/<run_name>``."""
+    """Train the SFT run's adapter on the pairs by DPO into ``<runs>/<run_name>``. Ctrl-C stops
+    after the current step with a checkpoint (``TrainingInterrupted``); ``resume`` goes on from
+    the run's last complete checkpoint."""
     import torch
     from transformers import EarlyStoppingCallback, set_seed
     from trl import DPOTrainer
@@ -203,7 +207,7 @@ def run_dpo(
         raise ModelNotFoundError(f"{sft_run}: no adapter/ there; pass a finished SFT run")
     check_adapter(sft_adapter)
     out = config.paths.runs_dir / run_name
-    _check_out(out, overwrite, sft_run)
+    resume_from = _check_out(out, overwrite, resume, sft_run)
     pairs = read_pairs(pairs_file)
     train, val = split_pairs(pairs, settings.eval_fraction, settings.seed)
     base = base_model_of(sft_adapter)
@@ -211,7 +215,8 @@ def run_dpo(
     model, tokenizer = _policy(config, sft_adapter, base, settings.dtype)
     bf16 = pick_dtype(settings.dtype, "cpu") == torch.bfloat16
     args = _args(settings, out, bool(val), bf16)
-    callbacks: list[Any] = []
+    stop = StopOnSignal()
+    callbacks: list[Any] = [stop]
     if val and settings.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(settings.early_stopping_patience))
     t0 = time.perf_counter()
@@ -227,8 +232,17 @@ def run_dpo(
         processing_class=tokenizer,
         callbacks=callbacks,
     )
-    before = trainer.evaluate() if val else {}
-    output = trainer.train()
+    before = _before(trainer, out, bool(val), resume_from)
+    stop.install()
+    try:
+        output = trainer.train(resume_from_checkpoint=resume_from)
+    finally:
+        stop.uninstall()
+    if stop.stopped:
+        raise TrainingInterrupted(
+            f"stopped at step {trainer.state.global_step}; a checkpoint was saved in "
+            f"{out / 'checkpoints'}. Resume with the same command plus --resume"
+        )
     after = trainer.evaluate() if val else {}
     seconds = time.perf_counter() - t0
     adapter_dir = out / "adapter"
@@ -243,15 +257,39 @@ def run_dpo(
     return DPOResult(out, adapter_dir, metrics)
 
 
-def _check_out(out: Path, overwrite: bool, sft_run: Path) -> None:
+def _before(trainer: Any, out: Path, has_eval: bool, resume_from: str | None) -> dict:
+    """The validation metrics before training: measured on a fresh start (and kept in the
+    run dir), read back on a resume."""
+    path = out / "eval_before.json"
+    if resume_from and path.is_file():
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    before = trainer.evaluate() if has_eval else {}
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(before) + "\n", encoding="utf-8")
+    return dict(before)
+
+
+def _check_out(out: Path, overwrite: bool, resume: bool, sft_run: Path) -> str | None:
+    """Check the new run's directory; the checkpoint to resume from (with ``resume``)."""
+    from finetune.checkpoints import last_complete_checkpoint
+
     if out.resolve() == sft_run.resolve():
         raise InputError(f"--run-name names the SFT run itself ({sft_run.name}); pick a new name")
+    if resume:
+        last = last_complete_checkpoint(out / "checkpoints")
+        if last is None:
+            raise NotFoundError(
+                f"nothing to resume: run '{out.name}' has no complete checkpoint in "
+                f"{out / 'checkpoints'}; start it without --resume"
+            )
+        return str(last)
     if out.exists():
         if not overwrite:
             raise RunExistsError(
                 f"run '{out.name}' already exists at {out}; pass --overwrite or --run-name NEW"
             )
         shutil.rmtree(out)
+    return None
 
 
 def _metrics(

@@ -337,3 +337,40 @@ def test_the_pairs_command_reads_the_run_and_writes_a_file(
     )  # fmt: skip
     err = capsys.readouterr().err
     assert code == 0 and json.loads(err.strip().splitlines()[-1])["contexts"] == 2 * own
+
+
+def test_a_stopped_dpo_run_resumes_from_its_checkpoint(
+    tmp_path: Path, sft_run: tuple[Any, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import finetune.dpo as dpo
+    from finetune.errors import TrainingInterrupted
+    from finetune.trainer import StopOnSignal
+    from tutor.errors import NotFoundError
+
+    class CtrlCAtStep2(StopOnSignal):  # as if Ctrl-C came during step 2
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+            self.requested = self.requested or state.global_step >= 2
+            return super().on_step_end(args, state, control, **kw)
+
+    config, sft_dir, _ = sft_run
+    _, train, _ = run_split(sft_dir)
+    pairs = [
+        good_pair(prompt=c.messages, chosen=c.chosen, rejected="It is 12.", group=c.group)
+        for c in pair_contexts(train)
+    ]
+    path = tmp_path / "pairs.jsonl"
+    write_pairs(path, pairs)
+    settings = DPOSettings(max_steps=4, batch_size=2, grad_accum=1, eval_steps=2, max_length=256)
+    kw = {"sft_run": sft_dir, "pairs_file": path, "run_name": "dpo", "settings": settings}
+    with pytest.raises(NotFoundError, match="nothing to resume"):
+        run_dpo(config, resume=True, **kw)
+    monkeypatch.setattr(dpo, "StopOnSignal", CtrlCAtStep2)
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        run_dpo(config, **kw)
+    monkeypatch.undo()
+    run = config.paths.runs_dir / "dpo"
+    assert (run / "checkpoints" / "checkpoint-2").is_dir() and not (run / "adapter").exists()
+    before = json.loads((run / "eval_before.json").read_text())
+    result = run_dpo(config, resume=True, **kw)
+    assert result.metrics["global_step"] == 4 and (run / "adapter").is_dir()
+    assert result.metrics["eval_before"]["loss"] == round(before["eval_loss"], 4)
