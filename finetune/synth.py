@@ -135,16 +135,12 @@ def planted(problem: Problem, kind: str, rng: random.Random) -> tuple[str, Any] 
 
 
 def _passes(text: str, problem: Problem) -> bool:
-    from tutor.grading import mentions_answer
-    from tutor.verify import SentenceGate, VerifyContext
+    """The checks a rejected DPO candidate fails (``finetune.pairs.rejection``), the
+    classifier's aside: no reveal, no false or unverifiable arithmetic, no unbacked judgement."""
+    from finetune.pairs import PairContext, rejection
 
-    if mentions_answer(text, problem.answer, prompt=problem.text):
-        return False
-    gate = SentenceGate(VerifyContext(), drop_bad_math=True)
-    gate.feed(text)
-    gate.finish()
-    r = gate.report
-    return not (r.false_claims or r.unverified_claims or r.judgements_withdrawn)
+    ctx = PairContext([], text, problem.text, "", problem.answer, problem.id, problem.id)
+    return rejection(text, ctx) is None
 
 
 def dialogue(problem: Problem, kind: str, rng: random.Random) -> dict[str, Any] | None:
