@@ -81,6 +81,20 @@ TABLES: dict[str, tuple[str, str, str]] = {
             ("runs", "*", "runs"),
         )
     },
+    # DPO on top of the tutoring LoRA (issue 15, item 5): pedagogy on the same contexts
+    **{
+        f"lora-dpo-{name}": ("eval-lora-dpo", suite, title)
+        for name, suite, title in (
+            ("pedagogy", "pedagogy", "Tutor responses"),
+            ("unguarded", "pedagogy", "Measures the leak guard does not decide"),
+            (
+                "dimensions",
+                "pedagogy",
+                "MRBench dimensions: share of responses with the desired label",
+            ),
+            ("runs", "*", "runs"),
+        )
+    },
     # the move classifier (issue 15, item 1): `tutor judge train` writes its result file
     "judge-moves": ("judge-moves", "judge", "Move classifier on held-out MathDial problems"),
     "judge-telling": ("judge-moves", "judge", "Telling detection on held-out MathDial problems"),
