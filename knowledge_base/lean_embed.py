@@ -145,15 +145,24 @@ class BatchTokenizer:
         self.backend.enable_truncation(max_length=max_length, strategy="longest_first")
         self.backend.enable_padding(pad_id=pad_id if pad_id is not None else 0, pad_token=pad)
 
-    def __call__(self, texts: Sequence[str]) -> dict[str, Any]:
+    def __call__(
+        self, texts: str | Sequence[str], add_special_tokens: bool = True
+    ) -> dict[str, Any]:
+        """A batch as tensors; one text (a ``str``) as plain lists, as ``transformers`` gives
+        without ``return_tensors``."""
         import torch
 
-        encs = self.backend.encode_batch(list(texts))
-        return {
-            "input_ids": torch.tensor([e.ids for e in encs]),
-            "token_type_ids": torch.tensor([e.type_ids for e in encs]),
-            "attention_mask": torch.tensor([e.attention_mask for e in encs]),
+        single = isinstance(texts, str)
+        batch = [texts] if isinstance(texts, str) else list(texts)
+        encs = self.backend.encode_batch(batch, add_special_tokens=add_special_tokens)
+        out = {
+            "input_ids": [e.ids for e in encs],
+            "token_type_ids": [e.type_ids for e in encs],
+            "attention_mask": [e.attention_mask for e in encs],
         }
+        if single:
+            return {k: v[0] for k, v in out.items()}
+        return {k: torch.tensor(v) for k, v in out.items()}
 
 
 class MeanPoolingEncoder:

@@ -92,3 +92,5 @@ def test_the_tokenizer_gives_autotokenizers_batches():
         assert set(got) == {"input_ids", "token_type_ids", "attention_mask"}
         for key in got:
             assert got[key].tolist() == want[key].tolist(), key
+    one = auto(TEXTS[0], add_special_tokens=False)["input_ids"]
+    assert lean(TEXTS[0], add_special_tokens=False)["input_ids"] == one
