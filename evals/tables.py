@@ -21,6 +21,15 @@ from evals.results import RESULTS_DIR, load_results
 DOC = Path(__file__).resolve().parents[1] / "docs" / "evals.md"
 
 # NAME -> (result file, suite, title of the report table, or "runs" for the run record)
+# the tables of one LoRA eval result: (name, suite, title)
+LORA_TABLES = (
+    ("pedagogy", "pedagogy", "Tutor responses"),
+    ("unguarded", "pedagogy", "Measures the leak guard does not decide"),
+    ("dimensions", "pedagogy", "MRBench dimensions: share of responses with the desired label"),
+    ("simulation", "simulation", "Simulated tutoring (up to"),
+    ("runs", "*", "runs"),
+)
+
 TABLES: dict[str, tuple[str, str, str]] = {
     "pedagogy": ("eval-base", "pedagogy", "Tutor responses"),
     "pedagogy-unguarded": ("eval-base", "pedagogy", "Measures the leak guard does not decide"),
@@ -65,35 +74,13 @@ TABLES: dict[str, tuple[str, str, str]] = {
     "explain-keyfacts": ("eval-explain", "keyfacts", "Explain key-fact correctness"),
     "explain-grounding": ("eval-explain", "grounding", "Grounding of explain-mode answers"),
     "explain-runs": ("eval-explain", "*", "runs"),
-    # the tutoring LoRA (issue 15, item 4): base and adapter on held-out contexts
+    # the tutoring LoRA (issue 15, items 4 and 5): base, adapter and adapter + DPO on held-out
+    # contexts (the DPO run has no simulation suite)
     **{
         f"lora-{kind}-{name}": (f"eval-lora-{kind}", suite, title)
-        for kind in ("base", "adapter")
-        for name, suite, title in (
-            ("pedagogy", "pedagogy", "Tutor responses"),
-            ("unguarded", "pedagogy", "Measures the leak guard does not decide"),
-            (
-                "dimensions",
-                "pedagogy",
-                "MRBench dimensions: share of responses with the desired label",
-            ),
-            ("simulation", "simulation", "Simulated tutoring (up to"),
-            ("runs", "*", "runs"),
-        )
-    },
-    # DPO on top of the tutoring LoRA (issue 15, item 5): pedagogy on the same contexts
-    **{
-        f"lora-dpo-{name}": ("eval-lora-dpo", suite, title)
-        for name, suite, title in (
-            ("pedagogy", "pedagogy", "Tutor responses"),
-            ("unguarded", "pedagogy", "Measures the leak guard does not decide"),
-            (
-                "dimensions",
-                "pedagogy",
-                "MRBench dimensions: share of responses with the desired label",
-            ),
-            ("runs", "*", "runs"),
-        )
+        for kind in ("base", "adapter", "dpo")
+        for name, suite, title in LORA_TABLES
+        if not (kind == "dpo" and suite == "simulation")
     },
     # the move classifier (issue 15, item 1): `tutor judge train` writes its result file
     "judge-moves": ("judge-moves", "judge", "Move classifier on held-out MathDial problems"),

@@ -290,7 +290,13 @@ def test_dpo_trains_the_sft_adapter_on_pairs_and_keeps_the_split(
     path = tmp_path / "pairs.jsonl"
     write_pairs(path, pairs)
     settings = DPOSettings(
-        learning_rate=5e-2, max_steps=4, batch_size=2, grad_accum=1, eval_steps=2, max_length=256
+        learning_rate=5e-2,
+        max_steps=4,
+        batch_size=2,
+        grad_accum=1,
+        eval_steps=2,
+        max_length=256,
+        dtype="float32",  # the same on CPUs with and without native bf16
     )
     result = run_dpo(config, sft_run=sft_dir, pairs_file=path, run_name="dpo", settings=settings)
     m = result.metrics
@@ -305,7 +311,7 @@ def test_dpo_trains_the_sft_adapter_on_pairs_and_keeps_the_split(
     assert not (result.run_dir / "checkpoints").exists()
     with pytest.raises(RunExistsError, match="--overwrite"):
         run_dpo(config, sft_run=sft_dir, pairs_file=path, run_name="dpo", settings=settings)
-    short = DPOSettings(max_length=64)
+    short = DPOSettings(max_length=64, dtype="float32")
     with pytest.raises(InputError, match="raise --max-length"):
         run_dpo(config, sft_run=sft_dir, pairs_file=path, run_name="d2", settings=short)
     with pytest.raises(InputError, match="SFT run itself"):
@@ -360,7 +366,9 @@ def test_a_stopped_dpo_run_resumes_from_its_checkpoint(
     ]
     path = tmp_path / "pairs.jsonl"
     write_pairs(path, pairs)
-    settings = DPOSettings(max_steps=4, batch_size=2, grad_accum=1, eval_steps=2, max_length=256)
+    settings = DPOSettings(
+        max_steps=4, batch_size=2, grad_accum=1, eval_steps=2, max_length=256, dtype="float32"
+    )
     kw = {"sft_run": sft_dir, "pairs_file": path, "run_name": "dpo", "settings": settings}
     with pytest.raises(NotFoundError, match="nothing to resume"):
         run_dpo(config, resume=True, **kw)
