@@ -54,6 +54,14 @@ def test_guide_shows_problem_state_and_the_ladder_rung(level):
     assert HINT_LADDER[level] in sys
 
 
+def test_guide_leaves_the_verdict_to_the_grader():
+    # the sentence gate drops a judgement no grader backs, so the prompt must not ask for one
+    # (it once said "first say whether it is right"; the tutoring LoRA learns under this text)
+    rules = system_prompt("guide", problem=ProblemState("What is 3 x 4?"))
+    assert "Do not say whether the student is right or wrong" in rules
+    assert "first say whether" not in rules
+
+
 def test_practice_and_offtopic_rules():
     assert "grading result below is final" in system_prompt("practice", problem=ProblemState("2+2"))
     assert "not about the course" in system_prompt("offtopic")

@@ -36,8 +36,9 @@ RULES: dict[str, str] = {
     ),
     "guide": (
         "Guide the student to solve the problem themselves. Never state the final answer. "
-        "If the student tried an answer, first say whether it is right and point at the "
-        "mistake. Then give only the next small step, as a question."
+        "Do not say whether the student is right or wrong: the grader says that. If the "
+        "student showed work, point at the one step to check. Then give only the next small "
+        "step, as a question."
     ),
     "practice": (
         "The student is working on a practice item. The grading result below is final: do "
