@@ -137,6 +137,14 @@ def _preference_parsers(fsub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--items", nargs="+", metavar="PATH", default=[], help="default: the bank")
     s.add_argument("--no-items", action="store_true", help="leave the item bank out")
     s.add_argument("--gsm8k", nargs="+", metavar="FILE", default=[], help="GSM8K-form files")
+    s.add_argument(
+        "--limit",
+        type=int,
+        default=0,
+        metavar="N",
+        help="write at most N dialogues: the item bank's first, then a seeded sample of the "
+        "GSM8K ones (default 0: all)",
+    )
     s.add_argument("--seed", type=int, default=0, metavar="N")
     s.set_defaults(func=cmd_synth)
 
@@ -442,12 +450,16 @@ def cmd_pairs(args: argparse.Namespace, config: Any) -> int:
 
 
 def cmd_synth(args: argparse.Namespace, config: Any) -> int:
-    from finetune.synth import bank_problems, gsm8k_problems, synthesize
+    from finetune.synth import bank_problems, gsm8k_problems, limit_dialogues, synthesize
 
-    problems = [] if args.no_items else bank_problems(args.items)
+    bank = [] if args.no_items else bank_problems(args.items)
+    problems = list(bank)
     for file in args.gsm8k:
         problems += gsm8k_problems(file)
     dialogues, counts = synthesize(problems, seed=args.seed)
+    if args.limit:
+        first = {p.id for p in bank}
+        dialogues = limit_dialogues(dialogues, args.limit, first, seed=args.seed)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in dialogues))

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from tutor.errors import InputError
+from tutor.guide import show_expression
 
 OPENERS = (
     "Walk me through how you worked it out.",
@@ -92,10 +93,6 @@ def _fmt(value: Fraction) -> str:
     return fmt(value)
 
 
-def _show(expression: str) -> str:
-    return expression.replace("*", "×").replace("/", "÷")
-
-
 def _wrong_value(value: Fraction, taken: set[Fraction], rng: random.Random) -> Fraction | None:
     for d in rng.sample([1, -1, 2, 10], 4):
         v = value + d
@@ -114,12 +111,12 @@ def planted(problem: Problem, kind: str, rng: random.Random) -> tuple[str, Any] 
     order = rng.sample(range(len(steps)), len(steps))
     for i in order:
         step = steps[i]
-        before = " ".join(f"{_show(s.expression)} = {_fmt(s.value)}." for s in steps[:i])
+        before = " ".join(f"{show_expression(s.expression)} = {_fmt(s.value)}." for s in steps[:i])
         if kind == "slip":
             wrong = _wrong_value(step.value, taken, rng)
             if wrong is None:
                 continue
-            shown = f"{_show(step.expression)} = {_fmt(wrong)}"
+            shown = f"{show_expression(step.expression)} = {_fmt(wrong)}"
         else:
             ops = [c for c in step.expression if c in OTHER_OP]
             if len(ops) != 1:
@@ -128,7 +125,7 @@ def planted(problem: Problem, kind: str, rng: random.Random) -> tuple[str, Any] 
             value = evaluate(expr)
             if value is None or value <= 0 or value in taken:
                 continue
-            shown = f"{_show(expr)} = {_fmt(value)}"
+            shown = f"{show_expression(expr)} = {_fmt(value)}"
         work = f"First, {before} Then I did {shown}." if before else f"I did {shown}."
         return f"{work} So my answer is {shown.rsplit('= ', 1)[1]}.", (i, step)
     return None
@@ -167,7 +164,7 @@ def dialogue(problem: Problem, kind: str, rng: random.Random) -> dict[str, Any] 
         {"role": "teacher", "content": move.text, "move": MOVE_OF[move.kind]},
     ]
     if i + 1 < len(steps):
-        fixed = f"Oh, {_show(step.expression)} = {_fmt(step.value)}."
+        fixed = f"Oh, {show_expression(step.expression)} = {_fmt(step.value)}."
         history += [{"role": "assistant", "content": move.text}, {"role": "user", "content": fixed}]
         nxt = choose_move(problem.text, steps, fixed, history[:-1])
         if nxt.kind == "hint" and _passes(nxt.text, problem):
@@ -178,6 +175,7 @@ def dialogue(problem: Problem, kind: str, rng: random.Random) -> dict[str, Any] 
     return {
         "id": f"synth-{problem.id}-{kind}",
         "source": "synth",
+        "problem_id": problem.id,
         "problem": problem.text,
         "ground_truth": f"{problem.solution.strip()}\n{problem.answer}",
         "messages": messages,
@@ -201,3 +199,19 @@ def synthesize(
             if d:
                 out.append(d)
     return out, counts
+
+
+def limit_dialogues(
+    dialogues: Sequence[dict[str, Any]], limit: int, first: set[str], *, seed: int = 0
+) -> list[dict[str, Any]]:
+    """At most ``limit`` of ``dialogues``: those on the problems in ``first`` (the user's own
+    items) before a seeded sample of the rest; the output keeps the input's order."""
+    if limit < 0:
+        raise InputError(f"--limit must be 0 (all) or more, not {limit}")
+    if not limit or limit >= len(dialogues):
+        return list(dialogues)
+    own = [i for i, d in enumerate(dialogues) if d["problem_id"] in first]
+    rest = [i for i, d in enumerate(dialogues) if d["problem_id"] not in first]
+    random.Random(seed).shuffle(rest)
+    keep = set((own + rest)[:limit])
+    return [d for i, d in enumerate(dialogues) if i in keep]

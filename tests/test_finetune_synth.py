@@ -14,6 +14,7 @@ from finetune.synth import (
     bank_problems,
     dialogue,
     gsm8k_problems,
+    limit_dialogues,
     planted,
     synthesize,
 )
@@ -110,3 +111,27 @@ def test_the_synth_command_writes_dialogues(tmp_path: Path, capsys: pytest.Captu
     assert main(["finetune", "synth", "--no-items", "--gsm8k", str(g), "--out", str(out)]) == 0
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(rows) == 2 and "2 dialogues from 1 problems" in capsys.readouterr().err
+
+
+def test_limit_keeps_the_users_items_first_then_a_seeded_sample() -> None:
+    dialogues = [{"id": f"d{i}", "problem_id": "own" if i % 5 == 0 else f"g{i}"} for i in range(20)]
+    kept = limit_dialogues(dialogues, 6, {"own"}, seed=3)
+    ids = [d["id"] for d in kept]
+    assert len(ids) == 6 and {"d0", "d5", "d10", "d15"} <= set(ids)  # the 4 own ones
+    assert ids == sorted(ids, key=lambda x: int(x[1:]))  # the input's order
+    assert limit_dialogues(dialogues, 6, {"own"}, seed=3) == kept  # seeded
+    assert limit_dialogues(dialogues, 6, {"own"}, seed=4) != kept
+    assert limit_dialogues(dialogues, 0, {"own"}) == dialogues
+    assert len(limit_dialogues(dialogues, 3, {"own"})) == 3  # fewer than the own ones
+    with pytest.raises(InputError, match="--limit"):
+        limit_dialogues(dialogues, -1, set())
+
+
+def test_the_synth_command_limits_its_output(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from tutor.cli import main
+
+    out = tmp_path / "s.jsonl"
+    assert main(["finetune", "synth", "--out", str(out), "--limit", "5"]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 5 and all(r["problem_id"] for r in rows)
+    assert "5 dialogues from" in capsys.readouterr().err

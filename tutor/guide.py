@@ -118,10 +118,10 @@ def _try_step(step: Step | None) -> str:
             "Read the question again: which quantity does it ask for, and which numbers from "
             "the problem lead to it?"
         )
-    return f"Try this step: work out {_show(step.expression)}. What does that number stand for in the problem?"
+    return f"Try this step: work out {show_expression(step.expression)}. What does that number stand for in the problem?"
 
 
-def _show(expression: str) -> str:
+def show_expression(expression: str) -> str:
     """``10*2`` -> ``10 × 2``."""
     spaced = re.sub(r"\s*([-+*/])\s*", r" \1 ", expression).strip()
     return spaced.replace("*", "×").replace("/", "÷")
@@ -134,7 +134,7 @@ def _located(
     if not all(s.holds for s in parse_work(d.clause).steps):
         quote = ""  # never write a false equation back, not even as a quote
     if d.kind == "arithmetic" and d.step is not None:
-        expr = _show(d.step.expression)
+        expr = show_expression(d.step.expression)
         ask = f"Let's check one calculation in your work: {expr}. Work it out again, one step at a time."
         return Move(
             "focus",
@@ -152,7 +152,7 @@ def _located(
     if d.step is not None and d.step.value == d.quantity:
         return Move(
             "probe",
-            f"{quote}You worked out {_show(d.step.expression)} and got {d.written}. What does the "
+            f"{quote}You worked out {show_expression(d.step.expression)} and got {d.written}. What does the "
             f"{d.written} stand for in the problem, and does the question need it?",
             d.written,
         )
@@ -232,7 +232,7 @@ def check_work(learner_text: str, *, first: bool = True) -> Move:
     then the planning questions (on later turns: what to work out next)."""
     lines = [CANNOT_CHECK] if first else []
     for step in parse_work(learner_text).steps:
-        expr = _show(step.expression)
+        expr = show_expression(step.expression)
         stated = fmt(step.stated if step.stated is not None else step.value)
         if step.holds:
             lines.append(f"Your calculation {expr} = {stated} checks out.")
