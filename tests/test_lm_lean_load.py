@@ -19,14 +19,14 @@ pytestmark = pytest.mark.real_decode_timer
 
 def _models_with_choice(bundled_model_dir: Path, tmp_path: Path, dtype: str, quantize: str) -> Path:
     """A models dir holding the bundled cache (linked) and a remembered decode path."""
-    from tutor.lm.speed import PathChoice, machine_key, model_key, save_choice
+    from tutor.lm.speed import PathChoice, choice_key, model_key, save_choice
 
     models = tmp_path / "models"
     models.mkdir(parents=True)
     (models / ALIAS).symlink_to(bundled_model_dir)
     # the full float32 load packs the int4 layers and saves them beside the cache, if not yet
     load_causal_lm(ALIAS, models_dir=models, dtype="float32", device="cpu", quantize="auto")
-    key = {**machine_key(), **model_key(str(models / ALIAS), ""), "quantize": "auto"}
+    key = choice_key(model_key(str(models / ALIAS), ""), "auto")
     save_choice(models, PathChoice(dtype, quantize, "set by the test", key=key))
     return models
 

@@ -34,14 +34,22 @@ class FakeTimer:
         self.rates = rates
         self.timed: list[str] = []
 
-    def __call__(self, model: Any) -> Any:
+    def __call__(self, model: Any, *, threads: int = 0) -> Any:
         path = _path_of(model)
+        dtype, _, quantize = path.partition(" + ")
+        label = speed.path_label(dtype, quantize or "none", threads)
 
         def measure() -> float:
             self.timed.append(path)
-            return self.rates[path]
+            return self.rates.get(label, self.rates[path])
 
         return measure
+
+
+@pytest.fixture(autouse=True)
+def one_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same decode thread counts on every machine: one, unless a test offers more."""
+    monkeypatch.setattr(speed, "thread_options", lambda available: [1])
 
 
 @pytest.fixture
@@ -217,3 +225,60 @@ def test_a_copied_model_keeps_its_measured_path(
     fake.timed.clear()
     model, _ = load_causal_lm(str(copy), models_dir=models, device="cpu", quantize="auto")
     assert fake.timed == [] and _path_of(model) == "bfloat16"
+
+
+@pytest.mark.parametrize(
+    ("one", "two", "threads"), [(60.0, 50.0, 1), (50.0, 60.0, 2), (50.0, 50.0, 2)]
+)
+def test_the_decode_thread_count_is_chosen_by_measurement(
+    grid_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    one: float,
+    two: float,
+    threads: int,
+):
+    from transformers import AutoTokenizer
+
+    from tutor.lm.hf import HFGenerator
+
+    monkeypatch.setattr(speed, "thread_options", lambda available: [2, 1])
+    rates = {"float32": 10.0, "bfloat16": 30.0, "float32 + int4": 0.0}
+    rates |= {"float32 + int4 @ 1 thread": one, "float32 + int4 @ 2 threads": two}
+    fake = FakeTimer(rates)
+    monkeypatch.setattr(speed, "decode_timer", fake)
+    models = tmp_path / "m"
+    model, _ = load_causal_lm(str(grid_dir), models_dir=models, device="cpu", quantize="auto")
+    choice = model.tutor_decode_path
+    assert _path_of(model) == "float32 + int4" and choice.threads == threads  # a tie: the most
+    assert choice.label == f"float32 + int4 @ {threads} thread{'s' if threads > 1 else ''}"
+    assert len(fake.timed) == 3 * 2 * (1 + speed.ROUNDS)  # 3 paths x 2 counts, every round
+    gen = HFGenerator(model, AutoTokenizer.from_pretrained(grid_dir))
+    assert gen.decoder.threads == threads  # the decode loop runs its steps at that count
+    fake.timed.clear()
+    model, _ = load_causal_lm(str(grid_dir), models_dir=models, device="cpu", quantize="auto")
+    assert fake.timed == [] and model.tutor_decode_path.threads == threads  # remembered
+
+
+def test_the_decode_steps_run_at_the_decoders_thread_count(tiny_llama_dir: Path):
+    import torch
+
+    from tutor.lm.fast import LlamaDecoder
+
+    model, _ = load_causal_lm(str(tiny_llama_dir), dtype="float32", device="cpu")
+    ids = torch.tensor([[1, 5, 9, 3]])
+    before = torch.get_num_threads()
+    seen: list[int] = []
+
+    def stop(input_ids: Any, scores: Any) -> Any:
+        seen.append(torch.get_num_threads())
+        return torch.zeros(1, dtype=torch.bool)
+
+    with torch.inference_mode():
+        dec = LlamaDecoder(model, 64)
+        plain = dec.generate(ids, max_new_tokens=6)
+        dec.threads = before + 1
+        out = dec.generate(ids, max_new_tokens=6, stopping_criteria=stop)
+    assert seen and set(seen) == {before + 1}  # during the steps
+    assert torch.get_num_threads() == before  # restored after
+    assert torch.equal(out, plain)  # the same tokens

@@ -17,7 +17,8 @@ instead (another architecture, biases, dynamic RoPE, a peft adapter, a GPU...).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, cast
 
 import torch
@@ -30,6 +31,22 @@ from tutor.lm.quant import COMPUTE_DTYPE, Int4Linear, Int8Linear
 log = logging.getLogger(__name__)
 
 STATIC_ROPE = ("default", "linear", "llama3")  # inv_freq does not depend on the sequence length
+
+
+@contextmanager
+def decode_threads(threads: int) -> Iterator[None]:
+    """Run the block at ``threads`` torch threads (0 or torch's count: unchanged). Torch's count
+    is process-wide: the decode loop holds the generator's lock while it runs, and the count is
+    restored when the block ends."""
+    before = torch.get_num_threads()
+    if not threads or threads == before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _fuse(parts: Sequence[nn.Module]) -> Callable[[torch.Tensor], torch.Tensor] | None:
@@ -157,6 +174,7 @@ class LlamaDecoder:
         self.sin = (emb.sin() * rope.attention_scaling).to(self.dtype)
         self._kv: torch.Tensor | None = None
         self._len = 0
+        self.threads = 0  # decode steps' torch threads (tutor.lm.speed's choice); 0: unchanged
 
     @staticmethod
     def unsupported_reason(model: Any) -> str | None:
@@ -297,23 +315,24 @@ class LlamaDecoder:
             streamer.put(ids.cpu())
         self.reset(ids.shape[1] + max_new_tokens)
         logits = self.forward(ids[0])
-        for step in range(max_new_tokens):
-            scores = logits
-            for processor in processors:
-                scores = processor(ids, scores)
-            if do_sample:
-                probs = F.softmax(scores, dim=-1)
-                nxt = torch.multinomial(probs, num_samples=1).squeeze(1)
-            else:
-                nxt = torch.argmax(scores, dim=-1)
-            ids = torch.cat([ids, nxt[:, None]], dim=-1)
-            if streamer is not None:
-                streamer.put(nxt.cpu())
-            if int(nxt) in eos or step == max_new_tokens - 1:
-                break
-            if stopping_criteria is not None and bool(stopping_criteria(ids, scores).all()):
-                break
-            logits = self.forward(nxt)
+        with decode_threads(self.threads):  # prefill used all of torch's threads
+            for step in range(max_new_tokens):
+                scores = logits
+                for processor in processors:
+                    scores = processor(ids, scores)
+                if do_sample:
+                    probs = F.softmax(scores, dim=-1)
+                    nxt = torch.multinomial(probs, num_samples=1).squeeze(1)
+                else:
+                    nxt = torch.argmax(scores, dim=-1)
+                ids = torch.cat([ids, nxt[:, None]], dim=-1)
+                if streamer is not None:
+                    streamer.put(nxt.cpu())
+                if int(nxt) in eos or step == max_new_tokens - 1:
+                    break
+                if stopping_criteria is not None and bool(stopping_criteria(ids, scores).all()):
+                    break
+                logits = self.forward(nxt)
         if streamer is not None:
             streamer.end()
         return ids

@@ -83,6 +83,8 @@ class HFGenerator:
         self.last_stats: dict[str, float] = {}
         # the CPU path tutor.lm.speed chose for lm.dtype = "auto" (None when dtype was set)
         self.path_choice = getattr(model, "tutor_decode_path", None)  # logged by tutor.lm.speed
+        if self.decoder is not None and self.path_choice is not None:
+            self.decoder.threads = self.path_choice.threads  # decode steps at the measured count
 
     @classmethod
     def from_config(cls, lm: Any, models_dir: Any) -> HFGenerator:

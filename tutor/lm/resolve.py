@@ -395,12 +395,11 @@ def _lean_start(
     """The bundled model on its remembered int4 path without transformers' modelling code
     (``tutor.lm.lean_load``), with ``lora`` (``tutor.lm.lora``) beside it when given; None
     where only the full load gives the same model."""
-    from tutor.lm.speed import cached_choice, machine_key, model_key
+    from tutor.lm.speed import cached_choice, choice_key, model_key
 
     if not source.alias or models_dir is None:
         return None
-    key = {**machine_key(), **model_key(source.path, ""), "quantize": "auto"}
-    choice = cached_choice(models_dir, key)
+    choice = cached_choice(models_dir, choice_key(model_key(source.path, ""), "auto"))
     packed = _packed_cache(source, models_dir, "auto", "float32")
     if choice is None or (choice.dtype, choice.quantize) != ("float32", "int4") or not packed:
         return None

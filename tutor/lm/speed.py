@@ -10,7 +10,10 @@ built from it and timed on a few decode steps, interleaved:
   ``lm.quantize = "auto"`` finds them already on a 4-bit grid (the bundled GGUF model), so no
   weight changes.
 
-The fastest wins. The choice is cached per machine (CPU model and flags, torch version, torch
+Each path is timed at every decode thread count in ``thread_options`` (on 2 cores: 2 and 1;
+a batch of one row is too small to split well, so one thread can decode faster while prefill
+still gains from all of them). The decode loop then runs its steps at the winner's count
+(``LlamaDecoder.threads``); prefill keeps torch's. The fastest wins. The choice is cached per machine (CPU model and flags, torch version, torch
 threads) and per model (path, weights' size and mtime, adapter) in ``decode-paths.json`` in the
 model cache, so later starts load only the winner; ``tutor bench-lm`` measures again, and
 ``tutor config show`` prints what was chosen and why. ``lm.dtype`` set to anything but ``auto``
@@ -53,10 +56,11 @@ class PathChoice:
     rates: dict[str, float] = field(default_factory=dict)  # path label -> decode tok/s
     measured_utc: str = ""
     key: dict[str, Any] = field(default_factory=dict)
+    threads: int = 0  # decode threads; 0: torch's own count (not measured, or older cache)
 
     @property
     def label(self) -> str:
-        return path_label(self.dtype, self.quantize)
+        return path_label(self.dtype, self.quantize, self.threads)
 
     def summary(self) -> str:
         if not self.rates:
@@ -67,8 +71,15 @@ class PathChoice:
         return f"{self.label} ({self.reason}; decode tok/s: {rates})"
 
 
-def path_label(dtype: str, quantize: str) -> str:
-    return dtype if quantize == "none" else f"{dtype} + {quantize}"
+def path_label(dtype: str, quantize: str, threads: int = 0) -> str:
+    label = dtype if quantize == "none" else f"{dtype} + {quantize}"
+    return f"{label} @ {threads} thread{'s' if threads != 1 else ''}" if threads else label
+
+
+def thread_options(available: int) -> list[int]:
+    """Decode thread counts worth timing with ``available`` torch threads, most first (a tie
+    keeps the most: prefill and other work use them anyway)."""
+    return sorted({available, max(1, available // 2), 1}, reverse=True)
 
 
 # -- the machine and the model ---------------------------------------------------------------
@@ -99,6 +110,13 @@ def machine_key() -> dict[str, Any]:
     import torch
 
     return {**cpu_key(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def choice_key(model: dict[str, Any], quantize: str) -> dict[str, Any]:
+    """The cache key of a choice: the machine, ``model`` (``model_key``) and ``lm.quantize``.
+    "timing" 2: every path timed at each decode thread count (older entries are measured
+    again)."""
+    return {**machine_key(), **model, "quantize": quantize, "timing": 2}
 
 
 def model_key(path: str, adapter: str = "") -> dict[str, Any]:
@@ -154,6 +172,8 @@ def cached_choice(models_dir: Path | None, key: dict[str, Any]) -> PathChoice | 
         return None
     if choice.dtype not in ("float32", "bfloat16") or choice.quantize not in ("none", "int4"):
         return None
+    if not isinstance(choice.threads, int) or choice.threads < 0:
+        return None
     return choice
 
 
@@ -192,14 +212,19 @@ def describe(models_dir: Path) -> list[str]:
 
 
 def decode_timer(
-    model: Any, steps: int = STEPS, clock: Callable[[], float] = time.perf_counter
+    model: Any,
+    steps: int = STEPS,
+    clock: Callable[[], float] = time.perf_counter,
+    *,
+    threads: int = 0,
 ) -> Callable[[], float]:
     """A function that measures ``model``'s decode tokens per second on CPU: a short prompt,
-    then ``steps`` greedy steps through the decode loop the backend uses (the lean loop where it
-    applies). The loop is built once, so repeated calls time only decoding."""
+    then ``steps`` greedy steps (at ``threads`` torch threads, 0: unchanged) through the decode
+    loop the backend uses (the lean loop where it applies). The loop is built once, so repeated
+    calls time only decoding."""
     import torch
 
-    from tutor.lm.fast import LlamaDecoder
+    from tutor.lm.fast import LlamaDecoder, decode_threads
 
     vocab = int(model.config.vocab_size)
     ids = torch.arange(PROMPT_TOKENS) % max(vocab - 1, 1) + 1
@@ -224,10 +249,11 @@ def decode_timer(
         with torch.inference_mode():
             logits, step = prefill()
             gaps = []
-            for _ in range(steps):
-                t0 = clock()
-                logits = step(logits.argmax(-1))
-                gaps.append(clock() - t0)
+            with decode_threads(threads):
+                for _ in range(steps):
+                    t0 = clock()
+                    logits = step(logits.argmax(-1))
+                    gaps.append(clock() - t0)
         gap = statistics.median(gaps)
         return 1.0 / gap if gap > 0 else float("inf")
 
@@ -260,7 +286,7 @@ def choose_path(
     if quantize in ("int4", "int8"):  # asked for explicitly: packed from the float32 weights
         quantize_fn(model, quantize)
         return model, PathChoice("float32", quantize, f"lm.quantize = {quantize}", key=key)
-    full_key = {**machine_key(), **key, "quantize": quantize}
+    full_key = choice_key(key, quantize)
     if not remeasure:
         cached = cached_choice(models_dir, full_key)
         if cached is not None:
@@ -268,34 +294,42 @@ def choose_path(
             return _apply(model, cached, quantize_fn), cached
     if _param_bytes(model) > MEASURE_LIMIT_BYTES:
         return _by_rule(model, quantize, quantize_fn, native_bf16(), full_key)
-    candidates: dict[str, Any] = {"float32": model}
-    candidates["bfloat16"] = copy.deepcopy(model).to(torch.bfloat16)
+    candidates: dict[tuple[str, str], Any] = {("float32", "none"): model}
+    candidates["bfloat16", "none"] = copy.deepcopy(model).to(torch.bfloat16)
     if quantize == "auto":
         packed = copy.deepcopy(model)
         if quantize_fn(packed, "auto"):
-            candidates[path_label("float32", "int4")] = packed
-    timers = {name: decode_timer(m) for name, m in candidates.items()}
-    samples: dict[str, list[float]] = {name: [] for name in candidates}
-    for t in timers.values():  # warm-up: the first calls allocate and pick kernels
+            candidates["float32", "int4"] = packed
+    counts = thread_options(torch.get_num_threads())
+    shown = 0 if len(counts) == 1 else None  # one count: labels without it, as before
+    timers = {
+        path_label(*path, n if shown is None else 0): (path, n, decode_timer(m, threads=n))
+        for path, m in candidates.items()
+        for n in counts
+    }
+    samples: dict[str, list[float]] = {name: [] for name in timers}
+    for _, _, t in timers.values():  # warm-up: the first calls allocate and pick kernels
         t()
     for _ in range(ROUNDS):  # interleaved, so a change in machine load hits every path alike
-        for name, t in timers.items():
+        for name, (_, _, t) in timers.items():
             samples[name].append(t())
-    del timers
     rates = {name: round(statistics.median(v), 2) for name, v in samples.items()}
-    best = max(rates, key=lambda n: rates[n])
-    dtype, _, q = best.partition(" + ")
+    best = max(rates, key=lambda n: rates[n])  # the first of a tie: the most threads
+    (dtype, q), threads, _ = timers[best]
+    del timers
     choice = PathChoice(
         dtype,
-        q or "none",
-        "measured: the fastest of " + ", ".join(rates),
+        q,
+        "measured: the fastest of "
+        + (f"{len(rates)} paths" if len(rates) > 3 else ", ".join(rates)),
         rates,
         datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         full_key,
+        threads if shown is None else 0,
     )
     save_choice(models_dir, choice)
     log.info("decode path: %s", choice.summary())
-    return candidates[best], choice
+    return candidates[dtype, q], choice
 
 
 def _apply(model: Any, choice: PathChoice, quantize_fn: Callable[[Any, str], bool]) -> Any:
