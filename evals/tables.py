@@ -75,12 +75,11 @@ TABLES: dict[str, tuple[str, str, str]] = {
     "explain-grounding": ("eval-explain", "grounding", "Grounding of explain-mode answers"),
     "explain-runs": ("eval-explain", "*", "runs"),
     # the tutoring LoRA (issue 15, items 4 and 5): base, adapter and adapter + DPO on held-out
-    # contexts (the DPO run has no simulation suite)
+    # contexts
     **{
         f"lora-{kind}-{name}": (f"eval-lora-{kind}", suite, title)
         for kind in ("base", "adapter", "dpo")
         for name, suite, title in LORA_TABLES
-        if not (kind == "dpo" and suite == "simulation")
     },
     # the move classifier (issue 15, item 1): `tutor judge train` writes its result file
     "judge-moves": ("judge-moves", "judge", "Move classifier on held-out MathDial problems"),
