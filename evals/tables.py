@@ -81,6 +81,15 @@ TABLES: dict[str, tuple[str, str, str]] = {
         for kind in ("base", "adapter", "dpo")
         for name, suite, title in LORA_TABLES
     },
+    # key facts in explain mode, base model and the tutoring LoRA (issue 15, item 4)
+    **{
+        f"lora-keyfacts-{kind}{part}": (f"eval-lora-keyfacts-{kind}", suite, title)
+        for kind in ("base", "adapter")
+        for part, suite, title in (
+            ("", "keyfacts", "Explain key-fact correctness"),
+            ("-runs", "*", "runs"),
+        )
+    },
     # the move classifier (issue 15, item 1): `tutor judge train` writes its result file
     "judge-moves": ("judge-moves", "judge", "Move classifier on held-out MathDial problems"),
     "judge-telling": ("judge-moves", "judge", "Telling detection on held-out MathDial problems"),
