@@ -81,8 +81,8 @@ def fixed_decode_path(request: pytest.FixtureRequest, monkeypatch: pytest.Monkey
     """``dtype="auto"`` on CPU picks float32, bf16 or int4 by timing them (tutor.lm.speed), so
     in-process tests would depend on the machine's load. Here the timer is a fixed ranking
     instead: int4 where it applies, then bf16 on a CPU with native bf16 (as
-    ``TUTOR_TEST_CPU_BF16`` says), then float32, at torch's thread count; nothing is cached. Tests marked
-    ``real_decode_timer`` time for real."""
+    ``TUTOR_TEST_CPU_BF16`` says), then float32, at torch's thread count; nothing is cached.
+    Tests marked ``real_decode_timer`` time for real."""
     if request.node.get_closest_marker("real_decode_timer"):
         return
     from tutor.lm import resolve, speed

@@ -11,10 +11,10 @@ built from it and timed on a few decode steps, interleaved:
   weight changes.
 
 Each path is timed at every decode thread count in ``thread_options`` (on 2 cores: 2 and 1;
-a batch of one row is too small to split well, so one thread can decode faster while prefill
-still gains from all of them). The decode loop then runs its steps at the winner's count
-(``LlamaDecoder.threads``); prefill keeps torch's. The fastest wins. The choice is cached per machine (CPU model and flags, torch version, torch
-threads) and per model (path, weights' size and mtime, adapter) in ``decode-paths.json`` in the
+in the generator's worker thread one can decode faster than two, see docs/benchmarks.md), and
+the decode loop runs its steps at the winner's count (``LlamaDecoder.threads``) while prefill
+keeps torch's. The fastest wins. The choice is cached per machine (CPU model and flags, torch
+version, torch threads) and per model (path, weights' size and mtime, adapter) in ``decode-paths.json`` in the
 model cache, so later starts load only the winner; ``tutor bench-lm`` measures again, and
 ``tutor config show`` prints what was chosen and why. ``lm.dtype`` set to anything but ``auto``
 skips all of this. A model too large to hold three copies of (over ``MEASURE_LIMIT_BYTES`` in
@@ -321,9 +321,9 @@ def choose_path(
         if quantize_fn(packed, "auto"):
             candidates["float32", "int4"] = packed
     counts = thread_options(torch.get_num_threads())
-    shown = 0 if len(counts) == 1 else None  # one count: labels without it, as before
+    several = len(counts) > 1  # one count: labels and choice without it, as before
     timers = {
-        path_label(*path, n if shown is None else 0): (path, n, decode_timer(m, threads=n))
+        path_label(*path, n if several else 0): (path, n, decode_timer(m, threads=n))
         for path, m in candidates.items()
         for n in counts
     }
@@ -345,7 +345,7 @@ def choose_path(
         rates,
         datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         full_key,
-        threads if shown is None else 0,
+        threads if several else 0,
     )
     save_choice(models_dir, choice)
     log.info("decode path: %s", choice.summary())
