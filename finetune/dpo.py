@@ -142,6 +142,7 @@ def _policy(config: Any, sft_adapter: Path, base: str, dtype: str) -> tuple[Any,
         dtype=dtype,
         device="cpu",
         chat_template=config.lm.chat_template,
+        training=True,
     )
     model.config.use_cache = False
     return PeftModel.from_pretrained(model, str(sft_adapter), is_trainable=True), tokenizer

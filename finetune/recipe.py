@@ -258,6 +258,7 @@ class LoRARecipe:
             device=device,
             load_in_4bit=self.quantize_base,
             chat_template=self.config.lm.chat_template,
+            training=True,
         )
         model.config.use_cache = False
         from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training

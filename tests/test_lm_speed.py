@@ -282,3 +282,18 @@ def test_the_decode_steps_run_at_the_decoders_thread_count(tiny_llama_dir: Path)
     assert seen and set(seen) == {before + 1}  # during the steps
     assert torch.get_num_threads() == before  # restored after
     assert torch.equal(out, plain)  # the same tokens
+
+
+def test_a_training_load_is_not_timed(
+    grid_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bf16_fastest: FakeTimer
+):
+    """The fine-tune recipes load with ``training=True``: no decode timing (it ran torch in a
+    worker thread whose OpenMP team slowed training's own evaluation ~4.7x), no int4 packing,
+    and ``auto`` is the dtype ``pick_dtype`` names for this CPU, on either kind of CPU."""
+    from tutor.lm.resolve import pick_dtype
+
+    model, _ = load_causal_lm(str(grid_dir), models_dir=tmp_path / "m", training=True)
+    assert bf16_fastest.timed == [] and not hasattr(model, "tutor_decode_path")
+    assert model.dtype == pick_dtype("auto", "cpu")
+    assert _path_of(model) != "float32 + int4"
+    assert not (tmp_path / "m" / speed.CACHE_FILE).exists()  # nothing remembered either

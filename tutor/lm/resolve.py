@@ -308,6 +308,7 @@ def load_causal_lm(
     merge_adapter: bool = False,
     remeasure: bool = False,
     lean: bool = False,
+    training: bool = False,
 ) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` for generation or training.
 
@@ -323,7 +324,10 @@ def load_causal_lm(
     them (``tutor.lm.speed``; cached per machine, ``remeasure`` times them again); the choice is
     left on the model as ``tutor_decode_path``. ``lean`` (a caller that decodes with the lean
     loop only) lets a cached start of the bundled model skip transformers' modelling code
-    (``tutor.lm.lean_load``) when the remembered path is int4.
+    (``tutor.lm.lean_load``) when the remembered path is int4. ``training`` (a model to train)
+    skips that timing: ``dtype="auto"`` then means bf16 where the CPU has it natively, else
+    float32 (the timing would also run torch in a second thread, whose OpenMP team slows the
+    training thread's own 2-thread work about twofold; see docs/benchmarks.md).
     """
     source = resolve_source(spec, models_dir)  # fails fast, before the heavy imports
     if source.alias and source.gguf_file and models_dir is not None:
@@ -332,7 +336,9 @@ def load_causal_lm(
         )
     dev = pick_device(device)
     # dtype "auto" on CPU: load float32 and let tutor.lm.speed pick the path by measurement
-    measure = dtype == "auto" and dev == "cpu" and not load_in_4bit and not trainable_adapter
+    measure = (
+        dtype == "auto" and dev == "cpu" and not load_in_4bit and not trainable_adapter
+    ) and not training
     lora = None
     if adapter and merge_adapter and dev == "cpu" and not trainable_adapter and not load_in_4bit:
         lora = _served_lora(adapter)  # kept beside the base: the base keeps its int4 path
