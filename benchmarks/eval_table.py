@@ -34,7 +34,8 @@ def label(report: dict, system: str) -> str:
         return "human tutor (dataset's next turn)"
     model = Path(report["model"]).name
     if report.get("adapter"):
-        model += " + LoRA " + Path(report["adapter"].rstrip("/")).parent.name
+        adapter = Path(report["adapter"].rstrip("/"))  # "tutoring": the shipped LoRA
+        model += " + LoRA " + (adapter.parent.name if adapter.name == "adapter" else adapter.name)
     return f"{system}: {model}"
 
 

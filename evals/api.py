@@ -137,16 +137,19 @@ def run_eval(
 
 
 def default_name(suite: str, config: Any) -> str:
-    """``pedagogy-smollm2-135m-instruct`` (+ ``-<adapter dir name>``): stable, so the same
-    command resumes into the same directory."""
+    """``pedagogy-smollm2-135m-instruct`` (+ ``-tutoring`` for the shipped LoRA, or
+    ``-<adapter dir name>``): stable, so the same command resumes into the same directory."""
     import re
 
     def slug(s: str) -> str:
         return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(s).name if "/" in s else s).strip("-")[:60]
 
+    from tutor.lm.bundled_lora import adapter_label
+
     name = f"{suite}-{slug(config.lm.model)}"
-    if config.lm.adapter:
-        adapter = Path(config.lm.adapter.rstrip("/"))
+    label = adapter_label(config.lm)  # "tutoring" for the shipped LoRA, "" for none
+    if label:
+        adapter = Path(label.rstrip("/"))
         # runs/<name>/adapter -> <name>
         name += "-" + slug(adapter.parent.name if adapter.name == "adapter" else adapter.name)
     return name

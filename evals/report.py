@@ -26,6 +26,7 @@ from evals.dimensions import DIMENSIONS
 from evals.machine import machine_info
 from evals.run import EvalRun, SuiteResult, _json_default
 from knowledge_base.atomic import write_atomic
+from tutor.lm.bundled_lora import adapter_label
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def build_report(run: EvalRun, results: list[SuiteResult], *, complete: bool) ->
         "seconds": round(time.time() - run.started, 2),
         "resumed_items": run.store.resumed,
         "model": cfg.lm.model,
-        "adapter": cfg.lm.adapter,
+        "adapter": adapter_label(cfg.lm),
         "backend": cfg.lm.backend,
         "options": run.options.to_dict(),
         "config": cfg.to_dict(),

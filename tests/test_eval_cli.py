@@ -205,7 +205,7 @@ def test_eval_all_through_the_cli(tmp_path: Path, capsys, fake_models) -> None:
         "learner-model: P(correct)",
     ):
         assert title in out
-    run_dir = tmp_path / "home" / "reports" / "all-smollm2-135m-instruct"
+    run_dir = tmp_path / "home" / "reports" / "all-smollm2-135m-instruct-tutoring"  # default LoRA
     report = json.loads((run_dir / "report.json").read_text())
     assert list(report["suites"]) == [
         "retrieval",

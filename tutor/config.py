@@ -36,7 +36,9 @@ class LMConfig:
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     load_in_4bit: bool = False  # bitsandbytes NF4 + double quant (the [gpu] extra)
-    adapter: str = ""  # a peft LoRA directory on top of the base model (llamacpp: a GGUF LoRA)
+    # auto: the shipped tutoring LoRA on the bundled model (hf backend), none otherwise; none;
+    # tutoring; or a peft LoRA directory (llamacpp: a GGUF LoRA file). See tutor.lm.bundled_lora.
+    adapter: str = "auto"
     max_new_tokens: int = 256
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0

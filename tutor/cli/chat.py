@@ -82,7 +82,9 @@ def cmd_config_show(args: argparse.Namespace, config: Any) -> int:
         print(json.dumps(config.to_dict(), indent=2))
     else:
         print(config.to_toml(), end="")
-        print("\n".join(decode_path_notes(config)))
+        from tutor.lm.bundled_lora import adapter_note
+
+        print("\n".join([*decode_path_notes(config), adapter_note(config.lm)]))
     return 0
 
 
@@ -111,6 +113,7 @@ def cmd_bench_lm(args: argparse.Namespace, config: Any) -> int:
     """Time every CPU decode path of the configured model again and remember the fastest."""
     import time
 
+    from tutor.lm.bundled_lora import served_adapter
     from tutor.lm.resolve import load_causal_lm
 
     lm = config.lm
@@ -123,7 +126,7 @@ def cmd_bench_lm(args: argparse.Namespace, config: Any) -> int:
         lm.model,
         models_dir=config.paths.models_dir,
         device="cpu",
-        adapter=lm.adapter,
+        adapter=served_adapter(lm),
         merge_adapter=True,
         quantize=lm.quantize,
         remeasure=True,

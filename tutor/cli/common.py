@@ -75,7 +75,11 @@ def add_lm_options(parser: argparse.ArgumentParser) -> None:
         "--backend", dest="lm.backend", choices=["hf", "openai", "llamacpp"], default=None
     )
     g.add_argument(
-        "--adapter", dest="lm.adapter", default=None, help="peft LoRA directory to load on top"
+        "--adapter",
+        dest="lm.adapter",
+        default=None,
+        help="auto (default: the shipped tutoring LoRA on the bundled model), none, tutoring, "
+        "or a peft LoRA directory",
     )
     g.add_argument(
         "--dtype", dest="lm.dtype", choices=["auto", "float32", "bfloat16", "float16"], default=None

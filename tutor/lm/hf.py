@@ -88,22 +88,24 @@ class HFGenerator:
 
     @classmethod
     def from_config(cls, lm: Any, models_dir: Any) -> HFGenerator:
+        from tutor.lm.bundled_lora import adapter_label, served_adapter
         from tutor.lm.resolve import load_causal_lm
 
+        adapter = served_adapter(lm)
         model, tokenizer = load_causal_lm(
             lm.model,
             models_dir=models_dir,
             dtype=lm.dtype,
             device=lm.device,
             load_in_4bit=lm.load_in_4bit,
-            adapter=lm.adapter,
+            adapter=adapter,
             merge_adapter=True,
             chat_template=lm.chat_template,
             quantize=lm.quantize,
             lean=lm.fast_decode and not lm.static_cache and not lm.compile,
         )
         defaults = GenerationOptions.from_config(lm)
-        name = lm.model + (f"+{lm.adapter}" if lm.adapter else "")
+        name = lm.model + (f"+{adapter_label(lm)}" if adapter else "")
         return cls(
             model,
             tokenizer,

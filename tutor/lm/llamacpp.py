@@ -228,7 +228,10 @@ class LlamaCppGenerator:
         """Load ``lm.model`` (and ``lm.adapter``) with llama.cpp. Paths are checked before
         llama_cpp is imported, so a wrong model or adapter says so even without it."""
         model_path = gguf_model_path(lm.model)
-        lora_path = gguf_adapter_path(lm.adapter)
+        from tutor.lm.bundled_lora import served_adapter
+
+        adapter = served_adapter(lm)  # "auto": none here (the shipped LoRA is not GGUF)
+        lora_path = gguf_adapter_path(adapter)
         llama_cpp = import_llama_cpp()
         threads = n_threads or default_threads()
         n_ctx = lm.context_window or DEFAULT_CONTEXT
@@ -248,7 +251,7 @@ class LlamaCppGenerator:
         defaults = GenerationOptions.from_config(lm)
         return cls(
             llm,
-            name=lm.model + (f"+{lm.adapter}" if lm.adapter else ""),
+            name=lm.model + (f"+{adapter}" if adapter else ""),
             defaults=defaults,
             context_window=lm.context_window,
             chat_template=lm.chat_template,
