@@ -315,8 +315,10 @@ def test_bundled_model_export_mirrors_the_shipped_gguf(tmp_path: Path, bundled_m
     )
     ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])
     with torch.no_grad():
+        # float32 both ways, but W + BA and Wx + B(Ax) round differently over 30 layers: up to
+        # 1.2e-4 on an Intel Xeon (AMX) in 2M logits, under 1e-4 on AMD EPYC
         torch.testing.assert_close(
-            merged(input_ids=ids).logits, peft_model(input_ids=ids).logits, atol=1e-4, rtol=1e-4
+            merged(input_ids=ids).logits, peft_model(input_ids=ids).logits, atol=5e-4, rtol=1e-4
         )
 
 
