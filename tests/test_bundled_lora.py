@@ -151,3 +151,29 @@ def test_eval_names_and_tables_say_which_adapter_ran(fake_shipped: Path, tmp_pat
     assert label(report, "agent") == f"agent: {BUNDLED_MODEL} + LoRA tutoring"
     report["adapter"] = ".tutor/runs/mine/adapter"
     assert label(report, "agent") == f"agent: {BUNDLED_MODEL} + LoRA mine"
+
+
+@pytest.mark.slow
+def test_the_default_generator_serves_the_shipped_adapter_beside_int4(
+    bundled_model_dir: Path, tmp_path: Path
+):
+    """``tutor serve`` with no settings: the bundled model with the tutoring LoRA, unmerged
+    beside the int4 layers; ``--adapter none`` gives the base model, and the two differ."""
+    import torch
+
+    from tutor.config import load_config
+    from tutor.lm.hf import HFGenerator
+
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    (home / "models" / BUNDLED_MODEL).symlink_to(bundled_model_dir)
+    logits = {}
+    for setting in ("auto", "none"):
+        cfg = load_config(None, {}, {"paths": {"home": str(home)}, "lm": {"adapter": setting}})
+        gen = HFGenerator.from_config(cfg.lm, cfg.paths.models_dir)
+        assert gen.name == BUNDLED_MODEL + ("+tutoring" if setting == "auto" else "")
+        assert hasattr(gen.model, "tutor_adapter") == (setting == "auto")
+        ids = gen.tokenizer("Where did the student go wrong?", return_tensors="pt").input_ids
+        with torch.no_grad():
+            logits[setting] = gen.model(input_ids=ids).logits[0, -1].float()
+    assert (logits["auto"] - logits["none"]).abs().max() > 0.1  # the adapter changes the model

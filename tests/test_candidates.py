@@ -47,15 +47,7 @@ def make_agent(store, replies, n, ranker=None):
     script = [PROBE]
     gen = ScriptedGenerator(lambda m: script.pop(0) if len(script) > 1 else script[0])
     gen.script, gen.replies = script, list(replies)  # type: ignore[attr-defined]
-    options: list[dict] = []
-    stream = gen.stream
-
-    def recording(messages, *, cancel=None, **kw):
-        options.append(kw)
-        return stream(messages, cancel=cancel, **kw)
-
-    gen.stream = recording  # type: ignore[method-assign]
-    gen.options = options  # type: ignore[attr-defined]
+    options = gen.options  # each stream call's options, recorded by the scripted LM
     agent = TutorAgent(gen, store, None, AgentSettings(min_score=0.05, candidates=n))
     agent.ranker = ranker if ranker is not None else FakeRanker()  # type: ignore[attr-defined]
     return agent, gen, options

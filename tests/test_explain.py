@@ -345,3 +345,18 @@ def test_the_worked_line_never_states_an_open_problems_answer(store, kb):
     )
     text = "".join(e.text for e in events if e.kind == "text")
     assert "5/6" not in text and "Worked out" not in text
+
+
+def test_explain_sentences_come_from_the_base_model_unless_the_adapter_is_asked_for(store, kb):
+    """tutor.explain_adapter off (the default): explain mode asks the generator for the base
+    model alone (the shipped tutoring LoRA is switched off for the call); on, the adapter."""
+    from tutor.config import Config
+
+    assert Config().tutor.explain_adapter is False
+    assert AgentSettings.from_config(Config()).explain.adapter is False
+    _, _, gen = ask(
+        store, kb, "Plants make glucose from light and water.", "How do plants make glucose?"
+    )
+    assert gen.options and all(o.get("adapter") is False for o in gen.options)
+    _, _, gen = ask(store, kb, "Plants make glucose.", "How do plants make glucose?", adapter=True)
+    assert gen.options and all(o.get("adapter") is True for o in gen.options)

@@ -172,3 +172,36 @@ def test_packed_adapter_of_any_rank_matches_float32():
         want = x @ a.T @ b.T
         got = packed.delta(x.to(torch.bfloat16)).float()
         torch.testing.assert_close(got, want, rtol=0, atol=3e-2 * float(want.abs().max()))
+
+
+def test_the_adapter_switches_off_per_call_and_back(tmp_path: Path):
+    """``adapter=False`` in a call's options: the packed base alone, token for token the same
+    as the model loaded without the adapter, in the lean loop and in generate(); the next call
+    runs the adapter again."""
+    import torch
+
+    grid_dir, _, tok = _tiny(tmp_path, "grid", on_int4_grid=True)
+    adapter = _adapter(grid_dir, tmp_path / "adapter")
+    kw = {"dtype": "float32", "device": "cpu", "quantize": "auto"}
+    served, tok = load_causal_lm(str(grid_dir), adapter=str(adapter), merge_adapter=True, **kw)
+    plain, _ = load_causal_lm(str(grid_dir), **kw)
+    switch = served.tutor_lora_switch
+    ids = torch.tensor([[2, 5, 6, 7, 9, 11]])
+    with torch.no_grad():
+        on = served(ids).logits
+        switch.on = False
+        torch.testing.assert_close(served(ids).logits, plain(ids).logits, rtol=0, atol=0)
+        switch.on = True
+        assert (served(ids).logits - on).abs().max() == 0 and (
+            on - plain(ids).logits
+        ).abs().max() > 0
+    opts = GenerationOptions(max_new_tokens=12)
+    gen, base = HFGenerator(served, tok, defaults=opts), HFGenerator(plain, tok, defaults=opts)
+    assert gen.decode_path == "lean" == base.decode_path
+    msgs = [{"role": "user", "content": "hello there"}]
+    with_adapter = "".join(gen.stream(msgs))
+    assert "".join(gen.stream(msgs, adapter=False)) == "".join(base.stream(msgs))
+    assert with_adapter != "".join(base.stream(msgs))  # the lean loop ran the adapter
+    assert switch.on is False  # left as the last call set it; every call sets it again
+    assert "".join(gen.stream(msgs)) == with_adapter
+    assert switch.on is True

@@ -104,9 +104,7 @@ class AgentSettings:
             top_k=kb.top_k,
             min_score=kb.min_score,
             max_new_tokens=config.lm.max_new_tokens,
-            explain=ExplainSettings(
-                t.cover_threshold, t.support_threshold, t.quote_sentences, t.general_knowledge
-            ),
+            explain=ExplainSettings.from_config(t),
             intent_model=t.intent_model,
             candidates=t.candidates,
         )

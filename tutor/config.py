@@ -135,6 +135,10 @@ class TutorConfig:
     # Off: a question the course does not cover gets "your course material doesn't cover this"
     # and nothing else. On: the LM's own answer, marked as unsourced (a strong model only).
     general_knowledge: bool = False
+    # Explain mode's own sentences with the LM's LoRA adapter. Off: the base model writes them
+    # (an unmerged adapter is switched off for the call; the shipped tutoring LoRA was trained
+    # on tutoring turns, and explanations lost key facts with it, docs/evals.md).
+    explain_adapter: bool = False
     # The trained intent classifier (``tutor.intents``, on the bundled embedder's vectors)
     # decides what a message is; off, or with another embedder, the rules of tutor.modes do.
     intent_model: bool = True

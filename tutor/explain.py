@@ -21,6 +21,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from tutor.events import Event, Sources, TextDelta, TextReset
 from tutor.grading import mentions_answer
@@ -62,6 +63,18 @@ class ExplainSettings:
     support_threshold: float = 0.0
     quote_sentences: int = 4
     general_knowledge: bool = False
+    adapter: bool = False  # tutor.explain_adapter: the LM's LoRA for explain mode's sentences
+
+    @classmethod
+    def from_config(cls, t: Any) -> ExplainSettings:
+        """From ``config.tutor``."""
+        return cls(
+            t.cover_threshold,
+            t.support_threshold,
+            t.quote_sentences,
+            t.general_knowledge,
+            t.explain_adapter,
+        )
 
 
 def calibrated(embedder: object, settings: ExplainSettings) -> tuple[Encode | None, float, float]:
@@ -149,7 +162,9 @@ def explain_turn(
             return
         yield turn.say(UNSOURCED_NOTE)
         gate = SentenceGate(VerifyContext(), drop_bad_math=True, early=False)
-        yield from stream_reply(generator, turn, prompt(False), 0, None, cancel, gate)
+        yield from stream_reply(
+            generator, turn, prompt(False), 0, None, cancel, gate, adapter=settings.adapter
+        )
         record_checks(turn, gate)
         yield Sources([])
         return
@@ -165,7 +180,7 @@ def explain_turn(
         VerifyContext(), drop_bad_math=True, check=grounded_check(grounding), early=False
     )
     outcome = yield from stream_reply(
-        generator, turn, prompt(True), len(passages), opened, cancel, gate
+        generator, turn, prompt(True), len(passages), opened, cancel, gate, adapter=settings.adapter
     )
     record_checks(turn, gate)
     turn.meta.setdefault("verify", {})["unsupported"] = gate.report.unsupported

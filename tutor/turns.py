@@ -126,10 +126,11 @@ def stream_reply(
     guarded: OpenProblem | None,
     cancel: threading.Event | None,
     gate: SentenceGate | None = None,
+    **options: Any,
 ) -> Coroutine[Event, None, str]:
     """Stream one generation into ``turn``; returns ``"leak"`` when the leak guard tripped,
     ``"math"`` when the gate met a false or unverifiable claim (nothing of it was shown),
-    else ``"ok"``."""
+    else ``"ok"``. ``options`` go to the generator (``GenerationOptions`` fields)."""
     cites = CitationFilter(n_passages)
     gate = gate if gate is not None else SentenceGate(VerifyContext(), drop_bad_math=True)
     guard = _leak_guard(turn, guarded.item) if guarded is not None else None
@@ -138,7 +139,7 @@ def stream_reply(
         local_cancel.set()
     t0 = time.perf_counter()
     first = True
-    stream = generator.stream(msgs, cancel=local_cancel)
+    stream = generator.stream(msgs, cancel=local_cancel, **options)
     try:
         for delta in stream:
             if cancel is not None and cancel.is_set():

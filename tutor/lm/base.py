@@ -29,6 +29,9 @@ class GenerationOptions:
     # tutor.lm.sentences: an answer cut by the token budget ends at its last whole sentence
     end_at_sentence: bool = False
     drop_repeated_sentences: bool = False  # a sentence said twice in one answer is dropped
+    # False: the base model alone for this call, where a LoRA adapter is served unmerged (hf on
+    # CPU: tutor.lm.lora.LoraSwitch); a merged adapter, or another backend, ignores it
+    adapter: bool = True
 
     @classmethod
     def from_config(cls, lm: Any) -> GenerationOptions:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tutor.lm.lora import LoraLinear, PackedLora, fused_adapter
+from tutor.lm.lora import LoraLinear, LoraSwitch, PackedLora, fused_adapter
 from tutor.lm.quant import COMPUTE_DTYPE, Int4Linear, Int8Linear
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,9 @@ def _fuse(parts: Sequence[nn.Module]) -> Callable[[torch.Tensor], torch.Tensor] 
     """
     adapter = fused_adapter(list(parts))
     if adapter is not None:
+        switch = next(p.switch for p in parts if isinstance(p, LoraLinear))
         base = _fuse([p.base if isinstance(p, LoraLinear) else p for p in parts])
-        return None if base is None else _with_adapter(base, adapter)
+        return None if base is None else _with_adapter(base, adapter, switch)
     if all(type(p) is nn.Linear and p.bias is None for p in parts):
         dense = cast("list[nn.Linear]", list(parts))
         weights = [p.weight for p in dense]
@@ -81,28 +82,30 @@ def _fuse(parts: Sequence[nn.Module]) -> Callable[[torch.Tensor], torch.Tensor] 
 
 
 def _with_adapter(
-    base: Callable[[torch.Tensor], torch.Tensor], lora: PackedLora
+    base: Callable[[torch.Tensor], torch.Tensor], lora: PackedLora, switch: LoraSwitch
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``base(x)`` plus the unmerged adapter, without module calls around it (per token, the
-    calls would cost as much as the adapter's two small matmuls). Over int4 layers the bf16
-    input is cast once for both."""
+    """``base(x)`` plus the unmerged adapter while ``switch`` is on, without module calls
+    around it (per token, the calls would cost as much as the adapter's two small matmuls).
+    Over int4 layers the bf16 input is cast once for both."""
     if isinstance(base, Int4Linear):
         mm4 = torch.ops.aten._weight_int4pack_mm_for_cpu
         packed, group, sz = base.packed, base.group_size, base.scales_and_zeros
 
         def project(x: torch.Tensor) -> torch.Tensor:
             xb = x.reshape(-1, x.shape[-1]).to(COMPUTE_DTYPE)
-            y = mm4(xb, packed, group, sz) + lora.delta(xb)
+            y = mm4(xb, packed, group, sz)
+            if switch.on:
+                y = y + lora.delta(xb)
             return y.reshape(*x.shape[:-1], y.shape[-1]).to(x.dtype)
 
         return project
 
-    return lambda x: base(x) + lora.delta_of(x)
+    return lambda x: base(x) + lora.delta_of(x) if switch.on else base(x)
 
 
 def _single(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     if isinstance(module, LoraLinear):
-        return _with_adapter(module.base, module.lora)
+        return _with_adapter(module.base, module.lora, module.switch)
     return module
 
 

@@ -157,6 +157,9 @@ class HFGenerator:
         )
         progress = _Progress(time.perf_counter())
         with self._lock:
+            switch = getattr(self.model, "tutor_lora_switch", None)
+            if switch is not None:
+                switch.on = opts.adapter  # held for this call by the lock
             worker = threading.Thread(
                 target=self._decode,
                 args=(gen_kwargs, opts, streamer, error, result),

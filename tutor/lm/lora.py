@@ -153,6 +153,15 @@ class PackedLora:
         return d.reshape(*x.shape[:-1], d.shape[-1]).to(x.dtype)
 
 
+class LoraSwitch:
+    """Whether a model's unmerged adapter runs: one per model, shared by its ``LoraLinear``
+    layers and the lean loop's fused projections. Off, the packed base runs alone, at no cost
+    (``GenerationOptions.adapter``: explain mode turns it off, tutoring turns keep it)."""
+
+    def __init__(self) -> None:
+        self.on = True
+
+
 class LoraLinear(nn.Module):
     """A packed (int4/int8) linear layer with a LoRA adapter applied beside it, unmerged.
 
@@ -161,7 +170,7 @@ class LoraLinear(nn.Module):
     The rounding touches only the adapter's small correction (teacher-forced agreement with
     the merged float32 model: ``benchmarks/lora_decode.py``)."""
 
-    def __init__(self, base: nn.Module, pair: LoraPair):
+    def __init__(self, base: nn.Module, pair: LoraPair, switch: LoraSwitch | None = None):
         super().__init__()
         if pair.a.shape[1] % KERNEL_BLOCK:
             raise ValueError(
@@ -173,9 +182,11 @@ class LoraLinear(nn.Module):
         self.rank = int(self.lora.a_q.shape[0])  # padded
         self.in_features = int(pair.a.shape[1])
         self.out_features = int(pair.b.shape[0])
+        self.switch = switch if switch is not None else LoraSwitch()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + self.lora.delta_of(x)
+        y = self.base(x)
+        return y + self.lora.delta_of(x) if self.switch.on else y
 
     def extra_repr(self) -> str:
         return f"LoRA r={self.rank} (padded; unmerged, int8)"
@@ -216,6 +227,7 @@ def apply_lora(model: Any, lora: LoraWeights) -> str:
             f"base model? Pass the adapter of a fine-tune run of this model"
         )
     merged = wrapped = 0
+    switch = LoraSwitch()
     for name, pair in lora.pairs.items():
         module = modules[name]
         if type(module) is nn.Linear:
@@ -232,8 +244,10 @@ def apply_lora(model: Any, lora: LoraWeights) -> str:
             merged += 1
             continue
         parent_name, _, attr = name.rpartition(".")
-        setattr(modules[parent_name], attr, LoraLinear(module, pair))
+        setattr(modules[parent_name], attr, LoraLinear(module, pair, switch))
         wrapped += 1
+    if wrapped:
+        model.tutor_lora_switch = switch  # HFGenerator turns it off per call (options.adapter)
     if wrapped and merged:
         return (
             f"LoRA r={lora.rank}: {wrapped} layers unmerged beside packed weights, {merged} merged"

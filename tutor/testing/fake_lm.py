@@ -38,6 +38,7 @@ class ScriptedGenerator:
         self.interrupt_at = interrupt_at  # raise KeyboardInterrupt on this call (1-based)
         self.context_window = context_window
         self.calls: list[list[Message]] = []
+        self.options: list[dict[str, Any]] = []  # each call's generation options
         self.cancelled = 0  # generations stopped by ``cancel`` or by closing the stream
         self.active = 0  # generations running now
         self.max_active = 0  # the most that ever ran at once
@@ -55,6 +56,7 @@ class ScriptedGenerator:
     ) -> Iterator[str]:
         with self._lock:
             self.calls.append(list(messages))
+            self.options.append(dict(options))
             calls = len(self.calls)
         if self.interrupt_at and calls >= self.interrupt_at:
             raise KeyboardInterrupt
