@@ -75,16 +75,17 @@ TABLES: dict[str, tuple[str, str, str]] = {
     "explain-grounding": ("eval-explain", "grounding", "Grounding of explain-mode answers"),
     "explain-runs": ("eval-explain", "*", "runs"),
     # the tutoring LoRA (issue 15, items 4 and 5): base, adapter and adapter + DPO on held-out
-    # contexts
+    # contexts; "shipped" and "shipped-base": the shipped default adapter and the base model
+    # (--adapter none), measured again side by side on one machine
     **{
         f"lora-{kind}-{name}": (f"eval-lora-{kind}", suite, title)
-        for kind in ("base", "adapter", "dpo")
+        for kind in ("base", "adapter", "dpo", "shipped", "shipped-base")
         for name, suite, title in LORA_TABLES
     },
     # key facts in explain mode, base model and the tutoring LoRA (issue 15, item 4)
     **{
         f"lora-keyfacts-{kind}{part}": (f"eval-lora-keyfacts-{kind}", suite, title)
-        for kind in ("base", "adapter")
+        for kind in ("base", "adapter", "shipped", "shipped-base")
         for part, suite, title in (
             ("", "keyfacts", "Explain key-fact correctness"),
             ("-runs", "*", "runs"),
