@@ -161,6 +161,9 @@ def test_start_up_loads_the_model_and_the_embedder_at_once(
     assert isinstance(gen, ScriptedGenerator) and len(threads) == 2
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("loading the model (hf: ") and "and the embedder" in lines[0]
+    from tutor.lm.bundled_lora import shipped
+
+    assert ("+ LoRA tutoring)" in lines[0]) == shipped()  # the default adapter is named
     assert {ln.split()[0] for ln in lines[1:3]} == {"model", "embedder"}
     assert all("ready in " in ln and ln.endswith(" s") for ln in lines[1:])
     assert lines[-1].startswith("ready in ")

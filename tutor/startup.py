@@ -70,8 +70,12 @@ def load_models(
         return kb
 
     workers = load_threads()
+    from tutor.lm.bundled_lora import adapter_label
+
+    lora = adapter_label(config.lm)  # "tutoring": the shipped LoRA (lm.adapter = "auto")
     print(
-        f"loading the model ({config.lm.backend}: {config.lm.model}) and the embedder "
+        f"loading the model ({config.lm.backend}: {config.lm.model}"
+        f"{f' + LoRA {lora}' if lora else ''}) and the embedder "
         f"({config.kb.embedder}){' at once' if workers > 1 else ''}…",
         file=out,
         flush=True,
