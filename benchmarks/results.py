@@ -34,19 +34,21 @@ RESULTS = Path(os.environ.get("BENCH_RESULTS_DIR") or ROOT / "benchmarks" / "res
 RUNS_LOG = "runs.jsonl"
 
 
-def _git(*args: str) -> str:
+def _git(*args: str, strip: bool = True) -> str:
     try:
         out = subprocess.run(
             ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30, check=True
         )
     except (OSError, subprocess.SubprocessError):
         return ""
-    return out.stdout.strip()
+    return out.stdout.strip() if strip else out.stdout
 
 
 def git_info() -> dict[str, Any]:
     """The checked-out commit and the tracked files that differ from it (a dirty tree)."""
-    dirty = [ln[3:] for ln in _git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    # "XY path" lines: not stripped, or the first path loses a letter when X is a space
+    status = _git("status", "--porcelain", "--untracked-files=no", strip=False)
+    dirty = [ln[3:] for ln in status.splitlines() if ln.strip()]
     return {
         "commit": _git("rev-parse", "HEAD") or None,
         "short": _git("rev-parse", "--short=7", "HEAD") or None,

@@ -56,3 +56,19 @@ def test_check_fails_on_a_hand_edited_figure(tmp_path: Path) -> None:
     assert tables.main([*args, "--check"]) == 0
     doc.write_text(text.replace("| all | 20.0 |", "| all | 19.0 |"))
     assert tables.main([*args, "--check"]) == 1
+
+
+def test_dirty_files_keep_their_first_letter(monkeypatch) -> None:
+    """``git status --porcelain`` starts a line with a space for a change not staged; stripping
+    the output cut the first file's name ("enchmarks/...")."""
+    import subprocess
+
+    from benchmarks import results
+
+    def run(cmd, **kw):  # type: ignore[no-untyped-def]
+        out = " M benchmarks/results/x.json\nM  tutor/y.py\n" if "status" in cmd else "abc\n"
+        return subprocess.CompletedProcess(cmd, 0, stdout=out, stderr="")
+
+    monkeypatch.setattr(results.subprocess, "run", run)
+    info = results.git_info()
+    assert info["dirty"] and info["dirty_files"] == ["benchmarks/results/x.json", "tutor/y.py"]
