@@ -23,6 +23,7 @@ from results import Recorder  # noqa: E402
 from evals.dimensions import DIMENSIONS  # noqa: E402
 from evals.pedagogy import SHORT  # noqa: E402
 from evals.report import load_report  # noqa: E402
+from tutor.lm.bundled_lora import short_name  # noqa: E402
 
 
 def pct(x: float | None) -> str:
@@ -34,8 +35,7 @@ def label(report: dict, system: str) -> str:
         return "human tutor (dataset's next turn)"
     model = Path(report["model"]).name
     if report.get("adapter"):
-        adapter = Path(report["adapter"].rstrip("/"))  # "tutoring": the shipped LoRA
-        model += " + LoRA " + (adapter.parent.name if adapter.name == "adapter" else adapter.name)
+        model += " + LoRA " + short_name(report["adapter"])  # "tutoring": the shipped LoRA
     return f"{system}: {model}"
 
 

@@ -144,12 +144,10 @@ def default_name(suite: str, config: Any) -> str:
     def slug(s: str) -> str:
         return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(s).name if "/" in s else s).strip("-")[:60]
 
-    from tutor.lm.bundled_lora import adapter_label
+    from tutor.lm.bundled_lora import adapter_label, short_name
 
     name = f"{suite}-{slug(config.lm.model)}"
     label = adapter_label(config.lm)  # "tutoring" for the shipped LoRA, "" for none
     if label:
-        adapter = Path(label.rstrip("/"))
-        # runs/<name>/adapter -> <name>
-        name += "-" + slug(adapter.parent.name if adapter.name == "adapter" else adapter.name)
+        name += "-" + slug(short_name(label))
     return name

@@ -17,17 +17,13 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 from tutor.errors import ConfigError
 
-log = logging.getLogger(__name__)
-
 BUNDLED_MODEL = "smollm2-135m-instruct"  # the alias the shipped adapter was trained on
 TUTORING_LORA = Path(__file__).resolve().parent / "weights" / "tutoring_lora"
-NAMES = ("auto", "none", "tutoring")
 
 
 def shipped() -> bool:
@@ -62,12 +58,23 @@ def served_adapter(lm: Any) -> str:
     return setting
 
 
-def adapter_label(lm: Any) -> str:
-    """What ``served_adapter`` chose, for names and ``tutor config show``."""
-    path = served_adapter(lm)
+def label_of(path: str) -> str:
+    """A served adapter path as it is named in reports: "tutoring" for the shipped one."""
     if not path:
         return ""
     return "tutoring" if Path(path) == TUTORING_LORA else path
+
+
+def adapter_label(lm: Any) -> str:
+    """What ``served_adapter`` chose, for names and ``tutor config show``."""
+    return label_of(served_adapter(lm))
+
+
+def short_name(label: str) -> str:
+    """An adapter label for a run name or a table: "tutoring", or a run's name for
+    ``.../runs/<name>/adapter``, else the directory's own name."""
+    path = Path(label.rstrip("/"))
+    return path.parent.name if path.name == "adapter" else path.name
 
 
 def adapter_note(lm: Any) -> str:

@@ -88,7 +88,7 @@ class HFGenerator:
 
     @classmethod
     def from_config(cls, lm: Any, models_dir: Any) -> HFGenerator:
-        from tutor.lm.bundled_lora import adapter_label, served_adapter
+        from tutor.lm.bundled_lora import label_of, served_adapter
         from tutor.lm.resolve import load_causal_lm
 
         adapter = served_adapter(lm)
@@ -105,7 +105,7 @@ class HFGenerator:
             lean=lm.fast_decode and not lm.static_cache and not lm.compile,
         )
         defaults = GenerationOptions.from_config(lm)
-        name = lm.model + (f"+{adapter_label(lm)}" if adapter else "")
+        name = lm.model + (f"+{label_of(adapter)}" if adapter else "")
         return cls(
             model,
             tokenizer,

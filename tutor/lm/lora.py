@@ -246,7 +246,7 @@ def apply_lora(model: Any, lora: LoraWeights) -> str:
         parent_name, _, attr = name.rpartition(".")
         setattr(modules[parent_name], attr, LoraLinear(module, pair, switch))
         wrapped += 1
-    if wrapped:
+    if wrapped and not merged:  # a half-merged adapter cannot be switched off
         model.tutor_lora_switch = switch  # HFGenerator turns it off per call (options.adapter)
     if wrapped and merged:
         return (

@@ -327,7 +327,7 @@ def load_causal_lm(
     (``tutor.lm.lean_load``) when the remembered path is int4. ``training`` (a model to train)
     skips that timing: ``dtype="auto"`` then means bf16 where the CPU has it natively, else
     float32 (the timing would also run torch in a second thread, whose OpenMP team slows the
-    training thread's own 2-thread work about twofold; see docs/benchmarks.md).
+    training thread's evaluation from ~2.3 to ~11 s a batch on 2 cores; docs/benchmarks.md).
     """
     source = resolve_source(spec, models_dir)  # fails fast, before the heavy imports
     if source.alias and source.gguf_file and models_dir is not None:
@@ -337,8 +337,8 @@ def load_causal_lm(
     dev = pick_device(device)
     # dtype "auto" on CPU: load float32 and let tutor.lm.speed pick the path by measurement
     measure = (
-        dtype == "auto" and dev == "cpu" and not load_in_4bit and not trainable_adapter
-    ) and not training
+        dtype == "auto" and dev == "cpu" and not (load_in_4bit or trainable_adapter or training)
+    )
     lora = None
     if adapter and merge_adapter and dev == "cpu" and not trainable_adapter and not load_in_4bit:
         lora = _served_lora(adapter)  # kept beside the base: the base keeps its int4 path
