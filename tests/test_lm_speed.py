@@ -37,7 +37,10 @@ class FakeTimer:
     def __call__(self, model: Any, *, threads: int = 0) -> Any:
         path = _path_of(model)
         dtype, _, quantize = path.partition(" + ")
-        label = speed.path_label(dtype, quantize or "none", threads)
+        kernel = "native" if getattr(model, "tutor_native_dir", None) is not None else "torch"
+        label = speed.path_label(dtype, quantize or "none", threads, kernel)
+        if kernel == "native":
+            path += " (native step)"
 
         def measure() -> float:
             self.timed.append(path)
@@ -183,15 +186,18 @@ def test_config_show_and_bench_lm_say_which_path_and_why(
     args = ["--home", str(home), "--set", f"lm.model={grid_dir}"]
     assert main([*args, "config", "show"]) == 0
     assert "not measured on this machine yet" in capsys.readouterr().out
+    rates = {"float32": 10.0, "bfloat16": 3.0, "float32 + int4": 20.0}
+    monkeypatch.setattr(speed, "native_ready", lambda models_dir: None)
     monkeypatch.setattr(
-        speed, "decode_timer", FakeTimer({"float32": 10.0, "bfloat16": 3.0, "float32 + int4": 20.0})
+        speed, "decode_timer", FakeTimer({**rates, "float32 + int4 (native step)": 40.0})
     )
     assert main([*args, "bench-lm"]) == 0
     out = capsys.readouterr().out
-    assert "float32 + int4" in out and "<- chosen" in out and "20.0 tok/s" in out
+    assert "float32 + int4 (native step)    40.0 tok/s  <- chosen" in out and "20.0 tok/s" in out
     assert main([*args, "config", "show"]) == 0
     out = capsys.readouterr().out
-    assert "# decode path (lm.dtype = 'auto'" in out and "float32 + int4 (measured" in out
+    assert "# decode path (lm.dtype = 'auto'" in out
+    assert "float32 + int4 (native step) (measured" in out
     assert main([*args, "--set", "lm.dtype=bfloat16", "config", "show"]) == 0
     assert "lm.dtype = 'bfloat16', set in the config" in capsys.readouterr().out
 
@@ -297,3 +303,51 @@ def test_a_training_load_is_not_timed(
     assert model.dtype == pick_dtype("auto", "cpu")
     assert _path_of(model) != "float32 + int4"
     assert not (tmp_path / "m" / speed.CACHE_FILE).exists()  # nothing remembered either
+
+
+@pytest.mark.parametrize(("native_rate", "kernel"), [(40.0, "native"), (15.0, "torch")])
+def test_the_native_step_is_one_more_timed_path(
+    grid_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    native_rate: float,
+    kernel: str,
+):
+    """The int4 path with the native decode step (tutor.lm.native) is timed beside the others
+    and kept only where it is the fastest; ``lm.native_decode = false`` never offers it."""
+    monkeypatch.setattr(speed, "native_ready", lambda models_dir: None)
+    rates = {"float32": 10.0, "bfloat16": 5.0, "float32 + int4": 20.0}
+    fake = FakeTimer({**rates, "float32 + int4 (native step)": native_rate})
+    monkeypatch.setattr(speed, "decode_timer", fake)
+    models = tmp_path / "m"
+    model, _ = load_causal_lm(
+        str(grid_dir), models_dir=models, device="cpu", quantize="auto", native=True
+    )
+    choice = model.tutor_decode_path
+    assert set(fake.timed) == {*rates, "float32 + int4 (native step)"}
+    assert choice.kernel == kernel and _path_of(model) == "float32 + int4"
+    assert hasattr(model, "tutor_native_dir") == (kernel == "native")
+    assert ("(native step)" in choice.label) == (kernel == "native")
+    fake.timed.clear()  # remembered: a later start is not timed and keeps the kernel
+    model, _ = load_causal_lm(
+        str(grid_dir), models_dir=models, device="cpu", quantize="auto", native=True
+    )
+    assert fake.timed == [] and hasattr(model, "tutor_native_dir") == (kernel == "native")
+    model, _ = load_causal_lm(str(grid_dir), models_dir=models, device="cpu", quantize="auto")
+    assert not hasattr(model, "tutor_native_dir")  # native_decode off: the torch loop
+    model, _ = load_causal_lm(
+        str(grid_dir), models_dir=tmp_path / "m2", device="cpu", quantize="auto", remeasure=True
+    )
+    assert "(native step)" not in " ".join(model.tutor_decode_path.rates)  # never offered
+
+
+def test_a_native_step_that_does_not_build_is_not_timed_and_says_why(
+    grid_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bf16_fastest: FakeTimer
+):
+    monkeypatch.setattr(speed, "native_ready", lambda models_dir: "no C compiler here")
+    model, _ = load_causal_lm(
+        str(grid_dir), models_dir=tmp_path / "m", device="cpu", quantize="auto", native=True
+    )
+    assert "(native step)" not in " ".join(bf16_fastest.timed)
+    assert model.tutor_decode_path.reason.endswith("no native step: no C compiler here")
+    assert not hasattr(model, "tutor_native_dir")

@@ -62,6 +62,9 @@ class LMConfig:
     # A lean decode loop for Llama-architecture models on CPU (same greedy tokens as generate);
     # other models, and static_cache/compile, use transformers' generate.
     fast_decode: bool = True
+    # The lean loop's int4 decode step as one C call (tutor/lm/native_decode.c, built with the
+    # machine's C compiler at first start); used where the decode path timing finds it fastest.
+    native_decode: bool = True
     # A static KV cache lets torch.compile specialise generate's decoding (slow first start).
     static_cache: bool = False
     compile: bool = False

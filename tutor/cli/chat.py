@@ -130,10 +130,11 @@ def cmd_bench_lm(args: argparse.Namespace, config: Any) -> int:
         merge_adapter=True,
         quantize=lm.quantize,
         remeasure=True,
+        native=lm.native_decode,
     )
     choice = model.tutor_decode_path
     for name, rate in sorted(choice.rates.items(), key=lambda kv: -kv[1]):
-        print(f"{name:>26}  {rate:6.1f} tok/s{'  <- chosen' if name == choice.label else ''}")
+        print(f"{name:>40}  {rate:6.1f} tok/s{'  <- chosen' if name == choice.label else ''}")
     print(f"chosen: {choice.summary()} ({time.perf_counter() - t0:.1f} s)")
     if lm.dtype != "auto":
         print(f"note: lm.dtype = {lm.dtype!r} in the config overrides this choice")

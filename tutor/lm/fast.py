@@ -98,6 +98,12 @@ def _with_adapter(
                 y = y + lora.delta(xb)
             return y.reshape(*x.shape[:-1], y.shape[-1]).to(x.dtype)
 
+        # what the native step (tutor.lm.native) reads instead of calling this
+        project.tutor_base, project.tutor_lora, project.tutor_switch = (  # type: ignore[attr-defined]
+            base,
+            lora,
+            switch,
+        )
         return project
 
     return lambda x: base(x) + lora.delta_of(x) if switch.on else base(x)
@@ -142,6 +148,7 @@ class _Layer:
             self.gate_up = lambda x: (g(x), u(x))
         else:
             self.gate_up = lambda x: gate_up(x).chunk(2, -1)
+        self.gate_up_fused = gate_up
         self.o_proj = _single(attn.o_proj)
         self.down_proj = _single(mlp.down_proj)
 
@@ -178,6 +185,24 @@ class LlamaDecoder:
         self._kv: torch.Tensor | None = None
         self._len = 0
         self.threads = 0  # decode steps' torch threads (tutor.lm.speed's choice); 0: unchanged
+        self.native = self._native_step(model)
+
+    def _native_step(self, model: Any) -> Any:
+        """The one-call C decode step (``tutor.lm.native``) where the decode path chose it
+        (``model.tutor_native_dir`` set), else None; a model or machine it cannot serve logs why
+        once and keeps the torch loop."""
+        cache_dir = getattr(model, "tutor_native_dir", None)
+        if cache_dir is None:
+            return None
+        from tutor.lm.native import Unsupported, native_step
+
+        try:
+            return native_step(self, cache_dir or None)
+        except Unsupported as e:
+            if getattr(model, "tutor_native_warned", None) != str(e):
+                log.warning("native decode step not used: %s", e)
+                model.tutor_native_warned = str(e)
+            return None
 
     @staticmethod
     def unsupported_reason(model: Any) -> str | None:
@@ -239,6 +264,10 @@ class LlamaDecoder:
         assert self._kv is not None, "call reset() first"
         t = ids.shape[0]
         start, end = self._len, self._len + t
+        if t == 1 and self.native is not None:
+            logits = self.native(int(ids[0]), start, self._kv)
+            self._len = end
+            return logits
         h = self.embed(ids)  # (t, hidden)
         cos, sin = self.cos[start:end], self.sin[start:end]
         hd, nh, nkv = self.head_dim, self.n_heads, self.n_kv

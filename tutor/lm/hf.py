@@ -103,6 +103,7 @@ class HFGenerator:
             chat_template=lm.chat_template,
             quantize=lm.quantize,
             lean=lm.fast_decode and not lm.static_cache and not lm.compile,
+            native=lm.native_decode and lm.fast_decode and not lm.static_cache and not lm.compile,
         )
         defaults = GenerationOptions.from_config(lm)
         name = lm.model + (f"+{label_of(adapter)}" if adapter else "")

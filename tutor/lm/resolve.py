@@ -309,6 +309,7 @@ def load_causal_lm(
     remeasure: bool = False,
     lean: bool = False,
     training: bool = False,
+    native: bool = False,
 ) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` for generation or training.
 
@@ -320,14 +321,13 @@ def load_causal_lm(
     merged into dense weights otherwise (``tutor.lm.lora``); other adapters are merged by
     peft. Either way the model is a plain one the lean decode loop accepts. It is skipped on a
     4-bit (bitsandbytes) base, where merging would round the adapter away.
-    ``dtype="auto"`` on CPU (for inference) chooses float32, bf16 or the int4 repack by timing
-    them (``tutor.lm.speed``; cached per machine, ``remeasure`` times them again); the choice is
+    ``dtype="auto"`` on CPU (for inference) chooses float32, bf16 or the int4 repack (with
+    ``native``, also int4 with the C decode step of ``tutor.lm.native``) by timing them
+    (``tutor.lm.speed``; cached per machine, ``remeasure`` times them again); the choice is
     left on the model as ``tutor_decode_path``. ``lean`` (a caller that decodes with the lean
     loop only) lets a cached start of the bundled model skip transformers' modelling code
-    (``tutor.lm.lean_load``) when the remembered path is int4. ``training`` (a model to train)
-    skips that timing: ``dtype="auto"`` then means bf16 where the CPU has it natively, else
-    float32 (the timing would also run torch in a second thread, whose OpenMP team slows the
-    training thread's evaluation from ~2.3 to ~11 s a batch on 2 cores; docs/benchmarks.md).
+    (``tutor.lm.lean_load``) when the remembered path is int4. ``training`` skips the timing
+    (its OpenMP team slowed training ~4.7x): ``dtype="auto"`` is bf16 if native, else float32.
     """
     source = resolve_source(spec, models_dir)  # fails fast, before the heavy imports
     if source.alias and source.gguf_file and models_dir is not None:
@@ -343,7 +343,7 @@ def load_causal_lm(
     if adapter and merge_adapter and dev == "cpu" and not trainable_adapter and not load_in_4bit:
         lora = _served_lora(adapter)  # kept beside the base: the base keeps its int4 path
     if lean and measure and quantize == "auto" and (lora is not None or not adapter):
-        found = _lean_start(source, models_dir, lora, chat_template)
+        found = _lean_start(source, models_dir, lora, chat_template, native)
         if found is not None:
             return found
     kwargs = _load_kwargs(
@@ -365,7 +365,7 @@ def load_causal_lm(
     if merged and mode == "auto":
         mode = "none"  # merged weights are off the GGUF grid: nothing lossless to pack
     if measure and not unmerged:
-        model = _measured_path(model, mode, source, models_dir, "" if lora else adapter, remeasure)
+        model = _measured_path(model, mode, source, models_dir, adapter, lora, remeasure, native)
     elif mode != "none":
         quantize_loaded(model, mode, source, models_dir)
     if lora is not None:
@@ -396,7 +396,7 @@ def _load_kwargs(source: ModelSource, torch_dtype: Any, dev: str, load_in_4bit: 
 
 
 def _lean_start(
-    source: ModelSource, models_dir: Path | None, lora: Any, chat_template: str
+    source: ModelSource, models_dir: Path | None, lora: Any, chat_template: str, native: bool
 ) -> tuple[Any, Any] | None:
     """The bundled model on its remembered int4 path without transformers' modelling code
     (``tutor.lm.lean_load``), with ``lora`` (``tutor.lm.lora``) beside it when given; None
@@ -415,6 +415,10 @@ def _lean_start(
     if model is None:
         return None
     model.tutor_decode_path = choice
+    if choice.kernel == "native" and native:
+        from tutor.lm.speed import use_native
+
+        use_native(model, models_dir)
     from tutor.lm.lean_tokenizer import load_lean_tokenizer
 
     tokenizer: Any = load_lean_tokenizer(Path(source.path), resolve_chat_template(chat_template))
@@ -463,9 +467,12 @@ def _measured_path(
     source: ModelSource,
     models_dir: Path | None,
     adapter: str,
+    lora: Any,
     remeasure: bool,
+    native: bool = False,
 ) -> Any:
-    """The float32 ``model`` on the decode path ``tutor.lm.speed`` measures fastest."""
+    """The float32 ``model`` on the decode path ``tutor.lm.speed`` measures fastest. An
+    adapter served unmerged (``lora``) is not part of the key: it is applied after."""
     from tutor.lm.speed import choose_path, model_key
 
     model, choice = choose_path(
@@ -473,9 +480,10 @@ def _measured_path(
         quantize=mode,
         quantize_fn=lambda m, q: quantize_loaded(m, q, source, models_dir),
         models_dir=models_dir,
-        key=model_key(source.path, adapter),
+        key=model_key(source.path, "" if lora else adapter),
         remeasure=remeasure,
         native_bf16=lambda: cpu_supports_bf16(),
+        native=native,
     )
     model.tutor_decode_path = choice
     return model

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from knowledge_base.atomic import write_atomic
+from tutor.lm.machine import cpu_key
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,11 @@ class PathChoice:
     measured_utc: str = ""
     key: dict[str, Any] = field(default_factory=dict)
     threads: int = 0  # decode threads; 0: torch's own count (not measured, or older cache)
+    kernel: str = "torch"  # torch | native: the one-call C decode step (tutor.lm.native)
 
     @property
     def label(self) -> str:
-        return path_label(self.dtype, self.quantize, self.threads)
+        return path_label(self.dtype, self.quantize, self.threads, self.kernel)
 
     def summary(self) -> str:
         if not self.rates:
@@ -73,8 +75,10 @@ class PathChoice:
         return f"{self.label} ({self.reason}; decode tok/s: {rates})"
 
 
-def path_label(dtype: str, quantize: str, threads: int = 0) -> str:
+def path_label(dtype: str, quantize: str, threads: int = 0, kernel: str = "torch") -> str:
     label = dtype if quantize == "none" else f"{dtype} + {quantize}"
+    if kernel == "native":
+        label += " (native step)"
     return f"{label} @ {threads} thread{'s' if threads != 1 else ''}" if threads else label
 
 
@@ -87,26 +91,6 @@ def thread_options(available: int) -> list[int]:
 # -- the machine and the model ---------------------------------------------------------------
 
 
-def cpu_key() -> dict[str, str]:
-    """The CPU's model name and a hash of its flags (no torch import: ``config show`` uses it)."""
-    cpu, flags = "unknown", ""
-    try:
-        info = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        info = ""
-    for line in info.splitlines():
-        name, _, value = line.partition(":")
-        if name.strip() == "model name" and cpu == "unknown":
-            cpu = value.strip()
-        elif name.strip() == "flags" and not flags:
-            flags = " ".join(sorted(value.split()))
-    if cpu == "unknown":
-        import platform
-
-        cpu = platform.processor() or platform.machine() or "unknown"
-    return {"cpu": cpu, "flags_sha": hashlib.sha256(flags.encode()).hexdigest()[:16]}
-
-
 def machine_key() -> dict[str, Any]:
     """What makes a measurement valid: the CPU (model name and flags), torch, its threads."""
     import torch
@@ -116,9 +100,9 @@ def machine_key() -> dict[str, Any]:
 
 def choice_key(model: dict[str, Any], quantize: str) -> dict[str, Any]:
     """The cache key of a choice: the machine, ``model`` (``model_key``) and ``lm.quantize``.
-    "timing" 2: every path timed at each decode thread count (older entries are measured
-    again)."""
-    return {**machine_key(), **model, "quantize": quantize, "timing": 2}
+    "timing" 3: every path timed at each decode thread count, the native step among them
+    (older entries are measured again)."""
+    return {**machine_key(), **model, "quantize": quantize, "timing": 3}
 
 
 def model_key(path: str, adapter: str = "") -> dict[str, Any]:
@@ -176,7 +160,26 @@ def cached_choice(models_dir: Path | None, key: dict[str, Any]) -> PathChoice | 
         return None
     if not isinstance(choice.threads, int) or choice.threads < 0:
         return None
+    if choice.kernel not in ("torch", "native"):
+        return None
     return choice
+
+
+def native_ready(models_dir: Path | None) -> str | None:
+    """None when the native decode step is built (or builds now) for this machine, else why
+    not. The library is kept in ``models_dir/native``."""
+    from tutor.lm.native import Unsupported, load
+
+    try:
+        load(models_dir)
+    except Unsupported as e:
+        return str(e)
+    return None
+
+
+def use_native(model: Any, models_dir: Path | None) -> None:
+    """Mark ``model`` for the native step: the lean loop builds it (``LlamaDecoder``)."""
+    model.tutor_native_dir = models_dir if models_dir is not None else ""
 
 
 def save_choice(models_dir: Path | None, choice: PathChoice) -> None:
@@ -293,6 +296,7 @@ def choose_path(
     key: dict[str, Any],
     native_bf16: Callable[[], bool],
     remeasure: bool = False,
+    native: bool = False,
 ) -> tuple[Any, PathChoice]:
     """Turn a float32 CPU ``model`` into the fastest path; returns it and the decision.
 
@@ -300,6 +304,7 @@ def choose_path(
     ``int8``). ``quantize_fn(model, mode)`` quantizes in place and says whether it did.
     ``native_bf16()`` says whether the CPU has bf16 math (only asked of a model too large to
     measure). Decoding is timed by ``decode_timer`` (tests replace it with a fake).
+    ``native``: the int4 path with the C decode step (``tutor.lm.native``) is a candidate too.
     """
     import torch
 
@@ -311,7 +316,10 @@ def choose_path(
         cached = cached_choice(models_dir, full_key)
         if cached is not None:
             log.info("decode path: %s, measured %s", cached.label, cached.measured_utc)
-            return _apply(model, cached, quantize_fn), cached
+            model = _apply(model, cached, quantize_fn)
+            if cached.kernel == "native" and native:
+                use_native(model, models_dir)
+            return model, cached
     if _param_bytes(model) > MEASURE_LIMIT_BYTES:
         return _by_rule(model, quantize, quantize_fn, native_bf16(), full_key)
     candidates: dict[tuple[str, str], Any] = {("float32", "none"): model}
@@ -323,19 +331,22 @@ def choose_path(
     counts = thread_options(torch.get_num_threads())
     several = len(counts) > 1  # one count: labels and choice without it, as before
     timers = {
-        path_label(*path, n if several else 0): (path, n, decode_timer(m, threads=n))
+        path_label(*path, n if several else 0): (path, n, "torch", decode_timer(m, threads=n))
         for path, m in candidates.items()
         for n in counts
     }
+    not_native = ""  # why the native step was not timed, where it could have been
+    if native and ("float32", "int4") in candidates:
+        not_native = _add_native_timers(timers, candidates["float32", "int4"], counts, models_dir)
     samples: dict[str, list[float]] = {name: [] for name in timers}
-    for _, _, t in timers.values():  # warm-up: the first calls allocate and pick kernels
+    for *_, t in timers.values():  # warm-up: the first calls allocate and pick kernels
         t()
     for _ in range(ROUNDS):  # interleaved, so a change in machine load hits every path alike
-        for name, (_, _, t) in timers.items():
+        for name, (*_, t) in timers.items():
             samples[name].append(t())
     rates = {name: round(statistics.median(v), 2) for name, v in samples.items()}
-    best = max(rates, key=lambda n: rates[n])  # the first of a tie: the most threads
-    (dtype, q), threads, _ = timers[best]
+    best = max(rates, key=lambda n: rates[n])  # the first of a tie: the most threads, torch
+    (dtype, q), threads, kernel, _ = timers[best]
     del timers
     choice = PathChoice(
         dtype,
@@ -346,10 +357,32 @@ def choose_path(
         datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         full_key,
         threads if several else 0,
+        kernel,
     )
+    if not_native:
+        choice.reason += f"; no native step: {not_native}"
     save_choice(models_dir, choice)
     log.info("decode path: %s", choice.summary())
-    return candidates[dtype, q], choice
+    winner = candidates[dtype, q]
+    if kernel == "native":
+        use_native(winner, models_dir)
+    return winner, choice
+
+
+def _add_native_timers(
+    timers: dict[str, Any], packed: Any, counts: list[int], models_dir: Path | None
+) -> str:
+    """Add the int4 path with the native decode step to ``timers`` (the same packed model;
+    its decoders are built with the step); returns why not where it does not build."""
+    reason = native_ready(models_dir)
+    if reason:
+        return reason
+    use_native(packed, models_dir)
+    for n in counts:
+        label = path_label("float32", "int4", n if len(counts) > 1 else 0, "native")
+        timers[label] = (("float32", "int4"), n, "native", decode_timer(packed, threads=n))
+    del packed.tutor_native_dir
+    return ""
 
 
 def _apply(model: Any, choice: PathChoice, quantize_fn: Callable[[Any, str], bool]) -> Any:

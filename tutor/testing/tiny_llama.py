@@ -80,9 +80,10 @@ def make_model(vocab_size: int, seed: int = 0, **overrides: Any) -> Any:
 def save_tiny_llama(
     directory: Path, *, with_template: bool = True, seed: int = 0, **overrides: Any
 ) -> Path:
-    """Write a tiny random Llama + tokenizer to ``directory`` (a loadable model dir)."""
+    """Write a tiny random Llama + tokenizer to ``directory`` (a loadable model dir);
+    ``vocab_size`` may exceed the tokenizer's (ids past it are never produced by encoding)."""
     tok = make_tokenizer(with_template=with_template)
-    model = make_model(len(tok), seed=seed, **overrides)
+    model = make_model(overrides.pop("vocab_size", len(tok)), seed=seed, **overrides)
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory)
     tok.save_pretrained(directory)
