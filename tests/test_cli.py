@@ -180,3 +180,17 @@ def test_chat_starts_in_tutor_default_mode_and_mode_flag_overrides_it(tmp_path: 
     assert modes["default"].startswith("(offtopic;")
     assert modes["config practice"].startswith("(practice;")
     assert modes["flag beats config"].startswith("(offtopic;")
+
+
+def test_a_long_option_is_never_taken_for_a_longer_one(capsys: pytest.CaptureFixture):
+    """``--mode`` is not an option of ``ask``; argparse's prefix matching used to take it as
+    ``--model`` and fail on a model named 'guide'. Now it is an unknown option, named."""
+    from tutor.cli import build_parser
+
+    parser = build_parser()
+    with pytest.raises(SystemExit) as e:
+        parser.parse_args(["ask", "--mode", "guide", "What is 2+2?"])
+    assert e.value.code == 2
+    assert "unrecognized arguments: --mode" in capsys.readouterr().err
+    args = parser.parse_args(["ask", "--model", "smollm2-135m-instruct", "hi"])
+    assert vars(args)["lm.model"] == "smollm2-135m-instruct"  # the full name still works

@@ -57,10 +57,19 @@ __all__ = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """No prefix matching of long options (``allow_abbrev``): ``tutor ask --mode guide`` was
+    taken as ``--model guide`` and failed with "model 'guide' was not found". Sub-commands'
+    parsers are of this class too (argparse makes them ``type(parent)``)."""
+
+    def __init__(self, *args: Any, allow_abbrev: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, allow_abbrev=allow_abbrev, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``tutor`` parser with every command group registered."""
     common = common_parser()
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tutor",
         description="An offline, personal AI tutor. Run `tutor COMMAND --help` for details.",
         parents=[common],
