@@ -62,8 +62,9 @@ class Parser(argparse.ArgumentParser):
     taken as ``--model guide`` and failed with "model 'guide' was not found". Sub-commands'
     parsers are of this class too (argparse makes them ``type(parent)``)."""
 
-    def __init__(self, *args: Any, allow_abbrev: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, allow_abbrev=allow_abbrev, **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
