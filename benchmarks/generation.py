@@ -35,6 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gen_llamacpp import add_llamacpp  # noqa: E402
+from gen_quality import decoder_logits, logits_fn, quality, reference_answers  # noqa: E402
 from results import Recorder  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -221,7 +222,10 @@ def _setup(args: argparse.Namespace) -> Bench:
     models_dir = home / "models"
     alias = "smollm2-135m-instruct"
     ensure_bundled_cache(alias, models_dir)
-    defaults = LMConfig()
+    # the base model's defaults: the shipped LoRA (lm.adapter = auto) changes the answers, so
+    # the quality columns against fp32 would measure the adapter (benchmarks/lora_decode.py
+    # times the adapter's cost)
+    defaults = LMConfig(adapter="none")
     msgs = [_chat(p) for p in PROMPTS[: args.prompts]]
     header = machine()
     log(header)
@@ -339,16 +343,6 @@ def run_backend(b: Bench, gen: Any) -> Callable[[int], Run]:
     return run
 
 
-def logits_fn(model: Any) -> Callable[[Any], Any]:
-    import torch
-
-    def f(ids: Any) -> Any:
-        with torch.inference_mode():
-            return model(ids).logits[0].float()
-
-    return f
-
-
 def _add_default_variant(b: Bench) -> None:
     """Time the config's defaults (first start quantizes and saves, later starts load) and add it."""
     from tutor.lm.base import GenerationOptions
@@ -381,6 +375,8 @@ def _add_default_variant(b: Bench) -> None:
         t_default - b.t_fp32,
         gen_default.model,
     )
+    if gen_default.decoder is not None:  # quality as the backend computes it (native step too)
+        b.variants[-1].logits = decoder_logits(gen_default.decoder)
 
 
 def _add_variants(b: Bench) -> None:
@@ -409,7 +405,18 @@ def _add_variants(b: Bench) -> None:
         t_i8 - b.t_fp32,
         i8,
     )
-    # (``quantize=int4`` is not listed: on this model it makes exactly what ``auto`` makes.)
+    # ``quantize=int4`` packs what ``auto`` packs, without the timing and so without the native
+    # decode step: the int4 path on PyTorch's kernel (the defaults before the native step)
+    i4, _, t_i4 = b.load(dtype="float32", quantize="int4")
+    gen_i4 = b.backend(no_eos(i4))
+    b.add(
+        "backend, int4 (PyTorch's kernel), lean loop",
+        run_backend(b, gen_i4),
+        t_i4 - b.t_fp32,
+        i4,
+    )
+    if gen_i4.decoder is not None:
+        b.variants[-1].logits = decoder_logits(gen_i4.decoder)
     _add_default_variant(b)
     add_llamacpp(b, Run, _gaps)  # when llama-cpp-python is installed
     if b.args.compile:
@@ -430,52 +437,6 @@ def _measure(b: Bench) -> None:
                 res = v.run(i)
                 v.runs.append(res)
                 v.outputs.setdefault(i, res.tokens)
-
-
-def _reference_answers(b: Bench) -> list[tuple[int, Any, Any]]:
-    """fp32 greedy answers to more prompts: (prompt length, sequence, fp32's top-1 per position)."""
-    import torch
-
-    ref_logits = logits_fn(b.fp32)
-    refs = []
-    for m in [*b.msgs, *(_chat(p) for p in EXTRA_QUALITY_PROMPTS)]:
-        ids = torch.tensor(
-            [b.tok.apply_chat_template(m, add_generation_prompt=True, return_dict=False)]
-        )
-        with torch.inference_mode():
-            out = b.fp32.generate(
-                ids,
-                attention_mask=torch.ones_like(ids),
-                max_new_tokens=b.args.quality_tokens,
-                do_sample=False,
-                repetition_penalty=b.penalty,
-                pad_token_id=b.tok.pad_token_id,
-            )
-        refs.append((ids.shape[1], out, ref_logits(out)[ids.shape[1] - 1 : -1].argmax(-1)))
-    return refs
-
-
-def _quality(b: Bench, refs: list[tuple[int, Any, Any]]) -> dict[str, tuple[float, float]]:
-    """Free-running: the timed runs' tokens against the baseline's. Teacher-forced: each
-    position of the fp32 reference answers predicted by the variant from fp32 text."""
-    base = b.variants[0]
-    quality: dict[str, tuple[float, float]] = {}
-    for v in b.variants:
-        same = sum(
-            sum(a == x for a, x in zip(v.outputs[i], base.outputs[i], strict=True))
-            for i in range(len(b.encoded))
-        )
-        total = sum(len(base.outputs[i]) for i in range(len(b.encoded)))
-        tf = float("nan")
-        if v.logits is not None:
-            hits = n = 0
-            for start, seq, want in refs:
-                got = v.logits(seq)[start - 1 : -1].argmax(-1)
-                hits += int((got == want).sum())
-                n += want.numel()
-            tf = hits / n
-        quality[v.name] = (same / total, tf)
-    return quality
 
 
 COLUMNS = [
@@ -579,9 +540,8 @@ def main(argv: list[str] | None = None) -> int:
     _load_fp32(b)
     _add_variants(b)
     _measure(b)
-    refs = _reference_answers(b)
-    quality = _quality(b, refs)
-    print(_report(b, rec, quality, refs))
+    refs = reference_answers(b, [*b.msgs, *(_chat(p) for p in EXTRA_QUALITY_PROMPTS)])
+    print(_report(b, rec, quality(b, refs), refs))
     rec.write()
     return 0
 

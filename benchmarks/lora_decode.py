@@ -8,7 +8,11 @@ not depend on their values) is served three ways, all through the lean decode lo
   base keeps its int4 layers and each adapted projection adds two small matmuls;
 - ``merged, float32`` (before): peft's ``merge_and_unload``; the merged weights are off the
   4-bit grid, so the model decodes on dense float32 weights;
-- ``merged, bf16``: the same, cast to bf16.
+- ``merged, bf16``: the same, cast to bf16;
+- ``base: int4, native step`` and ``int4 + LoRA unmerged, native step``: the first two rows
+  with the native decode step (``tutor.lm.native``: one C call per token, float32
+  activations), as ``dtype = "auto"`` serves them where the timing picks it. Their ratio is
+  against the native base, the others' against the torch-kernel base.
 
 Decode tok/s: 1 / median gap between greedy steps after a short prompt
 (``tutor.lm.speed.decode_timer``), the variants interleaved over rounds. Quality: on the
@@ -59,11 +63,16 @@ def make_adapter(models: Path, out: Path, rank: int) -> Path:
     return out
 
 
+NATIVE_BASE = "base: int4, native step"
+NATIVE_LORA = "int4 + LoRA unmerged, native step"
+
+
 def variants(models: Path, adapter: Path) -> dict[str, Any]:
     import torch
     from peft import PeftModel
 
     from tutor.lm.resolve import load_causal_lm
+    from tutor.lm.speed import use_native
 
     def load(**kw: Any) -> Any:
         return load_causal_lm("smollm2-135m-instruct", models_dir=models, device="cpu", **kw)[0]
@@ -73,6 +82,14 @@ def variants(models: Path, adapter: Path) -> dict[str, Any]:
     out["int4 + LoRA unmerged (now)"] = load(
         dtype="float32", quantize="auto", adapter=str(adapter), merge_adapter=True
     )
+    # the same two with the native decode step (tutor.lm.native), as `dtype = auto` serves
+    # them where the timing picks it
+    out[NATIVE_BASE] = load(dtype="float32", quantize="auto")
+    out[NATIVE_LORA] = load(
+        dtype="float32", quantize="auto", adapter=str(adapter), merge_adapter=True
+    )
+    for name in (NATIVE_BASE, NATIVE_LORA):
+        use_native(out[name], models)
     dense = load(dtype="float32", quantize="none")
     merged = PeftModel.from_pretrained(dense, str(adapter)).merge_and_unload().eval()
     out["LoRA merged, float32 (before)"] = merged
@@ -80,6 +97,25 @@ def variants(models: Path, adapter: Path) -> dict[str, Any]:
     bf16 = PeftModel.from_pretrained(bf16, str(adapter)).merge_and_unload().eval()
     out["LoRA merged, bf16"] = bf16.to(torch.bfloat16)
     return out
+
+
+def _logits(model: Any, full: Any, start: int) -> Any:
+    """The next-token logits at positions ``start - 1 .. n - 2`` of ``full`` (1, n): from the
+    model's forward, or for a model on the native step as its decode loop computes them (the
+    prompt as one prefill chunk, then one token at a time)."""
+    import torch
+
+    if getattr(model, "tutor_native_dir", None) is None:
+        return model(full).logits[0, start - 1 : -1].float()
+    from tutor.lm.fast import LlamaDecoder
+
+    seq = full[0]
+    dec = LlamaDecoder(model, seq.shape[0])
+    assert dec.native is not None, "the native step did not build"
+    dec.reset(seq.shape[0])
+    rows = [dec.forward(seq[:start])]
+    rows += [dec.forward(seq[i : i + 1]) for i in range(start, seq.shape[0] - 1)]
+    return torch.cat(rows)
 
 
 def agreement(models: dict[str, Any], tokenizer: Any, reference: str, tokens: int) -> Any:
@@ -99,7 +135,7 @@ def agreement(models: dict[str, Any], tokenizer: Any, reference: str, tokens: in
             n = full.shape[1] - x.shape[1]
             want = ref(full).logits[0, x.shape[1] - 1 : -1].argmax(-1)
             for name, m in models.items():
-                got = m(full).logits[0, x.shape[1] - 1 : -1].float().argmax(-1)
+                got = _logits(m, full, x.shape[1]).argmax(-1)
                 hits[name] += int((got == want).sum())
         total += n
     return {name: hits[name] / total for name in models}, total
@@ -133,11 +169,13 @@ def main() -> None:
             rates[name].append(t())
     agree, positions = agreement(models, tok, "LoRA merged, float32 (before)", args.tokens)
     base = statistics.median(rates["base: int4, no adapter"])
+    native_base = statistics.median(rates[NATIVE_BASE])
     rows = []
     for name in models:
         med = statistics.median(rates[name])
         same = "(no adapter)" if name.startswith("base") else f"{100 * agree[name]:.1f}%"
-        rows.append([name, f"{med:.1f}", f"{med / base:.2f}x", same])
+        ref = native_base if "native" in name else base  # each against its own kernel's base
+        rows.append([name, f"{med:.1f}", f"{med / ref:.2f}x", same])
         rec.samples(name, rates[name])
     rec.meta(
         adapter=f"random LoRA r={args.rank}, alpha {2 * args.rank}, all linear layers",
@@ -148,7 +186,12 @@ def main() -> None:
     print(
         rec.table(
             "variants",
-            ["variant", "decode tok/s", "vs base", "teacher-forced top-1 vs merged float32"],
+            [
+                "variant",
+                "decode tok/s",
+                "vs base (same kernel)",
+                "teacher-forced top-1 vs merged float32",
+            ],
             rows,
             align="lrrr",
         )
