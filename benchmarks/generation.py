@@ -313,11 +313,13 @@ def run_generate(b: Bench, model: Any, extra: dict[str, Any] | None = None) -> C
 
 def run_backend(b: Bench, gen: Any) -> Callable[[int], Run]:
     """A variant's run: the tutor's ``HFGenerator.stream``, its streamer's puts timestamped."""
-    from transformers import TextIteratorStreamer, TextStreamer
+    from tutor.lm.streamer import TokenTextStreamer
+
+    original = TokenTextStreamer.put
 
     def run(i: int) -> Run:
-        # The backend builds its own TextIteratorStreamer: timestamp its puts (the class
-        # inherits ``put`` from TextStreamer, so shadow it for the call and delete after).
+        # The backend builds its own TokenTextStreamer: timestamp its puts (shadowed for the
+        # call, restored after).
         stamps: list[float] = []
         out: list[int] = []
         seen_prompt = [False]
@@ -327,9 +329,9 @@ def run_backend(b: Bench, gen: Any) -> Callable[[int], Run]:
                 stamps.append(time.perf_counter())
                 out.extend(int(v) for v in value.reshape(-1))
             seen_prompt[0] = True
-            TextStreamer.put(self, value)
+            original(self, value)
 
-        TextIteratorStreamer.put = put
+        TokenTextStreamer.put = put  # type: ignore[method-assign]
         try:
             t0 = time.perf_counter()
             chat, n = (b.msgs[i], b.n_new) if i >= 0 else (b.warm_msgs, 2)
@@ -337,7 +339,7 @@ def run_backend(b: Bench, gen: Any) -> Callable[[int], Run]:
                 pass
             total = time.perf_counter() - t0
         finally:
-            del TextIteratorStreamer.put
+            TokenTextStreamer.put = original  # type: ignore[method-assign]
         return Run(out, stamps[0] - t0, _gaps(stamps), total)
 
     return run
