@@ -28,7 +28,16 @@ import torch
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("native_decode.c")
-FLAGS = ["-O3", "-march=native", "-std=gnu11", "-shared", "-fPIC", "-fno-math-errno", "-pthread"]
+FLAGS = [
+    "-O3",
+    "-march=native",
+    "-std=gnu11",
+    "-shared",
+    "-fPIC",
+    "-fno-math-errno",
+    "-fopenmp-simd",
+    "-pthread",
+]
 ABI = 2
 BUILD_TIMEOUT_S = 120
 MAX_HIDDEN = 16384  # the C step keeps its per-token buffers on the stack
@@ -266,7 +275,7 @@ class NativeStep:
         p = self._int4(base)
         if lora is not None:
             r = int(lora.a_q.shape[0])
-            if lora.a_q.shape != (r, p.k) or lora.b_q.shape != (p.n, r):
+            if lora.a_q.shape != (r, p.k) or lora.b_q.shape != (p.n, r) or r % 16 or p.k % 16:
                 raise Unsupported("LoRA matrices of an unexpected shape")
             p.a_q, p.a_s = self._ptr(lora.a_q), self._ptr(lora.a_s)
             p.b_q, p.b_s = self._ptr(lora.b_q), self._ptr(lora.b_s)

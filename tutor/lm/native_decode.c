@@ -24,6 +24,11 @@
 #include <immintrin.h>
 #endif
 
+/* A float sum the compiler may vectorise (reassociate): -fopenmp-simd enables only these
+ * pragmas, not the OpenMP runtime. */
+#define PRAGMA(x) _Pragma(#x)
+#define SIMD_SUM(v) PRAGMA(omp simd reduction(+ : v))
+
 typedef struct {
     const uint8_t *packed;
     const uint16_t *sz;
@@ -72,6 +77,7 @@ static void gemv_dense(const Proj *p, const float *x, float *y, int accumulate, 
     for (int i = lo; i < hi; i++) {
         const float *w = p->dense + (size_t)i * p->k;
         float s = 0.f;
+        SIMD_SUM(s)
         for (int j = 0; j < p->k; j++) s += w[j] * x[j];
         y[i] = accumulate ? y[i] + s : s;
     }
@@ -240,6 +246,7 @@ static void gemv_q4(const Proj *p, const float *x, float *y, int accumulate) {
     float xsum[ng > 0 ? ng : 1];
     for (int i = 0; i < ng; i++) {
         float s = 0.f;
+        SIMD_SUM(s)
         for (int j = 0; j < g; j++) s += x[i * g + j];
         xsum[i] = s;
     }
@@ -259,22 +266,29 @@ static void gemv_q4(const Proj *p, const float *x, float *y, int accumulate) {
     while (atomic_load_explicit(&job_done, memory_order_acquire) < n_workers) relax();
 }
 
+/* sum_j a[j] x[j] for int8 a; len is a multiple of 16 (checked by native.py). */
+static inline float dot_i8(const int8_t *a, const float *x, int len) {
+#if defined(__AVX512F__)
+    __m512 acc = _mm512_setzero_ps();
+    for (int j = 0; j < len; j += 16) {
+        __m512i v = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(a + j)));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(x + j), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+#else
+    float s = 0.f;
+    SIMD_SUM(s)
+    for (int j = 0; j < len; j++) s += (float)a[j] * x[j];
+    return s;
+#endif
+}
+
 /* y += B (A x), both int8 with a scale per row. */
 static void lora_add(const Proj *p, const float *x, float *y) {
     const int r = p->r, k = p->k, n = p->n;
     float t[r];
-    for (int i = 0; i < r; i++) {
-        const int8_t *a = p->a_q + (size_t)i * k;
-        float s = 0.f;
-        for (int j = 0; j < k; j++) s += (float)a[j] * x[j];
-        t[i] = s * bf16(p->a_s[i]);
-    }
-    for (int i = 0; i < n; i++) {
-        const int8_t *b = p->b_q + (size_t)i * r;
-        float s = 0.f;
-        for (int j = 0; j < r; j++) s += (float)b[j] * t[j];
-        y[i] += s * bf16(p->b_s[i]);
-    }
+    for (int i = 0; i < r; i++) t[i] = dot_i8(p->a_q + (size_t)i * k, x, k) * bf16(p->a_s[i]);
+    for (int i = 0; i < n; i++) y[i] += dot_i8(p->b_q + (size_t)i * r, t, r) * bf16(p->b_s[i]);
 }
 
 static void project(const Proj *p, const float *x, float *y, int lora_on) {
@@ -284,6 +298,7 @@ static void project(const Proj *p, const float *x, float *y, int lora_on) {
 
 static void rms_norm(const float *h, const float *w, float eps, int n, float *out) {
     float ss = 0.f;
+    SIMD_SUM(ss)
     for (int i = 0; i < n; i++) ss += h[i] * h[i];
     const float inv = 1.f / sqrtf(ss / (float)n + eps);
     for (int i = 0; i < n; i++) out[i] = h[i] * inv * w[i];
@@ -347,6 +362,7 @@ static int step(const Model *m, int token, int pos, float *kv, int cache_len, in
             for (int t = 0; t <= pos; t++) {
                 const float *kt = kb + (size_t)t * hd;
                 float s = 0.f;
+                SIMD_SUM(s)
                 for (int i = 0; i < hd; i++) s += q[i] * kt[i];
                 s *= m->scaling;
                 scores[t] = s;
