@@ -155,8 +155,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--models", type=Path, default=ROOT / ".tutor" / "models")
     ap.add_argument("--port", type=int, default=7911)
+    ap.add_argument("--tag", default="", help="result file suffix (results/startup-TAG.json)")
     args = ap.parse_args()
-    rec = Recorder("startup", args)
+    rec = Recorder("startup", args, tag=args.tag)
     home = make_home(args.models)
     env = {**os.environ, "TUTOR_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     timed_script(PARALLEL, env)  # warm the disk cache; not counted
