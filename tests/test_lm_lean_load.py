@@ -26,8 +26,9 @@ def _models_with_choice(bundled_model_dir: Path, tmp_path: Path, dtype: str, qua
     (models / ALIAS).symlink_to(bundled_model_dir)
     # the full float32 load packs the int4 layers and saves them beside the cache, if not yet
     load_causal_lm(ALIAS, models_dir=models, dtype="float32", device="cpu", quantize="auto")
-    key = choice_key(model_key(str(models / ALIAS), ""), "auto")
-    save_choice(models, PathChoice(dtype, quantize, "set by the test", key=key))
+    for native in (False, True):  # whether lm.native_decode allows the native step or not
+        key = choice_key(model_key(str(models / ALIAS), ""), "auto", native)
+        save_choice(models, PathChoice(dtype, quantize, "set by the test", key=key))
     return models
 
 

@@ -333,12 +333,14 @@ def test_the_native_step_is_one_more_timed_path(
         str(grid_dir), models_dir=models, device="cpu", quantize="auto", native=True
     )
     assert fake.timed == [] and hasattr(model, "tutor_native_dir") == (kernel == "native")
+    # native_decode off: its own choice among the torch paths (the native choice's thread
+    # count was measured for the native step, not for the torch loop), measured and remembered
     model, _ = load_causal_lm(str(grid_dir), models_dir=models, device="cpu", quantize="auto")
-    assert not hasattr(model, "tutor_native_dir")  # native_decode off: the torch loop
-    model, _ = load_causal_lm(
-        str(grid_dir), models_dir=tmp_path / "m2", device="cpu", quantize="auto", remeasure=True
-    )
-    assert "(native step)" not in " ".join(model.tutor_decode_path.rates)  # never offered
+    assert not hasattr(model, "tutor_native_dir") and model.tutor_decode_path.kernel == "torch"
+    assert fake.timed and "float32 + int4 (native step)" not in fake.timed  # never offered
+    fake.timed.clear()
+    model, _ = load_causal_lm(str(grid_dir), models_dir=models, device="cpu", quantize="auto")
+    assert fake.timed == [] and not hasattr(model, "tutor_native_dir")
 
 
 def test_a_native_step_that_does_not_build_is_not_timed_and_says_why(

@@ -405,7 +405,7 @@ def _lean_start(
 
     if not source.alias or models_dir is None:
         return None
-    choice = cached_choice(models_dir, choice_key(model_key(source.path, ""), "auto"))
+    choice = cached_choice(models_dir, choice_key(model_key(source.path, ""), "auto", native))
     packed = _packed_cache(source, models_dir, "auto", "float32")
     if choice is None or (choice.dtype, choice.quantize) != ("float32", "int4") or not packed:
         return None
@@ -415,7 +415,7 @@ def _lean_start(
     if model is None:
         return None
     model.tutor_decode_path = choice
-    if choice.kernel == "native" and native:
+    if choice.kernel == "native":
         from tutor.lm.speed import use_native
 
         use_native(model, models_dir)

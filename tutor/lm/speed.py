@@ -98,11 +98,12 @@ def machine_key() -> dict[str, Any]:
     return {**cpu_key(), "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
-def choice_key(model: dict[str, Any], quantize: str) -> dict[str, Any]:
-    """The cache key of a choice: the machine, ``model`` (``model_key``) and ``lm.quantize``.
-    "timing" 3: every path timed at each decode thread count, the native step among them
-    (older entries are measured again)."""
-    return {**machine_key(), **model, "quantize": quantize, "timing": 3}
+def choice_key(model: dict[str, Any], quantize: str, native: bool = False) -> dict[str, Any]:
+    """The cache key of a choice: the machine, ``model`` (``model_key``), ``lm.quantize`` and
+    whether the native step may run (``lm.native_decode``: without it the fastest torch path
+    and its thread count are measured on their own). "timing" 3: every path timed at each
+    decode thread count, the native step among them (older entries are measured again)."""
+    return {**machine_key(), **model, "quantize": quantize, "native": native, "timing": 3}
 
 
 def model_key(path: str, adapter: str = "") -> dict[str, Any]:
@@ -311,13 +312,13 @@ def choose_path(
     if quantize in ("int4", "int8"):  # asked for explicitly: packed from the float32 weights
         quantize_fn(model, quantize)
         return model, PathChoice("float32", quantize, f"lm.quantize = {quantize}", key=key)
-    full_key = choice_key(key, quantize)
+    full_key = choice_key(key, quantize, native)
     if not remeasure:
         cached = cached_choice(models_dir, full_key)
         if cached is not None:
             log.info("decode path: %s, measured %s", cached.label, cached.measured_utc)
             model = _apply(model, cached, quantize_fn)
-            if cached.kernel == "native" and native:
+            if cached.kernel == "native":
                 use_native(model, models_dir)
             return model, cached
     if _param_bytes(model) > MEASURE_LIMIT_BYTES:
