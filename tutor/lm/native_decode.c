@@ -20,7 +20,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -56,11 +56,13 @@ typedef struct {
     Proj head, head2; /* head2.n == 0: one projection; else the two are summed (int8 as hi + lo) */
 } Model;
 
-int tutor_native_abi(void) { return 2; }
+int tutor_native_abi(void) { return 3; }
 
 int tutor_native_simd(void) {
 #if defined(__AVX512F__)
     return 512;
+#elif defined(__AVX2__) && defined(__FMA__)
+    return 256;
 #else
     return 0;
 #endif
@@ -130,6 +132,36 @@ static void gemv_q4_blocks(const Proj *p, const float *x, const float *xsum, flo
             }
         }
         for (int q = 0; q < 4; q++) _mm512_storeu_ps(yb + 16 * q, o[q]);
+#elif defined(__AVX2__) && defined(__FMA__)
+        const __m256i m15 = _mm256_set1_epi32(15);
+        const __m256i hi16 = _mm256_set1_epi32((int)0xffff0000u);
+        const __m256 eight = _mm256_set1_ps(8.f);
+        __m256 o[8];
+        for (int q = 0; q < 8; q++)
+            o[q] = accumulate ? _mm256_loadu_ps(yb + 8 * q) : _mm256_setzero_ps();
+        for (int gi = 0; gi < ng; gi++) {
+            __m256 a[8];
+            for (int q = 0; q < 8; q++) a[q] = _mm256_setzero_ps();
+            for (int kk = gi * g; kk < (gi + 1) * g; kk++) {
+                const uint8_t *b = pb + (size_t)kk * 32;
+                const __m256 xv = _mm256_set1_ps(x[kk]);
+                for (int q = 0; q < 4; q++) { /* bytes 8q..8q+7: rows 8q.. (low), 32+8q.. (high) */
+                    __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + 8 * q)));
+                    a[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v, m15)), xv, a[q]);
+                    a[q + 4] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4)), xv, a[q + 4]);
+                }
+            }
+            const uint16_t *s = p->sz + ((size_t)gi * n + (size_t)nb * 64) * 2;
+            const __m256 xs = _mm256_set1_ps(xsum[gi]);
+            for (int q = 0; q < 8; q++) {
+                __m256i pr = _mm256_loadu_si256((const __m256i *)(s + 16 * q));
+                __m256 sc = _mm256_castsi256_ps(_mm256_slli_epi32(pr, 16));
+                __m256 z = _mm256_castsi256_ps(_mm256_and_si256(pr, hi16));
+                __m256 zz = _mm256_fnmadd_ps(eight, sc, z);
+                o[q] = _mm256_fmadd_ps(sc, a[q], _mm256_fmadd_ps(zz, xs, o[q]));
+            }
+        }
+        for (int q = 0; q < 8; q++) _mm256_storeu_ps(yb + 8 * q, o[q]);
 #else
         float out[64];
         for (int j = 0; j < 64; j++) out[j] = accumulate ? yb[j] : 0.f;
@@ -275,6 +307,16 @@ static inline float dot_i8(const int8_t *a, const float *x, int len) {
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(x + j), acc);
     }
     return _mm512_reduce_add_ps(acc);
+#elif defined(__AVX2__) && defined(__FMA__)
+    __m256 acc = _mm256_setzero_ps();
+    for (int j = 0; j < len; j += 8) {
+        __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(a + j)));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(x + j), acc);
+    }
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
 #else
     float s = 0.f;
     SIMD_SUM(s)
