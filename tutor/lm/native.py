@@ -38,7 +38,7 @@ FLAGS = [
     "-fopenmp-simd",
     "-pthread",
 ]
-ABI = 3
+ABI = 4
 BUILD_TIMEOUT_S = 120
 MAX_HIDDEN = 16384  # the C step keeps its per-token buffers on the stack
 

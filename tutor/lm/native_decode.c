@@ -56,7 +56,7 @@ typedef struct {
     Proj head, head2; /* head2.n == 0: one projection; else the two are summed (int8 as hi + lo) */
 } Model;
 
-int tutor_native_abi(void) { return 3; }
+int tutor_native_abi(void) { return 4; }
 
 int tutor_native_simd(void) {
 #if defined(__AVX512F__)
@@ -187,17 +187,24 @@ static void gemv_q4_blocks(const Proj *p, const float *x, const float *xsum, flo
     }
 }
 
-/* -- threads: a projection's rows split between the caller and a small pool of workers ---- */
+/* -- threads: a job's parts (a projection's rows, attention's heads) split between the caller
+ * and a small pool of workers ------------------------------------------------------------ */
 
 #define MAX_THREADS 64
 #define SPIN_LIMIT 20000 /* polls (~0.1 ms) before a worker sleeps on the condition variable */
 
 typedef struct {
+    void (*fn)(const void *ctx, int part, int parts);
+    const void *ctx;
+    int parts;
+} Job;
+
+typedef struct {
     const Proj *p;
     const float *x, *xsum;
     float *y;
-    int accumulate, parts;
-} Job;
+    int accumulate;
+} Gemv;
 
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_cv = PTHREAD_COND_INITIALIZER;
@@ -213,15 +220,16 @@ static inline void relax(void) {
 #endif
 }
 
-static void run_part(const Job *j, int part) {
+static void gemv_part(const void *ctx, int part, int parts) {
+    const Gemv *j = ctx;
     const Proj *p = j->p;
     if (p->dense) {
-        const int lo = (int)((long)p->n * part / j->parts), hi = (int)((long)p->n * (part + 1) / j->parts);
+        const int lo = (int)((long)p->n * part / parts), hi = (int)((long)p->n * (part + 1) / parts);
         gemv_dense(p, j->x, j->y, j->accumulate, lo, hi);
         return;
     }
     const int blocks = p->n / 64;
-    const int b0 = (int)((long)blocks * part / j->parts), b1 = (int)((long)blocks * (part + 1) / j->parts);
+    const int b0 = (int)((long)blocks * part / parts), b1 = (int)((long)blocks * (part + 1) / parts);
     gemv_q4_blocks(p, j->x, j->xsum, j->y, j->accumulate, b0, b1);
 }
 
@@ -240,7 +248,7 @@ static void *worker(void *arg) {
             pthread_mutex_unlock(&pool_mu);
         }
         seen = s;
-        if (id + 1 < job.parts) run_part(&job, id + 1);
+        if (id + 1 < job.parts) job.fn(job.ctx, id + 1, job.parts);
         atomic_fetch_add_explicit(&job_done, 1, memory_order_release);
     }
     return NULL;
@@ -272,6 +280,22 @@ static int ensure_workers(int want) {
 /* threads sharing this step's matmuls: above 1 only in the caller holding step_mu */
 static _Thread_local int step_threads = 1;
 
+/* fn(ctx, part, parts) for every part: part 0 in the caller, the others in the workers. */
+static void parallel(void (*fn)(const void *, int, int), const void *ctx, int parts) {
+    if (parts <= 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    job = (Job){fn, ctx, parts};
+    atomic_store(&job_done, 0);
+    pthread_mutex_lock(&pool_mu);
+    atomic_fetch_add(&job_seq, 1);
+    pthread_cond_broadcast(&pool_cv);
+    pthread_mutex_unlock(&pool_mu);
+    fn(ctx, 0, parts);
+    while (atomic_load_explicit(&job_done, memory_order_acquire) < n_workers) relax();
+}
+
 /* y (+)= W x, the rows split between step_threads threads. */
 static void gemv_q4(const Proj *p, const float *x, float *y, int accumulate) {
     const int g = p->g, ng = p->dense ? 0 : p->k / g;
@@ -282,20 +306,9 @@ static void gemv_q4(const Proj *p, const float *x, float *y, int accumulate) {
         for (int j = 0; j < g; j++) s += x[i * g + j];
         xsum[i] = s;
     }
-    Job j = {p, x, xsum, y, accumulate, step_threads};
-    if (step_threads <= 1 || (!p->dense && p->n / 64 < 2 * step_threads)) {
-        j.parts = 1;
-        run_part(&j, 0);
-        return;
-    }
-    job = j;
-    atomic_store(&job_done, 0);
-    pthread_mutex_lock(&pool_mu);
-    atomic_fetch_add(&job_seq, 1);
-    pthread_cond_broadcast(&pool_cv);
-    pthread_mutex_unlock(&pool_mu);
-    run_part(&j, 0);
-    while (atomic_load_explicit(&job_done, memory_order_acquire) < n_workers) relax();
+    const Gemv ctx = {p, x, xsum, y, accumulate};
+    const int small = !p->dense && p->n / 64 < 2 * step_threads;
+    parallel(gemv_part, &ctx, small ? 1 : step_threads);
 }
 
 /* sum_j a[j] x[j] for int8 a; len is a multiple of 16 (checked by native.py). */
@@ -357,6 +370,47 @@ static void rope(float *v, const float *cos, const float *sin, int hd) {
 
 /* Feed `token` at position `pos` (the cache holds positions 0..pos-1); write the logits.
  * Returns 0, or a negative code when the arguments cannot be served. */
+typedef struct {
+    const float *qkv, *kc, *vc;
+    float *att;
+    int cache_len, pos, nh, hd, group;
+    float scaling;
+} Attend;
+
+/* Heads [nh part / parts, nh (part + 1) / parts) of attention over positions 0..pos. */
+static void attend_part(const void *ctx, int part, int parts) {
+    const Attend *a = ctx;
+    const int hd = a->hd, pos = a->pos;
+    float scores[pos + 1];
+    for (int hh = a->nh * part / parts; hh < a->nh * (part + 1) / parts; hh++) {
+        const float *q = a->qkv + hh * hd;
+        const float *kb = a->kc + (size_t)(hh / a->group) * a->cache_len * hd;
+        const float *vb = a->vc + (size_t)(hh / a->group) * a->cache_len * hd;
+        float mx = -INFINITY;
+        for (int t = 0; t <= pos; t++) {
+            const float *kt = kb + (size_t)t * hd;
+            float s = 0.f;
+            SIMD_SUM(s)
+            for (int i = 0; i < hd; i++) s += q[i] * kt[i];
+            s *= a->scaling;
+            scores[t] = s;
+            if (s > mx) mx = s;
+        }
+        float sum = 0.f;
+        for (int t = 0; t <= pos; t++) {
+            scores[t] = expf(scores[t] - mx);
+            sum += scores[t];
+        }
+        float *o = a->att + hh * hd;
+        for (int i = 0; i < hd; i++) o[i] = 0.f;
+        for (int t = 0; t <= pos; t++) {
+            const float w = scores[t] / sum;
+            const float *vt = vb + (size_t)t * hd;
+            for (int i = 0; i < hd; i++) o[i] += w * vt[i];
+        }
+    }
+}
+
 static int step(const Model *m, int token, int pos, float *kv, int cache_len, int lora_on,
                 float *logits);
 
@@ -381,7 +435,7 @@ static int step(const Model *m, int token, int pos, float *kv, int cache_len, in
                 float *logits) {
     const int d = m->hidden, hd = m->head_dim, nh = m->n_heads, nkv = m->n_kv;
     const int qkv_n = (nh + 2 * nkv) * hd, group = nh / nkv;
-    float h[d], x[d], qkv[qkv_n], att[nh * hd], tmp[d], scores[pos + 1];
+    float h[d], x[d], qkv[qkv_n], att[nh * hd], tmp[d];
     float gu[2 * m->inter], act[m->inter];
     memcpy(h, m->embed + (size_t)token * d, sizeof(float) * d);
     const float *cs = m->cos + (size_t)pos * hd, *sn = m->sin + (size_t)pos * hd;
@@ -396,33 +450,8 @@ static int step(const Model *m, int token, int pos, float *kv, int cache_len, in
             memcpy(vc + ((size_t)j * cache_len + pos) * hd, qkv + (nh + nkv + j) * hd,
                    sizeof(float) * hd);
         }
-        for (int hh = 0; hh < nh; hh++) {
-            const float *q = qkv + hh * hd;
-            const float *kb = kc + (size_t)(hh / group) * cache_len * hd;
-            const float *vb = vc + (size_t)(hh / group) * cache_len * hd;
-            float mx = -INFINITY;
-            for (int t = 0; t <= pos; t++) {
-                const float *kt = kb + (size_t)t * hd;
-                float s = 0.f;
-                SIMD_SUM(s)
-                for (int i = 0; i < hd; i++) s += q[i] * kt[i];
-                s *= m->scaling;
-                scores[t] = s;
-                if (s > mx) mx = s;
-            }
-            float sum = 0.f;
-            for (int t = 0; t <= pos; t++) {
-                scores[t] = expf(scores[t] - mx);
-                sum += scores[t];
-            }
-            float *o = att + hh * hd;
-            for (int i = 0; i < hd; i++) o[i] = 0.f;
-            for (int t = 0; t <= pos; t++) {
-                const float w = scores[t] / sum;
-                const float *vt = vb + (size_t)t * hd;
-                for (int i = 0; i < hd; i++) o[i] += w * vt[i];
-            }
-        }
+        const Attend ctx = {qkv, kc, vc, att, cache_len, pos, nh, hd, group, m->scaling};
+        parallel(attend_part, &ctx, step_threads > nh ? nh : step_threads);
         project(&L->o, att, tmp, lora_on);
         for (int i = 0; i < d; i++) h[i] += tmp[i];
         rms_norm(h, L->norm_post, m->eps, d, x);
