@@ -122,6 +122,16 @@ def library_path(cache_dir: Path, cc: str, flags: list[str]) -> Path:
     )
 
 
+def _root(cache_dir: Path | None) -> Path:
+    """Where the library is kept: ``$TUTOR_NATIVE_DIR`` (one build for several data dirs, as
+    in the tests), else ``cache_dir``, else a per-user temporary directory."""
+    if os.environ.get("TUTOR_NATIVE_DIR"):
+        return Path(os.environ["TUTOR_NATIVE_DIR"])
+    if cache_dir is None:
+        return Path(tempfile.gettempdir()) / f"tutor-native-{os.getuid()}"
+    return Path(cache_dir)
+
+
 def build(cache_dir: Path | None, flags: list[str] | None = None) -> Path:
     """The compiled library for this machine, built if missing. Raises ``Unsupported``.
     ``flags`` replaces ``FLAGS`` (tests build the portable C path with ``-mno-avx512f``)."""
@@ -129,11 +139,7 @@ def build(cache_dir: Path | None, flags: list[str] | None = None) -> Path:
     cc = _compiler()
     if cc is None:
         raise Unsupported("no C compiler (cc, gcc or $CC) on PATH")
-    if os.environ.get("TUTOR_NATIVE_DIR"):  # one build for several data dirs (the tests)
-        cache_dir = Path(os.environ["TUTOR_NATIVE_DIR"])
-    elif cache_dir is None:
-        cache_dir = Path(tempfile.gettempdir()) / f"tutor-native-{os.getuid()}"
-    out = library_path(cache_dir, cc, flags)
+    out = library_path(_root(cache_dir), cc, flags)
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -154,17 +160,20 @@ def build(cache_dir: Path | None, flags: list[str] | None = None) -> Path:
     return out
 
 
-_LOADED: dict[str, ctypes.CDLL] = {}
+# keyed by where and how it is built: a loaded library is not looked for again (building
+# checks the compiler's version in a subprocess, and every decoder asks for the library)
+_LOADED: dict[tuple[str, tuple[str, ...]], ctypes.CDLL] = {}
 _LOCK = threading.Lock()
 
 
 def load(cache_dir: Path | None, flags: list[str] | None = None) -> ctypes.CDLL:
-    """Build (if needed) and load the library; one per process and path. Raises
+    """Build (if needed) and load the library; once per process, place and flags. Raises
     ``Unsupported``."""
+    key = (str(_root(cache_dir)), tuple(FLAGS if flags is None else flags))
     with _LOCK:
-        path = build(cache_dir, flags)
-        lib = _LOADED.get(str(path))
+        lib = _LOADED.get(key)
         if lib is None:
+            path = build(cache_dir, flags)
             try:
                 lib = ctypes.CDLL(str(path))
             except OSError as e:
@@ -182,7 +191,7 @@ def load(cache_dir: Path | None, flags: list[str] | None = None) -> ctypes.CDLL:
                 ctypes.c_int,
             ]
             lib.tutor_native_step.restype = ctypes.c_int
-            _LOADED[str(path)] = lib
+            _LOADED[key] = lib
         return lib
 
 
