@@ -198,10 +198,12 @@ def test_the_paths_without_avx512_equal_the_float32_loop(
 
 
 def test_the_optimised_path_is_the_one_built_where_the_cpu_has_it(lib_dir: Path):
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    if " avx512f" not in flags:
-        pytest.skip("no AVX-512 on this CPU: the portable path is the one built")
-    assert native.load(lib_dir).tutor_native_simd() == 512
+    """The default build takes the widest path this CPU has (no skip: a CPU without AVX-512,
+    where strict CI would count a skip as a failure, checks its own path)."""
+    cpu = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    flags = set(cpu.split())
+    want = 512 if "avx512f" in flags else 256 if {"avx2", "fma"} <= flags else 0
+    assert native.load(lib_dir).tutor_native_simd() == want
 
 
 def test_a_model_it_cannot_serve_keeps_the_torch_loop(tmp_path: Path, lib_dir: Path, caplog):
