@@ -92,6 +92,7 @@ class HFGenerator:
         from tutor.lm.resolve import load_causal_lm
 
         adapter = served_adapter(lm)
+        lean = lm.fast_decode and not lm.static_cache and not lm.compile
         model, tokenizer = load_causal_lm(
             lm.model,
             models_dir=models_dir,
@@ -102,8 +103,8 @@ class HFGenerator:
             merge_adapter=True,
             chat_template=lm.chat_template,
             quantize=lm.quantize,
-            lean=lm.fast_decode and not lm.static_cache and not lm.compile,
-            native=lm.native_decode and lm.fast_decode and not lm.static_cache and not lm.compile,
+            lean=lean,
+            native=lm.native_decode and lean,
         )
         defaults = GenerationOptions.from_config(lm)
         name = lm.model + (f"+{label_of(adapter)}" if adapter else "")
