@@ -67,6 +67,8 @@ def test_ask_against_openai_server(tmp_path: Path):
         )
     assert r.returncode == 0, r.stderr
     assert r.stdout == "Think about the denominators first. \n"
+    # the raw model's text is never passed off as checked: stderr says nothing verified it
+    assert "no course passage, grader or verifier checked it" in r.stderr
 
 
 @pytest.mark.parametrize(

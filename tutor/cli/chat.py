@@ -147,6 +147,13 @@ DEFAULT_SYSTEM = (
 )
 
 
+# what `tutor ask` and `tutor chat --raw` print beside the model's text: nothing checked it
+UNCHECKED = (
+    "note: the model alone wrote this; no course passage, grader or verifier checked it "
+    "(tutor chat answers with the tutor's checks)"
+)
+
+
 def _stream_to_stdout(gen: Any, messages: list[dict[str, str]]) -> str:
     parts: list[str] = []
     for delta in gen.stream(messages):
@@ -173,6 +180,7 @@ def cmd_ask(args: argparse.Namespace, config: Any) -> int:
         {"role": "user", "content": question},
     ]
     _stream_to_stdout(gen, messages)
+    print(UNCHECKED, file=sys.stderr)
     return 0
 
 
@@ -187,7 +195,8 @@ def cmd_chat(args: argparse.Namespace, config: Any) -> int:
     history: list[dict[str, str]] = []
     system = {"role": "system", "content": args.system or DEFAULT_SYSTEM}
     print(
-        f"Chatting with {gen.name}. /reset clears the history, /quit (or Ctrl-D) leaves.",
+        f"Chatting with {gen.name} alone: nothing it says is checked (tutor chat without --raw"
+        " checks answers). /reset clears the history, /quit (or Ctrl-D) leaves.",
         file=sys.stderr,
     )
     while True:
