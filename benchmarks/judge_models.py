@@ -96,6 +96,121 @@ def _cv_pick(x: Any, y: Any, groups: Any) -> tuple[float, float]:
     return best
 
 
+Rep = tuple[Any, Callable[[Any], Any]]  # (all examples' rows, one example -> its row)
+
+
+def _text_reps(train: Sequence[Any], everything: Sequence[Any], rec: Recorder) -> dict[str, Rep]:
+    """The number features alone, tf-idf and frozen MiniLM, each with the number features."""
+    import numpy as np
+    from scipy.sparse import csr_matrix, hstack
+    from sentence_transformers import SentenceTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import StandardScaler
+
+    from knowledge_base.embed import bundled_model_path
+    from tutor.judge.features import features
+    from tutor.judge.model import context_text
+
+    scaler = StandardScaler().fit([features(e) for e in train])
+    x_num = scaler.transform([features(e) for e in everything])
+    reps: dict[str, Rep] = {"features": (x_num, lambda e: scaler.transform([features(e)]))}
+    tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    tfidf.fit([e.reply for e in train])
+
+    def tf_one(e: Any) -> Any:
+        return hstack([tfidf.transform([e.reply]), csr_matrix(scaler.transform([features(e)]))])
+
+    x_tf = hstack([tfidf.transform([e.reply for e in everything]), csr_matrix(x_num)])
+    reps["tf-idf"] = (x_tf.tocsr(), lambda e: tf_one(e).tocsr())
+    st = SentenceTransformer(str(bundled_model_path()), device="cpu")
+
+    def st_pair(es: Sequence[Any]) -> Any:
+        r = st.encode([e.reply for e in es], batch_size=64, normalize_embeddings=True)
+        c = [context_text(e.problem, e.student, e.answer) for e in es]
+        return np.hstack([r, st.encode(c, batch_size=64, normalize_embeddings=True)])
+
+    t0 = time.perf_counter()
+    x_st = st_pair(everything)
+    rec.meta(minilm_encode_s=round(time.perf_counter() - t0, 1))
+    reps["MiniLM (frozen)"] = (
+        np.hstack([x_st, x_num]),
+        lambda e: np.hstack([st_pair([e]), scaler.transform([features(e)])]),
+    )
+    return reps
+
+
+def _lm_reps(
+    train: Sequence[Any],
+    everything: Sequence[Any],
+    wanted: Sequence[Sequence[int]],
+    args: Any,
+    rec: Recorder,
+) -> dict[str, Rep]:
+    """The bundled LM's states at each layer (or layers side by side) of ``wanted``."""
+    import numpy as np
+    from sklearn.preprocessing import StandardScaler
+
+    from tutor.judge.features import features
+
+    scaler = StandardScaler().fit([features(e) for e in train])
+    x_num = scaler.transform([features(e) for e in everything])
+    t0 = time.perf_counter()
+    states, lm_one = _lm_states(everything, sorted({k for t in wanted for k in t}), args.ctx_tokens)
+    rec.meta(lm_states_s=round(time.perf_counter() - t0, 1), ctx_tokens=args.ctx_tokens)
+    reps: dict[str, Rep] = {}
+    for ks in wanted:
+        x_lm = np.hstack([states[k] for k in ks])
+        sk = StandardScaler().fit(x_lm[: len(train)])
+        label = "+".join(str(k) for k in ks)
+
+        def one(e: Any, ks: Sequence[int] = ks, sk: Any = sk) -> Any:
+            row = sk.transform([np.hstack([lm_one(e)[k] for k in ks])])
+            return np.hstack([row, scaler.transform([features(e)])])
+
+        reps[f"SmolLM2 layer{'s' * (len(ks) > 1)} {label} (frozen)"] = (
+            np.hstack([sk.transform(x_lm), x_num]),
+            one,
+        )
+    return reps
+
+
+def _fitted_rows(
+    reps: dict[str, Rep], train: Sequence[Any], held: Sequence[Any], y: Any
+) -> list[tuple[str, str, float | None, Any, float]]:
+    """(judge, C, CV macro-F1, held-out probabilities, ms/turn) per representation, then the
+    shipped classifier and its average with the representation that cross-validated best."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from tutor.judge.model import MoveClassifier
+
+    tr, groups = np.arange(len(train)), np.array([e.group for e in train])
+    te = np.arange(len(train), len(train) + len(held))
+    rows: list[tuple[str, str, float | None, Any, float]] = []
+    for name, (x, one) in reps.items():
+        c, cv = _cv_pick(x[tr], y[tr], groups)
+        m = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(x[tr], y[tr])
+        t0 = time.perf_counter()
+        for e in held[:TIMED]:
+            m.predict_proba(one(e))
+        rows.append((name, f"{c:g}", cv, m.predict_proba(x[te]), _ms(t0)))
+        print(f"{name}: C={c:g} cv {cv:.3f}", flush=True)
+    best = max(rows, key=lambda r: r[2] or 0.0)
+    shipped = MoveClassifier.load()
+    p_shipped = np.asarray(shipped.probabilities(held))
+    t0 = time.perf_counter()
+    for e in held[:TIMED]:
+        shipped.probabilities([e])
+    ms = _ms(t0)
+    rows.append(("shipped classifier (MiniLM + LoRA)", "–", None, p_shipped, ms))
+    rows.append((f"shipped + {best[0]}", "–", None, (p_shipped + best[3]) / 2, ms + best[4]))
+    return rows
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000 / TIMED
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(SHARED / "dialogues" / "mathdial_sample.jsonl"))
@@ -110,130 +225,34 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import numpy as np
     import torch
-    from scipy.sparse import csr_matrix, hstack
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
-    from sklearn.preprocessing import StandardScaler
 
-    from knowledge_base.embed import bundled_model_path
     from tutor.judge.data import MOVES, load_moves, split_by_problem
-    from tutor.judge.features import features
-    from tutor.judge.model import MoveClassifier, context_text
 
     torch.set_num_threads(args.threads)
     rec = Recorder("judge_models", args)
-    examples = load_moves(args.data)
-    train, held = split_by_problem(examples, 0.2, 0)
+    train, held = split_by_problem(load_moves(args.data), 0.2, 0)
     everything = train + held
-    tr = np.arange(len(train))
-    te = np.arange(len(train), len(everything))
     y = np.array([MOVES.index(e.label) for e in everything])
-    groups = np.array([e.group for e in train])
     wanted = [[int(k) for k in t.split("+")] for t in args.layers.split(",") if t.strip()]
-    layers = sorted({k for t in wanted for k in t})
-
-    num = np.array([features(e) for e in everything])
-    scaler = StandardScaler().fit(num[tr])
-    reps: dict[str, tuple[Any, Callable[[Any], Any]]] = {}
-    reps["features"] = (scaler.transform(num), lambda e: scaler.transform([features(e)]))
-    tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-    tfidf.fit([e.reply for e in train])
-
-    def tf_one(e: Any) -> Any:
-        return hstack([tfidf.transform([e.reply]), csr_matrix(scaler.transform([features(e)]))])
-
-    x_tf = hstack([tfidf.transform([e.reply for e in everything]), csr_matrix(reps["features"][0])])
-    reps["tf-idf"] = (x_tf.tocsr(), lambda e: tf_one(e).tocsr())
-
-    from sentence_transformers import SentenceTransformer
-
-    st = SentenceTransformer(str(bundled_model_path()), device="cpu")
-
-    def st_pair(es: Sequence[Any]) -> Any:
-        r = st.encode([e.reply for e in es], batch_size=64, normalize_embeddings=True)
-        c = [context_text(e.problem, e.student, e.answer) for e in es]
-        return np.hstack([r, st.encode(c, batch_size=64, normalize_embeddings=True)])
-
-    t0 = time.perf_counter()
-    x_st = st_pair(everything)
-    rec.meta(minilm_encode_s=round(time.perf_counter() - t0, 1))
-    reps["MiniLM (frozen)"] = (
-        np.hstack([x_st, reps["features"][0]]),
-        lambda e: np.hstack([st_pair([e]), scaler.transform([features(e)])]),
-    )
-    t0 = time.perf_counter()
-    states, lm_one = _lm_states(everything, layers, args.ctx_tokens)
-    rec.meta(lm_states_s=round(time.perf_counter() - t0, 1), ctx_tokens=args.ctx_tokens)
-    for ks in wanted:
-        x_lm = np.hstack([states[k] for k in ks])
-        sk = StandardScaler().fit(x_lm[tr])
-        label = "+".join(str(k) for k in ks)
-        reps[f"SmolLM2 layer{'s' * (len(ks) > 1)} {label} (frozen)"] = (
-            np.hstack([sk.transform(x_lm), reps["features"][0]]),
-            lambda e, ks=ks, sk=sk: np.hstack(
-                [
-                    sk.transform([np.hstack([lm_one(e)[k] for k in ks])]),
-                    scaler.transform([features(e)]),
-                ]
-            ),
-        )
-
-    rows, probs, scores = [], {}, {}
-    for name, (x, one) in reps.items():
-        c, cv = _cv_pick(x[tr], y[tr], groups)
-        m = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(x[tr], y[tr])
-        probs[name] = m.predict_proba(x[te])
-        t0 = time.perf_counter()
-        for e in held[:TIMED]:
-            m.predict_proba(one(e))
-        ms = (time.perf_counter() - t0) * 1000 / TIMED
-        scores[name] = cv
-        rows.append((name, f"{c:g}", cv, probs[name], ms))
-        print(f"{name}: C={c:g} cv {cv:.3f}", flush=True)
-
-    shipped = MoveClassifier.load()
-    probs["shipped"] = np.asarray(shipped.probabilities(held))
-    t0 = time.perf_counter()
-    for e in held[:TIMED]:
-        shipped.probabilities([e])
-    ms_shipped = (time.perf_counter() - t0) * 1000 / TIMED
-    rows.append(("shipped classifier (MiniLM + LoRA)", "–", None, probs["shipped"], ms_shipped))
-    best = max(scores, key=lambda k: scores[k])
-    ms_best = next(r[4] for r in rows if r[0] == best)
-    both = (probs["shipped"] + probs[best]) / 2
-    rows.append((f"shipped + {best}", "–", None, both, ms_shipped + ms_best))
-
+    reps = _text_reps(train, everything, rec) | _lm_reps(train, everything, wanted, args, rec)
+    rows = _fitted_rows(reps, train, held, y)
     table = []
     for name, c, cv, p, ms in rows:
-        per = f1_score(y[te], p.argmax(1), average=None, labels=range(len(MOVES)))
+        per = f1_score(y[len(train) :], p.argmax(1), average=None, labels=range(len(MOVES)))
         macro = float(np.mean(per))
         rec.samples(name, {"per_move_f1": per.tolist(), "macro_f1": macro, "cv_macro_f1": cv})
-        table.append(
-            [
-                name,
-                c,
-                "–" if cv is None else f"{cv:.3f}",
-                *(f"{v:.3f}" for v in per),
-                f"{macro:.3f}",
-                f"{ms:.0f}",
-            ]
-        )
+        cells = [f"{v:.3f}" for v in [*per, macro]]
+        table.append([name, c, "–" if cv is None else f"{cv:.3f}", *cells, f"{ms:.0f}"])
     rec.meta(
         examples=len(everything),
         train=len(train),
         heldout=len(held),
         heldout_problems=len({e.group for e in held}),
-        best_frozen=best,
+        best_frozen=rows[-1][0].removeprefix("shipped + "),
     )
-    cols = [
-        "judge",
-        "C (by CV)",
-        "CV macro-F1 (train problems)",
-        *(f"{m} F1" for m in MOVES),
-        "held-out macro-F1",
-        "ms/turn",
-    ]
+    cols = ["judge", "C (by CV)", "CV macro-F1 (train problems)", *(f"{m} F1" for m in MOVES)]
+    cols += ["held-out macro-F1", "ms/turn"]
     print(rec.table("judges", cols, table, align="lrrrrrrrr"))
     rec.write()
 
