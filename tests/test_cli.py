@@ -113,6 +113,7 @@ def test_chat_repl_keeps_history_through_errors(tmp_path: Path):
     # system+user=2, then system+user+assistant+user=4 (empty line changed nothing), reset -> 2
     answers = [line.split("tutor> ")[-1] for line in r.stdout.splitlines() if "turns=" in line]
     assert answers == ["turns=2 ", "turns=4 ", "turns=2 "]
+    assert "nothing it says is checked" in r.stderr  # the raw model is not passed off as checked
 
 
 def test_chat_backend_failure_keeps_repl_alive(tmp_path: Path):
