@@ -140,32 +140,31 @@ def _text_reps(train: Sequence[Any], everything: Sequence[Any], rec: Recorder) -
 
 
 def _lm_reps(
-    train: Sequence[Any],
+    numbers: Rep,
+    n_train: int,
     everything: Sequence[Any],
     wanted: Sequence[Sequence[int]],
     args: Any,
     rec: Recorder,
 ) -> dict[str, Rep]:
-    """The bundled LM's states at each layer (or layers side by side) of ``wanted``."""
+    """The bundled LM's states at each layer (or layers side by side) of ``wanted``, each beside
+    the number features ``numbers`` (the "features" representation of ``_text_reps``)."""
     import numpy as np
     from sklearn.preprocessing import StandardScaler
 
-    from tutor.judge.features import features
-
-    scaler = StandardScaler().fit([features(e) for e in train])
-    x_num = scaler.transform([features(e) for e in everything])
+    x_num, num_one = numbers
     t0 = time.perf_counter()
     states, lm_one = _lm_states(everything, sorted({k for t in wanted for k in t}), args.ctx_tokens)
     rec.meta(lm_states_s=round(time.perf_counter() - t0, 1), ctx_tokens=args.ctx_tokens)
     reps: dict[str, Rep] = {}
     for ks in wanted:
         x_lm = np.hstack([states[k] for k in ks])
-        sk = StandardScaler().fit(x_lm[: len(train)])
+        sk = StandardScaler().fit(x_lm[:n_train])
         label = "+".join(str(k) for k in ks)
 
         def one(e: Any, ks: Sequence[int] = ks, sk: Any = sk) -> Any:
             row = sk.transform([np.hstack([lm_one(e)[k] for k in ks])])
-            return np.hstack([row, scaler.transform([features(e)])])
+            return np.hstack([row, num_one(e)])
 
         reps[f"SmolLM2 layer{'s' * (len(ks) > 1)} {label} (frozen)"] = (
             np.hstack([sk.transform(x_lm), x_num]),
@@ -235,7 +234,8 @@ def main() -> None:
     everything = train + held
     y = np.array([MOVES.index(e.label) for e in everything])
     wanted = [[int(k) for k in t.split("+")] for t in args.layers.split(",") if t.strip()]
-    reps = _text_reps(train, everything, rec) | _lm_reps(train, everything, wanted, args, rec)
+    reps = _text_reps(train, everything, rec)
+    reps |= _lm_reps(reps["features"], len(train), everything, wanted, args, rec)
     rows = _fitted_rows(reps, train, held, y)
     table = []
     for name, c, cv, p, ms in rows:
