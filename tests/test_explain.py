@@ -31,6 +31,7 @@ from tutor.verify.grounding import (
     content_keys,
     discussed,
     passage_sentences,
+    restates,
     topic_of,
 )
 
@@ -360,3 +361,55 @@ def test_explain_sentences_come_from_the_base_model_unless_the_adapter_is_asked_
     assert gen.options and all(o.get("adapter") is False for o in gen.options)
     _, _, gen = ask(store, kb, "Plants make glucose.", "How do plants make glucose?", adapter=True)
     assert gen.options and all(o.get("adapter") is True for o in gen.options)
+
+
+CATIONS = (
+    "Positively charged atoms called cations are formed when an atom loses one or more electrons."
+)
+ADDITION = (
+    "This property is called the Commutative Property of Addition, which states that changing "
+    "the order of the addends does not change their sum."
+)
+
+
+def test_restates_admits_a_restatement_and_refuses_what_the_source_does_not_say():
+    # model sentences that closeness alone admitted (cosine 0.77 and 0.86 with the embedder)
+    assert not restates(
+        "A cation is a negatively charged ion consisting of a positively charged atom bonded to itself.",
+        CATIONS,
+    )
+    assert not restates(  # the source says "does not change"; the statement drops the "not"
+        "The order of the addends changes their sum.", ADDITION
+    )
+    assert restates(
+        "The sales tax can be found by multiplying the purchase price by the sales tax rate.",
+        "To find the sales tax multiply the purchase price by the sales tax rate.",
+        "How do you find the sales tax on a purchase?",
+    )
+    assert restates("Changing the order of the addends does not change their sum.", ADDITION)
+
+
+def test_support_refuses_a_close_paraphrase_that_adds_a_claim():
+    g = Grounding("What is a cation?", [CATIONS], CellEncoder().encode, support_threshold=0.5)
+    g_all = Grounding("What is a cation?", [CATIONS + " Every cell has a membrane."], None)
+    for grounding in (g, g_all):  # the embedder's rule and the lexical one
+        assert grounding.support(
+            "Cations are positively charged atoms formed when an atom loses electrons."
+        )
+        assert (
+            grounding.support(
+                "A cation is a negatively charged atom formed when an atom gains electrons."
+            )
+            is None
+        )
+
+
+def test_the_gate_check_drops_a_sentence_that_only_leads_into_a_list():
+    g = Grounding("How do plants make glucose?", [PLANTS])
+    gate = SentenceGate(VerifyContext(), drop_bad_math=True, check=grounded_check(g), early=False)
+    out = (
+        gate.feed("Plants make glucose using light energy. Plants need these things: ")
+        + gate.finish()
+    )
+    assert out.startswith("Plants make glucose using light energy [1].")
+    assert "things" not in out

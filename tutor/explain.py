@@ -107,6 +107,8 @@ def grounded_check(grounding: Grounding) -> Callable[[str, VerifyContext], tuple
         if said in seen:  # a model that loops: a sentence is shown once
             return "unsupported", ""
         seen.add(said)
+        if text.endswith(":"):  # it leads into what follows, which is checked on its own
+            return "unsupported", ""
         if text.endswith("?"):  # a question states nothing: the first one may stand
             questions += 1
             return ("ok", "") if questions == 1 else ("unsupported", "")
