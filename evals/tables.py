@@ -74,6 +74,10 @@ TABLES: dict[str, tuple[str, str, str]] = {
     "explain-keyfacts": ("eval-explain", "keyfacts", "Explain key-fact correctness"),
     "explain-grounding": ("eval-explain", "grounding", "Grounding of explain-mode answers"),
     "explain-runs": ("eval-explain", "*", "runs"),
+    # the support check's restates rule: the same key-fact run again (docs/benchmarks.md)
+    "support-keyfacts-before": ("eval-support-before", "keyfacts", "Explain key-fact correctness"),
+    "support-keyfacts": ("eval-support", "keyfacts", "Explain key-fact correctness"),
+    "support-runs": ("eval-support", "*", "runs"),
     # the tutoring LoRA (issue 15, items 4 and 5): base, adapter and adapter + DPO on held-out
     # contexts; "shipped" and "shipped-base": the shipped default adapter and the base model
     # (--adapter none), measured again side by side on one machine
