@@ -73,6 +73,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GENERIC_HINT = "Let's take it one step at a time. What is the first thing you would do?"
+
+
+def says_nothing(text: str) -> bool:
+    """A reply the learner can do nothing with: no question and at most three words ("Great
+    try!", left alone when the checks withdrew the rest). Empty text is not this case: the
+    checks' own fallback handles it."""
+    words = text.split()
+    return 0 < len(words) <= 3 and "?" not in text
+
+
 MAX_LADDER = len(HINT_LADDER) - 1  # the last rung is the full solution
 
 
@@ -517,7 +527,8 @@ class TutorAgent:
             return
         if not (yield from self._checked_reply(ctx, mode, summary, prompt_passages, problem)):
             fallback = bank_hint(opened.item, max(state.hint_level, 1)) if opened else ""
-            yield turn.say(f"Hint: {fallback}" if fallback else GENERIC_HINT)
+            gap = " " if turn.text and not turn.text.endswith((" ", "\n")) else ""
+            yield turn.say(gap + (f"Hint: {fallback}" if fallback else GENERIC_HINT))
         yield sources_event(turn, passages)
 
     def _checked_reply(
@@ -552,6 +563,9 @@ class TutorAgent:
             record_checks(turn, gate)
             if outcome == "ok":  # all of it dropped by the checks: a template move instead
                 stopped = ctx.cancel is not None and ctx.cancel.is_set()
+                said = turn.text[len(shown_before) :]
+                if not stopped and graded is not True and says_nothing(said):
+                    return False  # "Great try!" alone: the fixed move follows it
                 return stopped or turn.text != shown_before or not gate.report.sentences_dropped
             turn.text = shown_before
             if outcome == "math":
