@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tutor.agent import GENERIC_HINT, AgentSettings, TutorAgent
+from tutor.agent import AgentSettings, TutorAgent
 from tutor.items import load_default_bank
 from tutor.prompts import STRICT_MATH
 from tutor.store import LearnerStore
 from tutor.testing.events import ever_shown, seen
 from tutor.testing.fake_lm import ScriptedGenerator
+from tutor.turns import GENERIC_HINT
 from tutor.verify import STEP_RIGHT
 
 FALSE_MATH = [

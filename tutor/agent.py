@@ -58,7 +58,9 @@ from tutor.turns import (
     Turn,
     bank_hint,
     feedback_line,
+    fixed_move,
     record_checks,
+    says_nothing,
     sources_event,
     stream_reply,
     verify_context,
@@ -71,17 +73,6 @@ if TYPE_CHECKING:
     from tutor.store.records import AttemptOutcome, Learner, Session, SessionState
 
 log = logging.getLogger(__name__)
-
-GENERIC_HINT = "Let's take it one step at a time. What is the first thing you would do?"
-
-
-def says_nothing(text: str) -> bool:
-    """A reply the learner can do nothing with: no question and at most three words ("Great
-    try!", left alone when the checks withdrew the rest). Empty text is not this case: the
-    checks' own fallback handles it."""
-    words = text.split()
-    return 0 < len(words) <= 3 and "?" not in text
-
 
 MAX_LADDER = len(HINT_LADDER) - 1  # the last rung is the full solution
 
@@ -526,9 +517,7 @@ class TutorAgent:
             )
             return
         if not (yield from self._checked_reply(ctx, mode, summary, prompt_passages, problem)):
-            fallback = bank_hint(opened.item, max(state.hint_level, 1)) if opened else ""
-            gap = " " if turn.text and not turn.text.endswith((" ", "\n")) else ""
-            yield turn.say(gap + (f"Hint: {fallback}" if fallback else GENERIC_HINT))
+            yield turn.say(fixed_move(turn, opened, state.hint_level))
         yield sources_event(turn, passages)
 
     def _checked_reply(

@@ -249,3 +249,23 @@ def feedback_line(result: GradeResult, attempts: int) -> str:
         return "Not quite — that isn't right yet."
     lead = "Close, but not quite." if result.close else "Not quite."
     return f"{lead} {result.message}"
+
+
+def says_nothing(text: str) -> bool:
+    """A reply the learner can do nothing with: no question and at most three words ("Great
+    try!", left alone when the checks withdrew the rest). Empty text is not this case: the
+    checks' own fallback handles it."""
+    words = text.split()
+    return 0 < len(words) <= 3 and "?" not in text
+
+
+GENERIC_HINT = "Let's take it one step at a time. What is the first thing you would do?"
+
+
+def fixed_move(turn: Turn, opened: OpenProblem | None, hint_level: int) -> str:
+    """What follows a reply the checks left with nothing to work with: the open item's hint at
+    the learner's level (at least the first), or ``GENERIC_HINT``; a space first when the text
+    shown so far needs one."""
+    hint = bank_hint(opened.item, max(hint_level, 1)) if opened else ""
+    gap = " " if turn.text and not turn.text.endswith((" ", "\n")) else ""
+    return gap + (f"Hint: {hint}" if hint else GENERIC_HINT)
