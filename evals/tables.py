@@ -78,6 +78,14 @@ TABLES: dict[str, tuple[str, str, str]] = {
     "support-keyfacts-before": ("eval-support-before", "keyfacts", "Explain key-fact correctness"),
     "support-keyfacts": ("eval-support", "keyfacts", "Explain key-fact correctness"),
     "support-runs": ("eval-support", "*", "runs"),
+    # guide: the fixed move after a reply that says nothing ("Great try!" alone)
+    "says-nothing-before": ("eval-says-nothing-before", "pedagogy", "Tutor responses"),
+    "says-nothing-after": ("eval-says-nothing-after", "pedagogy", "Tutor responses"),
+    "says-nothing-unguarded": (
+        "eval-says-nothing-after",
+        "pedagogy",
+        "Measures the leak guard does not decide",
+    ),
     # the tutoring LoRA (issue 15, items 4 and 5): base, adapter and adapter + DPO on held-out
     # contexts; "shipped" and "shipped-base": the shipped default adapter and the base model
     # (--adapter none), measured again side by side on one machine
