@@ -61,6 +61,21 @@ def test_the_terminal_says_it_too() -> None:
     assert "mastery 18% → 18% (a retry with a hint: counts as practice" in out.getvalue()
 
 
+def test_the_terminal_calls_only_cited_passages_sources() -> None:
+    from tutor.cli.chat import render_event
+    from tutor.events import SourceRef, Sources
+
+    refs = [SourceRef(i, f"Doc {i}", "text", "d", i, 0.5, cited=i == 2) for i in (1, 2)]
+    out = io.StringIO()
+    render_event(Sources(refs), out=out)
+    assert out.getvalue() == "\n\nSources:\n  [2] Doc 2"
+    # a guide reply that cites nothing: the passages are listed, but not as its sources
+    out = io.StringIO()
+    render_event(Sources([SourceRef(1, "Decimals", "text", "d", 1, 0.4, cited=False)]), out=out)
+    assert "Sources:" not in out.getvalue()
+    assert "cites none of it" in out.getvalue() and "[1] Decimals" in out.getvalue()
+
+
 def test_delete_accepts_the_name_the_page_shows(h: Handlers) -> None:
     """ "Delete" accepted only the internal name ``demo`` while the page showed "Demo student"."""
     teacher = req("mrs-k")

@@ -259,9 +259,11 @@ def render_event(event: Any, *, out: Any = None, err: Any = None) -> None:
             f"{f' ({why})' if why else ''}, P(next correct) {event.p_correct_next:.0%}]\n"
         )
     elif kind == "sources":
-        cited = [s for s in event.sources if s.cited] or event.sources
-        if cited:
-            out.write("\n\nSources:\n" + "\n".join(f"  [{s.index}] {s.citation}" for s in cited))
+        cited = [s for s in event.sources if s.cited]
+        head = "Sources:" if cited else "Related in your course (this reply cites none of it):"
+        if cited or event.sources:
+            rows = "\n".join(f"  [{s.index}] {s.citation}" for s in cited or event.sources)
+            out.write(f"\n\n{head}\n{rows}")
     elif kind == "done":
         out.write("\n")
         out.flush()
