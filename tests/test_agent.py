@@ -3,6 +3,7 @@ base (FAISS + SQLite) over small documents, embedded with the hashing test embed
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -317,6 +318,54 @@ def test_recognised_problem_gets_a_fixed_scaffold(store, kb):
     ev = run(agent, ana, sess, "seven eighths")
     assert next(e for e in ev if e.kind == "grading").correct
     assert store.get_state(sess.id).problem == ""  # closed once solved
+
+
+def test_a_times_table_question_is_scaffolded_without_the_model(store, kb):
+    """ "What is 7 times 8?" had no scaffold: the model guided it ("So we need to find the place
+    values in the hundreds place."). Now a fixed rung splits a factor and 56 is kept back."""
+    agent, gen = make_agent(store, kb, reply="The answer is 56.")
+    ana = store.add_learner("ana")
+    sess = agent.start_session(ana)
+    ev = run(agent, ana, sess, "What is 7 times 8?")
+    assert "7 groups of 8" in text_of(ev) and gen.calls == []
+    ev = run(agent, ana, sess, "54")
+    assert not next(e for e in ev if e.kind == "grading").correct
+    assert "7 × 8 = 7 × 5 + 7 × 3" in text_of(ev)
+    ev = run(agent, ana, sess, "hint")
+    assert "7 × 5 = 35" in text_of(ev) and "56" not in text_of(ev)
+    ev = run(agent, ana, sess, "56")
+    assert next(e for e in ev if e.kind == "grading").correct
+
+
+@pytest.mark.parametrize(
+    "expression, answer",
+    [
+        ("7 * 8", 56),
+        ("8 * 7", 56),
+        ("12 * 12", 144),
+        ("23 * 4", 92),
+        ("4 * 3", 12),
+        ("20 * 4", 80),
+        ("56 / 8", 7),
+        ("12 / (4)", 3),
+        ("120 / 10", 12),
+        ("80 / 8", 10),
+    ],
+)
+def test_product_and_quotient_rungs_never_state_the_answer(expression, answer):
+    from tutor.problems import scaffold
+
+    steps = scaffold(expression)
+    assert len(steps) == 3 and steps[0].endswith("?")
+    for step in steps:
+        assert str(answer) not in re.findall(r"\d+", step), step
+
+
+def test_no_product_rungs_where_they_would_give_it_away():
+    from tutor.problems import scaffold
+
+    assert scaffold("0 * 5") == [] and scaffold("1 * 9") == []  # the answer is in the question
+    assert scaffold("13 / (4)")[0].startswith("Which part")  # a remainder: the general rungs
 
 
 def test_a_problem_said_in_words_is_guided_and_graded(store, kb):

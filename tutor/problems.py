@@ -179,6 +179,7 @@ def _fmt(value: Any, decimal: bool = False) -> str:
 _FRAC2 = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*([-+*/])\s*(\d+)\s*/\s*(\d+)\s*$")
 _LINEAR = re.compile(r"^\s*([-+]?\d*)\s*\*?\s*x\s*(?:([-+])\s*(\d+))?\s*=\s*([-+]?\d+)\s*$")
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)/100 \* (\d+(?:\.\d+)?)\s*$")
+_INT2 = re.compile(r"^\s*(\d+)\s*([*/])\s*\(?\s*(\d+)\s*\)?\s*$")
 
 
 def _value(answer: str) -> Any:
@@ -329,6 +330,11 @@ def scaffold(expression: str) -> list[str]:
             f"{p}% means {p} out of 100, so {p}% of {n} is {p}/100 × {n}.",
             f"{p}% = {float(p) / 100:g}. Multiply {float(p) / 100:g} by {n}.",
         ]
+    m = _INT2.match(expression)
+    if m:
+        steps = _times_or_share(int(m[1]), m[2], int(m[3]))
+        if steps:
+            return steps
     ops = set(re.findall(r"[-+*/^]", re.sub(r"^\s*-", "", expression)))
     if len(ops) >= 2 or "(" in expression:
         return [
@@ -337,3 +343,49 @@ def scaffold(expression: str) -> list[str]:
             "Work out the first step only, write the shorter expression, and continue from there.",
         ]
     return []
+
+
+def _times_or_share(a: int, op: str, b: int) -> list[str]:
+    """Rungs for a whole-number product ("7 × 8": split a factor, 7 × 5 + 7 × 3) or an exact
+    quotient ("56 ÷ 8": how many 8s make 56?); [] for a zero, a remainder, or a rung that
+    would state the answer."""
+    if a == 0 or b == 0:
+        return []
+    if op == "*":
+        answer = a * b
+        m, n = (a, b) if b >= 10 or a < 10 else (b, a)  # n: the factor to split
+        if n >= 10 and n % 10:
+            p, q = n - n % 10, n % 10
+        elif n > 5 and n % 10:
+            p, q = 5, n - 5
+        else:
+            p = q = 0
+        if p:
+            steps = [
+                f"{a} × {b} means {a} groups of {b}. Which multiplication fact that you already know is close to it?",
+                f"Split {n} into {p} + {q}: {m} × {n} = {m} × {p} + {m} × {q}.",
+                f"{m} × {p} = {m * p}. Now work out {m} × {q} and add the two results.",
+            ]
+        else:
+            counted = ", ".join(str(n * k) for k in range(1, min(m, 6)))
+            steps = [
+                f"{a} × {b} means {a} groups of {b}. Which multiplication fact that you already know is close to it?",
+                f"Count in {n}s, {m} times, or work out {n // 10 or n} × {m} first."
+                if n % 10 == 0
+                else f"Count in {n}s, {m} times.",
+                f"Counting in {n}s: {counted}, … How many {n}s is that so far, and how many more do you need?"
+                if m > 1
+                else "What is any number times 1?",
+            ]
+    else:
+        if a % b:
+            return []
+        answer = a // b
+        k = 5 if answer < 5 or answer == 10 else 10  # a product near it to start from
+        steps = [
+            f"{a} ÷ {b} asks: how many {b}s make {a}? Which multiplication fact with {b} could help?",
+            f"Think of it as a missing number: {b} × ? = {a}.",
+            f"{b} × {k} = {b * k}. Is {a} more or less than that, and by how many {b}s?",
+        ]
+    said = {int(x) for step in steps for x in re.findall(r"\d+", step)}
+    return [] if answer in said else steps
