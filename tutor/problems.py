@@ -354,28 +354,21 @@ def _times_or_share(a: int, op: str, b: int) -> list[str]:
     if op == "*":
         answer = a * b
         m, n = (a, b) if b >= 10 or a < 10 else (b, a)  # n: the factor to split
-        if n >= 10 and n % 10:
-            p, q = n - n % 10, n % 10
-        elif n > 5 and n % 10:
-            p, q = 5, n - 5
-        else:
-            p = q = 0
-        if p:
+        first = f"{a} × {b} means {a} groups of {b}. Which multiplication fact that you already know is close to it?"
+        if n > 5 and n % 10:  # tens and ones (23 = 20 + 3), or 5 and the rest (8 = 5 + 3)
+            p = n - n % 10 if n >= 10 else 5
             steps = [
-                f"{a} × {b} means {a} groups of {b}. Which multiplication fact that you already know is close to it?",
-                f"Split {n} into {p} + {q}: {m} × {n} = {m} × {p} + {m} × {q}.",
-                f"{m} × {p} = {m * p}. Now work out {m} × {q} and add the two results.",
+                first,
+                f"Split {n} into {p} + {n - p}: {m} × {n} = {m} × {p} + {m} × {n - p}.",
+                f"{m} × {p} = {m * p}. Now work out {m} × {n - p} and add the two results.",
             ]
-        else:
+        else:  # (m = 1 states the answer in every rung: refused below)
             counted = ", ".join(str(n * k) for k in range(1, min(m, 6)))
+            tens = f", or work out {n // 10} × {m} first" if n % 10 == 0 else ""
             steps = [
-                f"{a} × {b} means {a} groups of {b}. Which multiplication fact that you already know is close to it?",
-                f"Count in {n}s, {m} times, or work out {n // 10 or n} × {m} first."
-                if n % 10 == 0
-                else f"Count in {n}s, {m} times.",
-                f"Counting in {n}s: {counted}, … How many {n}s is that so far, and how many more do you need?"
-                if m > 1
-                else "What is any number times 1?",
+                first,
+                f"Count in {n}s, {m} times{tens}.",
+                f"Counting in {n}s: {counted}, … How many {n}s is that so far, and how many more do you need?",
             ]
     else:
         if a % b:

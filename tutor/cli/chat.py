@@ -261,7 +261,7 @@ def render_event(event: Any, *, out: Any = None, err: Any = None) -> None:
     elif kind == "sources":
         cited = [s for s in event.sources if s.cited]
         head = "Sources:" if cited else "Related in your course (this reply cites none of it):"
-        if cited or event.sources:
+        if event.sources:
             rows = "\n".join(f"  [{s.index}] {s.citation}" for s in cited or event.sources)
             out.write(f"\n\n{head}\n{rows}")
     elif kind == "done":

@@ -18,7 +18,7 @@ An explanation is built from what the retrieved passages say, not from what the 
   nor the question, and both say "not" or neither does). Closeness alone admits false
   paraphrases: "A cation is a negatively charged ion" is 0.77 from "Positively charged atoms
   called cations ...", and of the 43 model sentences closeness admitted on the key-fact
-  questions, 22 were false or empty (docs/evals.md, "Support check"). A statement without
+  questions, 22 were false or empty (docs/benchmarks.md, "Support"). A statement without
   support is dropped by the gate.
 
 Without an embedder (``encode`` is None) the same decisions are lexical: the share of the
